@@ -1,0 +1,31 @@
+"""stylekit: neural style transfer for images and sound, and spectral autoencoders for musical notes.
+
+The public names are imported lazily, so ``import stylekit`` does no work (no torch import, no downloads).
+"""
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "stylize_image": "stylekit.pipelines",
+    "ImageStyleConfig": "stylekit.pipelines",
+    "stylize_audio": "stylekit.audio.pipeline",
+    "AudioStyleConfig": "stylekit.audio.pipeline",
+    "VGG19Features": "stylekit.features",
+    "StyleTransferLoss": "stylekit.losses",
+    "optimize": "stylekit.optim",
+    "StylekitError": "stylekit.errors",
+}
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'stylekit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

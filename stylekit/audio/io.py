@@ -1,0 +1,245 @@
+"""Reading, normalising and writing audio.
+
+This is the only module that touches audio files. Reading goes through soundfile (WAV, FLAC, OGG, and the
+other formats libsndfile knows) and falls back to librosa/audioread for MP3 and anything soundfile cannot
+open. Every file is checked (finite samples, long enough, not silent), mixed down to mono, resampled to the
+working rate, DC-free, and loudness-normalised before it reaches the spectrogram transform. Every failure a
+user can cause is an :class:`~stylekit.errors.InputError` whose one-line message names the file.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError, InputError
+
+__all__ = ["AudioClip", "load_audio", "prepare_audio", "normalize_loudness", "finalize_output", "write_audio",
+           "MIN_DURATION", "SILENCE_RMS"]
+
+#: Shortest usable input in seconds: below this there is not one analysis window of speech or texture.
+MIN_DURATION = 0.1
+#: An input whose RMS (after removing DC) is below this (-100 dBFS) is treated as silent.
+SILENCE_RMS = 1e-5
+#: Output peaks are kept at or below this (about -0.2 dBFS), so 16-bit output never clips.
+PEAK_CEILING = 0.977
+
+
+@dataclass(frozen=True)
+class AudioClip:
+    """A mono clip at the working rate, as the pipeline uses it.
+
+    Attributes
+    ----------
+    samples : np.ndarray
+        Shape (n,), float32, loudness-normalised so that its RMS is ``target_rms`` (peaks may exceed 1).
+    sample_rate : int
+        The working rate (Hz).
+    source : str
+        The file (or a label) the clip came from, used in error messages.
+    gain : float
+        The linear gain that loudness normalisation applied to the mono mix.
+    """
+
+    samples: np.ndarray
+    sample_rate: int
+    source: str
+    gain: float
+
+
+def _read_raw(path: Path) -> tuple[np.ndarray, int]:
+    """Return (samples (n, channels) float64, rate) or raise InputError naming ``path``."""
+    import soundfile as sf
+
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, expected an audio file")
+    sf_error: Exception | None = None
+    try:
+        data, sr = sf.read(str(path), dtype="float64", always_2d=True)
+        return data, int(sr)
+    except Exception as e:  # soundfile raises LibsndfileError / RuntimeError for unknown or corrupt files
+        sf_error = e
+    # MP3 and formats libsndfile lacks: librosa hands them to audioread (ffmpeg / gstreamer where present).
+    try:
+        import librosa
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            y, sr = librosa.load(str(path), sr=None, mono=False)
+        y = np.asarray(y, dtype=np.float64)
+        y = y[:, None] if y.ndim == 1 else y.T
+        return y, int(sr)
+    except Exception:
+        reason = str(sf_error).splitlines()[0] if sf_error is not None and str(sf_error) else "unknown format"
+        raise InputError(f"{path}: not a readable audio file ({reason})") from None
+
+
+def prepare_audio(data: np.ndarray, sample_rate: int, *, target_rate: int = 22050, target_rms: float = 0.1,
+                  source: str = "<array>") -> AudioClip:
+    """Check, mix down, resample, remove DC and loudness-normalise raw samples.
+
+    Parameters
+    ----------
+    data : np.ndarray
+        Shape (n,) or (n, channels); any float or integer dtype (integers are scaled to [-1, 1)).
+    sample_rate : int
+        Rate of ``data`` in Hz.
+    target_rate : int, optional
+        Working rate in Hz (default 22,050).
+    target_rms : float, optional
+        RMS of the returned clip (default 0.1, i.e. -20 dBFS).
+    source : str, optional
+        Name used in error messages.
+
+    Returns
+    -------
+    AudioClip
+
+    Raises
+    ------
+    InputError
+        Empty, shorter than :data:`MIN_DURATION`, non-finite (NaN/inf) or silent input.
+
+    Notes
+    -----
+    Loudness is plain RMS over the whole clip rather than ITU-R BS.1770 LUFS: the pipeline only needs content
+    and style at the same level (the transform's log floor and the network input scale assume it), and the
+    output is matched back to the content's own level.
+    """
+    a = np.asarray(data)
+    if a.ndim == 1:
+        a = a[:, None]
+    if a.ndim != 2:
+        raise InputError(f"{source}: expected samples of shape (n,) or (n, channels), got {a.shape}")
+    if np.issubdtype(a.dtype, np.integer):
+        a = a.astype(np.float64) / float(2 ** (8 * a.dtype.itemsize - 1))
+    a = a.astype(np.float64, copy=False)
+    if sample_rate <= 0:
+        raise InputError(f"{source}: invalid sample rate {sample_rate}")
+    if a.shape[0] == 0 or a.shape[1] == 0:
+        raise InputError(f"{source}: contains no samples")
+    if not np.isfinite(a).all():
+        raise InputError(f"{source}: contains NaN or infinite samples")
+    duration = a.shape[0] / sample_rate
+    if duration < MIN_DURATION:
+        raise InputError(f"{source}: too short ({duration:.3f} s, need at least {MIN_DURATION} s)")
+    y = a.mean(axis=1)
+    if sample_rate != target_rate:
+        import librosa
+
+        y = librosa.resample(y, orig_sr=sample_rate, target_sr=target_rate, res_type="soxr_hq")
+    y = y - y.mean()  # DC offset carries no texture and would inflate the RMS used for loudness
+    rms = float(np.sqrt(np.mean(y * y)))
+    if not rms > SILENCE_RMS:
+        raise InputError(f"{source}: is silent (RMS {20 * np.log10(max(rms, 1e-12)):.0f} dBFS)")
+    gain = target_rms / rms
+    return AudioClip((y * gain).astype(np.float32), int(target_rate), source, float(gain))
+
+
+def load_audio(path: str | os.PathLike, *, target_rate: int = 22050, target_rms: float = 0.1) -> AudioClip:
+    """Read an audio file and return it as a checked, mono, resampled, loudness-normalised clip.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        WAV, FLAC, OGG (soundfile) or MP3 (librosa/audioread) file.
+    target_rate, target_rms
+        See :func:`prepare_audio`.
+
+    Returns
+    -------
+    AudioClip
+
+    Raises
+    ------
+    InputError
+        The file is missing, not audio, corrupt, too short, silent or holds NaN/inf samples; the message names
+        the file.
+    """
+    p = Path(path)
+    data, sr = _read_raw(p)
+    return prepare_audio(data, sr, target_rate=target_rate, target_rms=target_rms, source=str(p))
+
+
+def normalize_loudness(y: np.ndarray, *, target_rms: float) -> np.ndarray:
+    """Scale ``y`` (shape (n,)) to the given RMS; a silent ``y`` is returned unchanged."""
+    rms = float(np.sqrt(np.mean(np.square(y, dtype=np.float64)))) if y.size else 0.0
+    return y if rms <= 0 else (y * (target_rms / rms)).astype(y.dtype)
+
+
+def finalize_output(y: np.ndarray, *, length: int, target_rms: float, peak: float = PEAK_CEILING,
+                    source: str = "result") -> np.ndarray:
+    """Make the final output: exact length, content loudness, peaks under full scale, never NaN or silent.
+
+    Parameters
+    ----------
+    y : np.ndarray
+        Shape (m,), the reconstructed signal.
+    length : int
+        Required number of samples (the content's length); ``y`` is trimmed or zero-padded.
+    target_rms : float
+        RMS to match (the content's RMS at the output rate).
+    peak : float, optional
+        Peak ceiling; when matching loudness would exceed it, the gain is lowered so the peak equals it.
+
+    Returns
+    -------
+    np.ndarray
+        Shape (length,), float32 in [-peak, peak].
+
+    Raises
+    ------
+    StylekitError
+        If the result is not finite or silent (this indicates a bug, never a user error).
+    """
+    from ..errors import StylekitError
+
+    y = np.asarray(y, dtype=np.float64)
+    y = y[:length] if y.shape[0] >= length else np.pad(y, (0, length - y.shape[0]))
+    if not np.isfinite(y).all():
+        raise StylekitError(f"{source}: reconstruction produced non-finite samples")
+    y = y - y.mean()
+    rms = float(np.sqrt(np.mean(y * y)))
+    if not rms > SILENCE_RMS * 1e-2:
+        raise StylekitError(f"{source}: reconstruction is silent")
+    g = target_rms / rms
+    pk = float(np.abs(y).max())
+    if pk * g > peak:
+        g = peak / pk
+    return (y * g).astype(np.float32)
+
+
+_SUBTYPES = {"pcm16": "PCM_16", "float": "FLOAT"}
+
+
+def write_audio(path: str | os.PathLike, y: np.ndarray, sample_rate: int, *, subtype: str = "pcm16",
+                overwrite: bool = False) -> Path:
+    """Write mono samples atomically as a WAV file.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        Output path (``.wav``).
+    y : np.ndarray
+        Shape (n,), float in [-1, 1].
+    sample_rate : int
+        Hz.
+    subtype : {"pcm16", "float"}
+        16-bit integer or 32-bit float WAV.
+    overwrite : bool
+        Replace an existing file.
+    """
+    import soundfile as sf
+
+    from .._io import atomic_write
+
+    if subtype not in _SUBTYPES:
+        raise ConfigError(f"subtype must be one of {sorted(_SUBTYPES)}, got {subtype!r}")
+    y = np.asarray(y, dtype=np.float32)
+    return atomic_write(path, lambda tmp: sf.write(str(tmp), y, int(sample_rate), subtype=_SUBTYPES[subtype],
+                                                   format="WAV"), overwrite=overwrite)

@@ -1,0 +1,301 @@
+"""The invertible spectrogram transform: one frozen config, used in both directions.
+
+:func:`to_spectrogram` and :func:`to_audio` sit side by side and take the same :class:`SpectrogramConfig`, so
+the scaling of the forward and the inverse transform cannot disagree. :func:`to_network` / :func:`from_network`
+are the one affine map between a log spectrogram and the feature network's input scale. Long signals are cut
+into overlapping chunks by :func:`chunk_spans` and joined again by :func:`overlap_add`.
+
+Representation
+--------------
+``magnitude = |STFT(y)| / (n_fft / 2)`` (a full-scale sine at a bin frequency gives 0.5), then
+
+- ``kind="mel"`` (default): ``M = W @ magnitude`` where the rows of the mel filterbank ``W`` are normalised
+  to sum to 1 (each band is the weighted *average* magnitude in that band, so mel and linear spectrograms
+  share one level scale and one floor), and ``X = log(M + log_floor)``;
+- ``kind="linear"``: ``X = log(magnitude + log_floor)``.
+
+Network scale: ``Z = (X - log(log_floor)) / (log(ref) - log(log_floor))``, so the floor maps to 0 and a
+magnitude of ``ref`` to about 1.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError
+from .phase import griffin_lim, stft
+
+__all__ = ["SpectrogramConfig", "to_spectrogram", "to_audio", "to_network", "from_network", "content_phase",
+           "mel_to_linear", "chunk_spans", "overlap_add", "spectral_convergence", "log_spectral_distance"]
+
+_KINDS = ("mel", "linear")
+_MEL_INVERSES = ("nnls", "pinv")
+
+
+@dataclass(frozen=True)
+class SpectrogramConfig:
+    """Everything that defines the spectrogram representation and its inverse.
+
+    Attributes
+    ----------
+    kind : {"mel", "linear"}
+        Log-mel (default) or linear log-magnitude STFT.
+    sample_rate : int
+        Working rate in Hz (inputs are resampled to it).
+    n_fft : int
+        FFT size (= window length, hann).
+    hop_length : int
+        Hop in samples.
+    n_mels : int
+        Mel bands (``kind="mel"``).
+    fmin, fmax : float
+        Mel band edges in Hz; ``fmax=None`` means ``sample_rate / 2``.
+    log_floor : float
+        Added to the magnitude before the log (about -100 dB re full scale); bounds the log and its gradient.
+    ref : float
+        Magnitude mapped to 1 on the network scale.
+    mel_inverse : {"nnls", "pinv"}
+        Mel to linear magnitude: librosa's non-negative least squares or the clipped pseudo-inverse.
+    griffin_lim_iters : int
+        Fast Griffin-Lim iterations in :func:`to_audio`.
+    momentum : float
+        Fast Griffin-Lim momentum.
+    """
+
+    kind: str = "mel"
+    sample_rate: int = 22050
+    n_fft: int = 1024
+    hop_length: int = 256
+    n_mels: int = 128
+    fmin: float = 0.0
+    fmax: float | None = None
+    log_floor: float = 1e-5
+    ref: float = 1.0
+    mel_inverse: str = "nnls"
+    griffin_lim_iters: int = 32
+    momentum: float = 0.99
+    _validated: bool = field(default=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.kind not in _KINDS:
+            raise ConfigError(f"spectrogram kind must be one of {_KINDS}, got {self.kind!r}")
+        if self.mel_inverse not in _MEL_INVERSES:
+            raise ConfigError(f"mel_inverse must be one of {_MEL_INVERSES}, got {self.mel_inverse!r}")
+        if self.sample_rate <= 0 or self.n_fft < 16 or not 0 < self.hop_length <= self.n_fft // 2:
+            raise ConfigError(f"invalid STFT settings: sample_rate={self.sample_rate}, n_fft={self.n_fft}, "
+                              f"hop_length={self.hop_length} (need hop_length <= n_fft / 2)")
+        if self.kind == "mel":
+            top = self.sample_rate / 2 if self.fmax is None else self.fmax
+            if not 0 <= self.fmin < top <= self.sample_rate / 2 or self.n_mels < 1:
+                raise ConfigError(f"invalid mel settings: n_mels={self.n_mels}, fmin={self.fmin}, fmax={self.fmax}")
+        if not 0 < self.log_floor < self.ref:
+            raise ConfigError(f"need 0 < log_floor < ref, got log_floor={self.log_floor}, ref={self.ref}")
+        if self.griffin_lim_iters < 0 or not 0 <= self.momentum < 1:
+            raise ConfigError("griffin_lim_iters must be >= 0 and momentum in [0, 1)")
+
+    @property
+    def n_bins(self) -> int:
+        """Rows of the representation: ``n_mels`` or ``n_fft // 2 + 1``."""
+        return self.n_mels if self.kind == "mel" else self.n_fft // 2 + 1
+
+    def n_frames(self, n_samples: int) -> int:
+        """Frames of a signal of ``n_samples`` (centred STFT)."""
+        return 1 + n_samples // self.hop_length
+
+
+@lru_cache(maxsize=8)
+def _mel_basis(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None) -> np.ndarray:
+    import librosa
+
+    w = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, norm=None)
+    s = w.sum(axis=1, keepdims=True)
+    if (s <= 0).any():
+        raise ConfigError(f"{int((s <= 0).sum())} empty mel bands: use fewer n_mels or a larger n_fft")
+    return (w / s).astype(np.float32)
+
+
+def mel_basis(config: SpectrogramConfig) -> np.ndarray:
+    """Row-normalised mel filterbank, shape (n_mels, n_fft // 2 + 1), float32."""
+    return _mel_basis(config.sample_rate, config.n_fft, config.n_mels, float(config.fmin), config.fmax)
+
+
+def _magnitude(y: np.ndarray, config: SpectrogramConfig) -> tuple[np.ndarray, np.ndarray]:
+    spec = stft(torch.as_tensor(np.ascontiguousarray(y), dtype=torch.float32), n_fft=config.n_fft,
+                hop_length=config.hop_length)
+    return (spec.abs() / (config.n_fft / 2)).numpy(), spec.angle().numpy()
+
+
+def to_spectrogram(y: np.ndarray, config: SpectrogramConfig = SpectrogramConfig()) -> np.ndarray:
+    """Signal to log spectrogram.
+
+    Parameters
+    ----------
+    y : np.ndarray
+        Shape (n,), float, at ``config.sample_rate``.
+    config : SpectrogramConfig
+
+    Returns
+    -------
+    np.ndarray
+        Shape (config.n_bins, config.n_frames(n)), float32, natural-log magnitude, >= log(log_floor).
+    """
+    mag, _ = _magnitude(np.asarray(y, dtype=np.float32), config)
+    if config.kind == "mel":
+        mag = mel_basis(config) @ mag
+    return np.log(mag + config.log_floor).astype(np.float32)
+
+
+def content_phase(y: np.ndarray, config: SpectrogramConfig = SpectrogramConfig()) -> np.ndarray:
+    """STFT phase of ``y`` (radians, shape (n_fft // 2 + 1, frames)), the Griffin-Lim start for results."""
+    return _magnitude(np.asarray(y, dtype=np.float32), config)[1]
+
+
+def mel_to_linear(mel: np.ndarray, config: SpectrogramConfig) -> np.ndarray:
+    """Mel magnitude (n_mels, T), >= 0, to linear magnitude (n_fft // 2 + 1, T), >= 0.
+
+    Notes
+    -----
+    ``"nnls"`` is :func:`librosa.feature.inverse.mel_to_stft`'s solver (``librosa.util.nnls``) applied to this
+    module's row-normalised filterbank; ``"pinv"`` is the Moore-Penrose pseudo-inverse clipped at 0 (faster,
+    blurrier above a few kHz).
+    """
+    import librosa
+
+    w = mel_basis(config)
+    mel = np.maximum(np.asarray(mel, dtype=np.float32), 0)
+    if config.mel_inverse == "pinv":
+        return np.maximum(np.linalg.pinv(w) @ mel, 0).astype(np.float32)
+    return librosa.util.nnls(w, mel).astype(np.float32)
+
+
+def to_audio(spec: np.ndarray, config: SpectrogramConfig = SpectrogramConfig(), *, length: int,
+             init_phase: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
+    """Log spectrogram back to a signal: the inverse of :func:`to_spectrogram` under the same config.
+
+    Parameters
+    ----------
+    spec : np.ndarray
+        Shape (config.n_bins, frames), as returned by :func:`to_spectrogram`.
+    config : SpectrogramConfig
+    length : int
+        Samples to return (the original signal's length).
+    init_phase : np.ndarray, optional
+        Shape (n_fft // 2 + 1, frames), the phase Griffin-Lim starts from (e.g. :func:`content_phase`);
+        seeded random phase when omitted.
+    seed : int, optional
+        Seed of the random start.
+
+    Returns
+    -------
+    np.ndarray
+        Shape (length,), float32.
+    """
+    spec = np.asarray(spec, dtype=np.float32)
+    if spec.ndim != 2 or spec.shape[0] != config.n_bins:
+        raise ValueError(f"expected a spectrogram of shape ({config.n_bins}, frames), got {spec.shape}")
+    mag = np.maximum(np.exp(spec) - config.log_floor, 0)
+    if config.kind == "mel":
+        mag = mel_to_linear(mag, config)
+    mag = mag * (config.n_fft / 2)
+    return griffin_lim(mag, n_fft=config.n_fft, hop_length=config.hop_length, length=length,
+                       n_iter=config.griffin_lim_iters, momentum=config.momentum, init_phase=init_phase, seed=seed)
+
+
+def _net_span(config: SpectrogramConfig) -> tuple[float, float]:
+    lo = math.log(config.log_floor)
+    return lo, math.log(config.ref) - lo
+
+
+def to_network(spec: torch.Tensor, config: SpectrogramConfig) -> torch.Tensor:
+    """Log spectrogram to the feature network's input scale: the floor maps to 0, ``ref`` to about 1."""
+    lo, span = _net_span(config)
+    return (spec - lo) / span
+
+
+def from_network(z: torch.Tensor, config: SpectrogramConfig) -> torch.Tensor:
+    """Inverse of :func:`to_network`."""
+    lo, span = _net_span(config)
+    return z * span + lo
+
+
+def chunk_spans(n: int, *, chunk: int, overlap: int) -> list[tuple[int, int]]:
+    """Cut ``range(n)`` into overlapping spans of at most ``chunk`` items.
+
+    Consecutive spans overlap by exactly ``overlap`` items (except that a short tail is merged into the last
+    span so no span is shorter than ``2 * overlap``). One span ``(0, n)`` when ``n <= chunk``.
+
+    Returns
+    -------
+    list of (start, stop)
+    """
+    if chunk <= 2 * overlap or overlap < 0:
+        raise ConfigError(f"chunk ({chunk}) must exceed twice the overlap ({overlap})")
+    if n <= chunk:
+        return [(0, n)]
+    spans, start, step = [], 0, chunk - overlap
+    while True:
+        stop = start + chunk
+        if stop >= n or n - (stop - overlap) < 2 * overlap + 1:
+            spans.append((start, n))
+            return spans
+        spans.append((start, stop))
+        start += step
+
+
+def overlap_add(pieces: list[np.ndarray], spans: list[tuple[int, int]], n: int) -> np.ndarray:
+    """Join pieces produced for :func:`chunk_spans` spans with raised-cosine cross-fades over each overlap.
+
+    Parameters
+    ----------
+    pieces : list of np.ndarray
+        Piece ``i`` has shape (stop_i - start_i,) (1-D signals) or (..., stop_i - start_i) (last axis is time).
+    spans : list of (start, stop)
+    n : int
+        Total length.
+
+    Returns
+    -------
+    np.ndarray
+        Shape (..., n). The cross-fade weights sum to 1 everywhere, so identical pieces join losslessly.
+    """
+    lead = pieces[0].shape[:-1]
+    out = np.zeros(lead + (n,), dtype=np.float64)
+    wsum = np.zeros(n, dtype=np.float64)
+    for i, ((a, b), p) in enumerate(zip(spans, pieces)):
+        w = np.ones(b - a)
+        if i > 0:
+            ov = spans[i - 1][1] - a
+            w[:ov] = 0.5 - 0.5 * np.cos(np.pi * (np.arange(ov) + 0.5) / ov)
+        if i < len(spans) - 1:
+            ov = b - spans[i + 1][0]
+            w[b - a - ov:] = 0.5 + 0.5 * np.cos(np.pi * (np.arange(ov) + 0.5) / ov)
+        out[..., a:b] += p * w
+        wsum[a:b] += w
+    return (out / wsum).astype(pieces[0].dtype)
+
+
+def spectral_convergence(reference: np.ndarray, estimate: np.ndarray,
+                         config: SpectrogramConfig = SpectrogramConfig()) -> float:
+    """``|| |S_ref| - |S_est| ||_F / || |S_ref| ||_F`` on the linear STFT magnitude (lower is better)."""
+    a, _ = _magnitude(np.asarray(reference, dtype=np.float32), config)
+    b, _ = _magnitude(np.asarray(estimate, dtype=np.float32), config)
+    t = min(a.shape[1], b.shape[1])
+    return float(np.linalg.norm(a[:, :t] - b[:, :t]) / np.linalg.norm(a[:, :t]))
+
+
+def log_spectral_distance(reference: np.ndarray, estimate: np.ndarray,
+                          config: SpectrogramConfig = SpectrogramConfig()) -> float:
+    """Log-spectral distance in dB on the linear STFT power: ``mean_t sqrt(mean_f (10 log10 P/P')^2)``.
+
+    Both powers are floored at ``log_floor ** 2`` so silent frames do not dominate.
+    """
+    a, _ = _magnitude(np.asarray(reference, dtype=np.float32), config)
+    b, _ = _magnitude(np.asarray(estimate, dtype=np.float32), config)
+    t = min(a.shape[1], b.shape[1])
+    fl = config.log_floor ** 2
+    d = 10 * np.log10(a[:, :t] ** 2 + fl) - 10 * np.log10(b[:, :t] ** 2 + fl)
+    return float(np.mean(np.sqrt(np.mean(d * d, axis=0))))

@@ -1,0 +1,319 @@
+"""The optimisation loop: L-BFGS or Adam over an image tensor, with callbacks, early stopping and resume.
+
+:func:`optimize` minimises ``criterion(x) -> (total, terms)`` over ``x``; :func:`coarse_to_fine` runs it over
+a pyramid of sizes, warm-starting each scale from the previous result.
+"""
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from .errors import ConfigError
+
+__all__ = ["optimize", "coarse_to_fine", "pyramid_sizes", "Progress", "LBFGS", "OptimizationInterrupted",
+           "OPTIMIZERS", "auto_history"]
+
+OPTIMIZERS = ("lbfgs", "adam")
+Criterion = Callable[[torch.Tensor], "tuple[torch.Tensor, dict[str, torch.Tensor]]"]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What a callback receives after each evaluation.
+
+    ``image`` is the current iterate (detached, not a copy: clone it to keep it). ``scale`` and ``n_scales``
+    are set by :func:`coarse_to_fine` (1-based), else 1 and 1.
+    """
+
+    step: int
+    steps: int
+    loss: float
+    terms: dict[str, float]
+    elapsed: float
+    image: torch.Tensor = field(repr=False)
+    scale: int = 1
+    n_scales: int = 1
+
+
+class OptimizationInterrupted(KeyboardInterrupt):
+    """Raised on Ctrl-C inside :func:`optimize`; carries the best iterate so far and a resumable state."""
+
+    def __init__(self, best: torch.Tensor, state: dict) -> None:
+        super().__init__("interrupted")
+        self.best = best
+        self.state = state
+
+
+def auto_history(n: int, *, max_history: int = 100, budget_bytes: float = 2 * 1024 ** 3, itemsize: int = 4) -> int:
+    """L-BFGS history length for ``n`` variables: at most ``max_history``, and at most what fits
+    ``budget_bytes`` for the two (m, n) history matrices; never below 5."""
+    return int(max(5, min(max_history, budget_bytes // (2 * n * itemsize))))
+
+
+class LBFGS:
+    """L-BFGS without line search, on one flat tensor, with its history in preallocated tensors.
+
+    Each :meth:`direction` call costs a handful of ``(m, n)`` matrix-vector products and an ``m x m``
+    triangular solve, using the compact representation of the inverse Hessian (Byrd, Nocedal & Schnabel
+    1994) instead of the two-loop recursion.
+
+    Notes
+    -----
+    Written here rather than using ``torch.optim.LBFGS`` because that one keeps its history as Python lists of
+    vectors and loops over them (slow on GPU, one kernel per vector), evaluates the first step twice when
+    ``max_iter`` is 1, and its state cannot be saved and reloaded with ``weights_only=True``. The update rule
+    is the same as torch's with ``line_search_fn=None``: first step ``min(1, 1/|g|_1) * lr``, then ``lr``;
+    the initial Hessian scale is ``s'y / y'y`` of the newest pair; pairs with ``s'y <= 1e-10`` are skipped.
+    """
+
+    def __init__(self, n: int, *, history: int = 100, lr: float = 1.0, device=None, dtype=torch.float32) -> None:
+        if history < 1:
+            raise ConfigError(f"L-BFGS history must be >= 1, got {history}")
+        self.m, self.n, self.lr = history, n, lr
+        self.S = torch.zeros(history, n, device=device, dtype=dtype)
+        self.Y = torch.zeros(history, n, device=device, dtype=dtype)
+        self.SY = torch.zeros(history, history, device=device, dtype=torch.float64)
+        self.YY = torch.zeros(history, history, device=device, dtype=torch.float64)
+        self.k = 0        # number of stored pairs
+        self.head = 0     # slot of the next pair
+        self.gamma = 1.0
+        self.g_prev: torch.Tensor | None = None
+        self.step_prev: torch.Tensor | None = None
+
+    def _push(self, s: torch.Tensor, y: torch.Tensor) -> None:
+        p = self.head
+        self.S[p] = s
+        self.Y[p] = y
+        self.SY[:, p] = (self.S @ y).double()
+        self.SY[p, :] = (self.Y @ s).double()
+        yy = (self.Y @ y).double()
+        self.YY[:, p] = yy
+        self.YY[p, :] = yy
+        self.head = (p + 1) % self.m
+        self.k = min(self.k + 1, self.m)
+
+    def _order(self) -> torch.Tensor:
+        return torch.tensor([(self.head - self.k + i) % self.m for i in range(self.k)], device=self.S.device)
+
+    def _apply_inverse_hessian(self, g: torch.Tensor) -> torch.Tensor:
+        idx = self._order()
+        a = (self.S @ g).double()[idx]
+        b = (self.Y @ g).double()[idx]
+        sy = self.SY[idx][:, idx]
+        R = torch.triu(sy)
+        D = torch.diagonal(sy)
+        yy = self.YY[idx][:, idx]
+        gam = self.gamma
+        p = torch.linalg.solve_triangular(R, a[:, None], upper=True)[:, 0]
+        q = torch.linalg.solve_triangular(R.T, (D * p + gam * (yy @ p) - gam * b)[:, None], upper=False)[:, 0]
+        q_all = torch.zeros(self.m, dtype=torch.float64, device=g.device)
+        p_all = torch.zeros(self.m, dtype=torch.float64, device=g.device)
+        q_all[idx] = q
+        p_all[idx] = p
+        return gam * g + q_all.to(g.dtype) @ self.S - gam * (p_all.to(g.dtype) @ self.Y)
+
+    def step(self, g: torch.Tensor) -> torch.Tensor:
+        """Given the gradient at the current point, return the update to add to it."""
+        g = g.reshape(-1)
+        if self.g_prev is None:
+            d = -g
+            t = min(1.0, 1.0 / max(float(g.abs().sum()), 1e-30)) * self.lr
+        else:
+            y = g - self.g_prev
+            s = self.step_prev
+            ys = float(y @ s)
+            if ys > 1e-10:
+                self._push(s, y)
+                self.gamma = ys / float(y @ y)
+            d = -self._apply_inverse_hessian(g) if self.k else -g
+            t = self.lr
+        self.g_prev = g.clone()
+        self.step_prev = d * t
+        return self.step_prev
+
+    def state_dict(self) -> dict:
+        k = self.k
+        idx = self._order() if k else torch.zeros(0, dtype=torch.long)
+        return {"S": self.S[idx].cpu(), "Y": self.Y[idx].cpu(), "gamma": self.gamma, "lr": self.lr,
+                "g_prev": None if self.g_prev is None else self.g_prev.cpu(),
+                "step_prev": None if self.step_prev is None else self.step_prev.cpu()}
+
+    def load_state_dict(self, state: dict) -> None:
+        S, Y = state["S"].to(self.S), state["Y"].to(self.Y)
+        self.k, self.head = 0, 0
+        self.S.zero_(), self.Y.zero_(), self.SY.zero_(), self.YY.zero_()
+        for s, y in zip(S[-self.m:], Y[-self.m:]):
+            self._push(s, y)
+        self.gamma, self.lr = float(state["gamma"]), float(state["lr"])
+        dev = self.S.device
+        self.g_prev = None if state["g_prev"] is None else state["g_prev"].to(dev)
+        self.step_prev = None if state["step_prev"] is None else state["step_prev"].to(dev)
+
+
+def _evaluate(criterion: Criterion, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+    x = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        total, terms = criterion(x)
+        # autograd.grad returns a fresh gradient, so nothing accumulates across evaluations (no zero_grad needed)
+        (g,) = torch.autograd.grad(total, x)
+    return total.detach(), {k: v.detach() for k, v in terms.items()}, g
+
+
+def optimize(image: torch.Tensor, criterion: Criterion, *, optimizer: str = "lbfgs", steps: int = 500,
+             lr: float | None = None, history: int | None = None, tol: float = 1e-6, patience: int = 5,
+             clamp: tuple[float, float] | None = (0.0, 1.0), callback: Callable[[Progress], bool | None] | None = None,
+             state: dict | None = None, scale: int = 1, n_scales: int = 1) -> torch.Tensor:
+    """Minimise ``criterion`` over an image.
+
+    Parameters
+    ----------
+    image : the starting point, any shape (typically ``(1, 3, H, W)``); not modified.
+    criterion : ``x -> (total, terms)``, e.g. a :class:`stylekit.losses.StyleTransferLoss`.
+    optimizer : ``"lbfgs"`` (default) or ``"adam"``.
+    steps : number of iterations (one criterion evaluation each).
+    lr : step size; default 1.0 for L-BFGS and 0.02 for Adam (with cosine decay to 5% over ``steps``).
+    history : L-BFGS history length; default :func:`auto_history` (100, fewer for very large images).
+    tol, patience : stop when the relative loss change stays below ``tol`` for ``patience`` steps.
+    clamp : range applied after each Adam step. L-BFGS is not clamped (a projection breaks its curvature
+        pairs); its result is clamped once at the end.
+    callback : called with a :class:`Progress` after each evaluation; returning True stops the run.
+    state : a state from :attr:`OptimizationInterrupted.state` to resume from (same criterion and settings).
+
+    Returns
+    -------
+    The best iterate seen (lowest loss), detached, clamped to ``clamp``.
+
+    Raises
+    ------
+    OptimizationInterrupted
+        on Ctrl-C, carrying ``best`` and a ``state`` that :func:`optimize` resumes from.
+
+    Notes
+    -----
+    A NaN or infinite loss or gradient stops the run with a warning, returning the last finite best.
+    The loop is deterministic on the CPU: it draws no random numbers.
+    """
+    if optimizer not in OPTIMIZERS:
+        raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
+    if int(steps) < 1:
+        raise ConfigError(f"steps must be >= 1, got {steps}")
+    x = image.detach().clone()
+    n = x.numel()
+    start = 0
+    best, best_loss = x.clone(), math.inf
+    if optimizer == "lbfgs":
+        opt = LBFGS(n, history=history or auto_history(n), lr=1.0 if lr is None else lr, device=x.device)
+    else:
+        lr0 = 0.02 if lr is None else lr
+        x.requires_grad_(True)
+        opt = torch.optim.Adam([x], lr=lr0)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, steps), eta_min=lr0 * 0.05)
+    if state is not None:
+        x.data.copy_(state["x"].to(x))
+        best = state["best"].to(x)
+        best_loss = float(state["best_loss"])
+        start = int(state["step"])
+        opt.load_state_dict(state["optimizer"])
+        if optimizer == "adam":
+            sched.load_state_dict(state["scheduler"])
+
+    def snapshot(step: int) -> dict:
+        s = {"x": x.detach().cpu().clone(), "best": best.cpu(), "best_loss": best_loss, "step": step,
+             "optimizer": opt.state_dict(), "kind": optimizer}
+        if optimizer == "adam":
+            s["scheduler"] = sched.state_dict()
+        return s
+
+    t0 = time.perf_counter()
+    prev, calm = None, 0
+    step = start
+    try:
+        for step in range(start, steps):
+            loss, terms, g = _evaluate(criterion, x)
+            lf = float(loss)
+            if not math.isfinite(lf) or not bool(torch.isfinite(g).all()):
+                warnings.warn(f"loss or gradient became non-finite at step {step + 1}; "
+                              "returning the last finite iterate", RuntimeWarning, stacklevel=2)
+                break
+            if lf < best_loss:
+                best_loss, best = lf, x.detach().clone()
+            if callback is not None:
+                stop = callback(Progress(step + 1, steps, lf, {k: float(v) for k, v in terms.items()},
+                                         time.perf_counter() - t0, x.detach(), scale, n_scales))
+                if stop:
+                    break
+            if prev is not None and abs(prev - lf) <= tol * max(abs(prev), 1e-30):
+                calm += 1
+                if calm >= patience:
+                    break
+            else:
+                calm = 0
+            prev = lf
+            if step == steps - 1:
+                break  # the final evaluation needs no update after it
+            if optimizer == "lbfgs":
+                x.add_(opt.step(g).view_as(x))
+            else:
+                x.grad = g
+                opt.step()
+                sched.step()
+                if clamp is not None:
+                    with torch.no_grad():
+                        x.clamp_(*clamp)
+    except KeyboardInterrupt:
+        raise OptimizationInterrupted(_finish(best, clamp), snapshot(step)) from None
+    return _finish(best, clamp)
+
+
+def _finish(x: torch.Tensor, clamp: tuple[float, float] | None) -> torch.Tensor:
+    x = x.detach()
+    return x.clamp(*clamp) if clamp is not None else x
+
+
+def pyramid_sizes(size: int, *, scales: int, min_edge: int = 128, ratio: float | None = None) -> list[int]:
+    """Long-edge sizes for a coarse-to-fine run ending at ``size``.
+
+    ``scales`` levels, geometric between ``max(min_edge, ...)`` and ``size`` (or ``size * ratio ** i`` when
+    ``ratio`` is given). Sizes are strictly increasing; fewer levels are returned when ``size`` is too
+    close to ``min_edge`` to fit them.
+    """
+    if scales < 1:
+        raise ConfigError(f"the number of scales must be >= 1, got {scales}")
+    if scales == 1 or size <= min_edge:
+        return [int(size)]
+    if ratio is None:
+        ratio = (min_edge / size) ** (1 / (scales - 1))
+    sizes = sorted({int(round(size * ratio ** i)) for i in range(scales)} | {int(size)})
+    return [s for s in sizes if s >= min(min_edge, size)]
+
+
+def _resize(x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+    if tuple(x.shape[-2:]) == tuple(hw):
+        return x
+    return F.interpolate(x, size=hw, mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
+
+
+def coarse_to_fine(init: torch.Tensor, make_criterion: Callable[[tuple[int, int]], Criterion],
+                   shapes: Sequence[tuple[int, int]], *, steps: int | Sequence[int],
+                   callback: Callable[[Progress], bool | None] | None = None, **kwargs) -> torch.Tensor:
+    """Run :func:`optimize` at each ``(H, W)`` in ``shapes`` (coarse to fine).
+
+    The first scale starts from ``init`` resized to its shape; each later scale starts from the previous
+    result upsampled (bicubic). ``make_criterion((H, W))`` builds the criterion for one scale (targets at
+    that size). ``steps`` is one count for every scale or one per scale; other keyword arguments go to
+    :func:`optimize`.
+    """
+    per = [int(steps)] * len(shapes) if isinstance(steps, int) else [int(s) for s in steps]
+    if len(per) != len(shapes):
+        raise ConfigError(f"got {len(per)} step counts for {len(shapes)} scales")
+    x = init
+    for i, (hw, n) in enumerate(zip(shapes, per)):
+        x = _resize(x, hw)
+        x = optimize(x, make_criterion(hw), steps=n, callback=callback, scale=i + 1, n_scales=len(shapes), **kwargs)
+    return x

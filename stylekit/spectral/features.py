@@ -1,0 +1,167 @@
+"""Magnitude-STFT frames: the features every spectral model reads and writes.
+
+One frozen :class:`SpectralSTFTConfig` drives both directions: :func:`to_features` (audio -> normalised log
+magnitude frames) and :func:`to_audio` (frames -> audio by Griffin-Lim, or with a given phase).
+
+Normalisation (a documented choice, Roche et al. work on log spectra too):
+
+1. ``|STFT|`` with a periodic Hann window, divided by the window's sum so that a full-scale sine of amplitude
+   ``a`` peaks at ``a / 2`` whatever ``n_fft`` is (a fixed reference, *not* per note: velocity stays visible);
+2. ``dB = 20 log10(max(mag, 10**(-top_db/20)))``, i.e. floored at ``-top_db`` dB and, for 16-bit audio,
+   never above 0 dB;
+3. ``x = clip(1 + dB / top_db, 0, 1)``: 0 is the floor, 1 is 0 dB. An error of ``e`` in ``x`` is an error of
+   ``e * top_db`` dB, which is how :func:`stylekit.spectral.evaluate.rmse_db` reports it.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ..errors import ConfigError
+
+__all__ = ["SpectralSTFTConfig", "to_features", "to_audio", "features_to_db", "stft_phase"]
+
+
+@dataclass(frozen=True)
+class SpectralSTFTConfig:
+    """How audio becomes frames and back.
+
+    Parameters
+    ----------
+    sample_rate : int
+        Hz; audio at another rate is refused, not resampled (NSynth is 16 kHz).
+    n_fft : int
+        FFT size; frames have ``n_fft // 2 + 1`` bins (513 for 1024).
+    hop_length : int
+        Hop in samples (256 = 16 ms at 16 kHz).
+    top_db : float
+        Dynamic range kept below 0 dB; also the scale between feature units and dB.
+    griffin_lim_iters : int
+        Griffin-Lim iterations used by :func:`to_audio` when no phase is given.
+    """
+
+    sample_rate: int = 16000
+    n_fft: int = 1024
+    hop_length: int = 256
+    top_db: float = 80.0
+    griffin_lim_iters: int = 64
+
+    def __post_init__(self) -> None:
+        if self.sample_rate <= 0:
+            raise ConfigError(f"sample_rate must be positive, got {self.sample_rate}")
+        if self.n_fft < 16 or self.n_fft % 2:
+            raise ConfigError(f"n_fft must be an even number >= 16, got {self.n_fft}")
+        if not 0 < self.hop_length <= self.n_fft:
+            raise ConfigError(f"hop_length must be in (0, n_fft], got {self.hop_length}")
+        if self.top_db <= 0:
+            raise ConfigError(f"top_db must be positive, got {self.top_db}")
+        if self.griffin_lim_iters < 1:
+            raise ConfigError(f"griffin_lim_iters must be >= 1, got {self.griffin_lim_iters}")
+
+    @property
+    def n_bins(self) -> int:
+        """Number of frequency bins per frame, ``n_fft // 2 + 1``."""
+        return self.n_fft // 2 + 1
+
+    def to_dict(self) -> dict:
+        """Plain dict (for checkpoints); :meth:`from_dict` is the inverse."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SpectralSTFTConfig":
+        """Rebuild from :meth:`to_dict`'s output; unknown keys are a :class:`ConfigError`."""
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ConfigError(f"unknown STFT config keys: {sorted(unknown)}")
+        return cls(**d)
+
+
+def _stft(y: np.ndarray, cfg: SpectralSTFTConfig) -> np.ndarray:
+    import librosa
+    return librosa.stft(np.asarray(y, dtype=np.float32), n_fft=cfg.n_fft, hop_length=cfg.hop_length,
+                        window="hann", center=True)
+
+
+def _scale(cfg: SpectralSTFTConfig) -> float:
+    # librosa's periodic Hann window sums to n_fft / 2.
+    return cfg.n_fft / 2.0
+
+
+def to_features(y: np.ndarray, cfg: SpectralSTFTConfig) -> np.ndarray:
+    """Audio -> normalised log-magnitude frames.
+
+    Parameters
+    ----------
+    y : ndarray, shape (n_samples,)
+        Mono audio in [-1, 1] at ``cfg.sample_rate``.
+    cfg : SpectralSTFTConfig
+
+    Returns
+    -------
+    ndarray, shape (n_frames, n_bins), float32 in [0, 1]
+        ``n_frames = 1 + n_samples // hop_length`` (centred frames).
+
+    Examples
+    --------
+    >>> cfg = SpectralSTFTConfig()
+    >>> to_features(np.zeros(16000, dtype=np.float32), cfg).shape
+    (63, 513)
+    """
+    mag = np.abs(_stft(y, cfg)).T / _scale(cfg)
+    floor = 10.0 ** (-cfg.top_db / 20.0)
+    db = 20.0 * np.log10(np.maximum(mag, floor))
+    return np.clip(1.0 + db / cfg.top_db, 0.0, 1.0).astype(np.float32)
+
+
+def features_to_db(x: np.ndarray, cfg: SpectralSTFTConfig) -> np.ndarray:
+    """Feature units -> dB re the fixed reference, in [-top_db, 0]. Same shape as ``x``; values are clipped."""
+    return (np.clip(x, 0.0, 1.0) - 1.0) * cfg.top_db
+
+
+def _magnitude(x: np.ndarray, cfg: SpectralSTFTConfig) -> np.ndarray:
+    return (10.0 ** (features_to_db(x, cfg) / 20.0) * _scale(cfg)).T.astype(np.float32)
+
+
+def stft_phase(y: np.ndarray, cfg: SpectralSTFTConfig) -> np.ndarray:
+    """Unit-modulus phase of ``y``'s STFT, shape (n_bins, n_frames), for :func:`to_audio`'s ``phase``."""
+    s = _stft(y, cfg)
+    return np.exp(1j * np.angle(s)).astype(np.complex64)
+
+
+def to_audio(x: np.ndarray, cfg: SpectralSTFTConfig, *, phase: np.ndarray | None = None,
+             length: int | None = None, seed: int = 0) -> np.ndarray:
+    """Frames -> audio, the inverse of :func:`to_features`.
+
+    Parameters
+    ----------
+    x : ndarray, shape (n_frames, n_bins)
+        Feature frames (values outside [0, 1] are clipped).
+    cfg : SpectralSTFTConfig
+        Must be the config the frames were made with.
+    phase : ndarray, shape (n_bins, n_frames), complex, optional
+        Known phase (e.g. :func:`stft_phase` of the original note). If omitted, the phase is estimated with
+        librosa's Griffin-Lim (``cfg.griffin_lim_iters`` iterations, random initial phase seeded by ``seed``).
+    length : int, optional
+        Output length in samples.
+    seed : int
+        Seed of Griffin-Lim's initial phase; results are deterministic.
+
+    Returns
+    -------
+    ndarray, shape (length,), float32
+        Mono audio, clipped to [-1, 1].
+    """
+    import librosa
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim != 2 or x.shape[1] != cfg.n_bins:
+        raise ConfigError(f"expected frames of shape (n_frames, {cfg.n_bins}), got {x.shape}")
+    mag = _magnitude(x, cfg)
+    if phase is not None:
+        if phase.shape != mag.shape:
+            raise ConfigError(f"phase shape {phase.shape} does not match frames {mag.shape}")
+        y = librosa.istft(mag * phase, hop_length=cfg.hop_length, window="hann", center=True, length=length)
+    else:
+        y = librosa.griffinlim(mag, n_iter=cfg.griffin_lim_iters, hop_length=cfg.hop_length, window="hann",
+                               center=True, length=length, random_state=np.random.RandomState(seed))
+    return np.clip(y, -1.0, 1.0).astype(np.float32)
