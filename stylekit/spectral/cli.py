@@ -1,0 +1,240 @@
+"""``stylekit spectral``: generate notes, train/evaluate/compare the five models, encode/decode/morph sounds."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .._io import check_output_path
+from ..errors import ConfigError
+from .features import SpectralSTFTConfig
+from .models import MODELS
+from .synth import SynthConfig, parse_int_list
+from .train import TrainConfig
+
+_T = TrainConfig()
+_S = SpectralSTFTConfig()
+_SY = SynthConfig()
+
+
+def _tqdm(**kw):
+    from tqdm import tqdm
+    return tqdm(leave=False, dynamic_ncols=True, **kw)
+
+
+def _threads(n: int | None) -> None:
+    if n:
+        import torch
+        torch.set_num_threads(n)
+
+
+@click.group("spectral")
+def spectral() -> None:
+    """Spectral autoencoders for musical notes (Roche et al., SMC 2019)."""
+
+
+@spectral.command("synth")
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--programs", default=",".join(map(str, _SY.programs)), show_default=True,
+              help="GM programs 0-119, e.g. 0,24,40-48")
+@click.option("--pitches", default="21-108", show_default=True, help="MIDI pitches, e.g. 21-108, 36-84:2, 60,64")
+@click.option("--velocities", default="25,50,75,100,127", show_default=True)
+@click.option("--soundfont", "soundfonts", multiple=True, type=click.Path(dir_okay=False),
+              help="sf2 file (repeatable, 1-3); default: FluidR3_GM then TimGM6mb")
+@click.option("--test-fraction", type=float, default=_SY.test_fraction, show_default=True)
+@click.option("--valid-fraction", type=float, default=_SY.valid_fraction, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="seed of the instrument split")
+@click.option("--jobs", "-j", type=int, default=2, show_default=True, help="parallel FluidSynth processes")
+@click.option("--overwrite", is_flag=True, help="replace an existing data set in OUT_DIR")
+def synth_cmd(out_dir, programs, pitches, velocities, soundfonts, test_fraction, valid_fraction, seed, jobs,
+              overwrite):
+    """Render single notes into an NSynth-format data set in OUT_DIR."""
+    from .synth import synthesize
+    cfg = SynthConfig(programs=parse_int_list(programs, lo=0, hi=119, name="--programs"),
+                      pitches=parse_int_list(pitches, lo=0, hi=127, name="--pitches"),
+                      velocities=parse_int_list(velocities, lo=1, hi=127, name="--velocities"),
+                      soundfonts=tuple(soundfonts) or _SY.soundfonts, test_fraction=test_fraction,
+                      valid_fraction=valid_fraction, seed=seed)
+    total = len(cfg.programs) * len(cfg.soundfonts) * len(cfg.pitches) * len(cfg.velocities)
+    with _tqdm(total=total, desc="rendering", unit="note") as bar:
+        rep = synthesize(out_dir, cfg, jobs=jobs, overwrite=overwrite, progress=bar.update)
+    for split in rep.notes:
+        click.echo(f"{split}: {rep.notes[split]} notes, {len(rep.instruments[split])} instruments")
+    if rep.silent:
+        click.echo(f"dropped {len(rep.silent)} silent notes")
+
+
+@spectral.command("train")
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--model", "model_name", type=click.Choice(list(MODELS)), default=_T.model, show_default=True)
+@click.option("--latent", type=int, default=_T.latent, show_default=True)
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="checkpoint MODEL.pt")
+@click.option("--epochs", type=int, default=_T.epochs, show_default=True)
+@click.option("--batch-frames", type=int, default=_T.batch_frames, show_default=True)
+@click.option("--lr", type=float, default=_T.lr, show_default=True)
+@click.option("--seq-len", type=int, default=_T.seq_len, show_default=True)
+@click.option("--segments-per-note", type=int, default=_T.segments_per_note, show_default=True,
+              help="random seq-len segments kept per note (0 = all frames)")
+@click.option("--beta", type=float, default=_T.beta, show_default=True, help="VAE KL weight")
+@click.option("--seed", type=int, default=_T.seed, show_default=True)
+@click.option("--n-fft", type=int, default=_S.n_fft, show_default=True)
+@click.option("--hop", type=int, default=_S.hop_length, show_default=True)
+@click.option("--top-db", type=float, default=_S.top_db, show_default=True)
+@click.option("--threads", type=int, default=None, help="torch CPU threads")
+@click.option("--resume", is_flag=True, help="continue an interrupted run from MODEL.pt.partial")
+@click.option("--overwrite", is_flag=True)
+def train_cmd(data_dir, model_name, latent, output, epochs, batch_frames, lr, seq_len, segments_per_note, beta,
+              seed, n_fft, hop, top_db, threads, resume, overwrite):
+    """Train a model on DATA_DIR's train split and save it to MODEL.pt."""
+    from .nsynth import read_split
+    from .train import train_to_file
+    _threads(threads)
+    check_output_path(output, overwrite=overwrite)
+    cfg = TrainConfig(model=model_name, latent=latent, epochs=epochs, batch_frames=batch_frames, lr=lr,
+                      seed=seed, seq_len=seq_len, segments_per_note=segments_per_note, beta=beta)
+    stft = SpectralSTFTConfig(n_fft=n_fft, hop_length=hop, top_db=top_db)
+    n_notes = len(read_split(data_dir, "train", check_files=False))
+    load_bar = _tqdm(total=n_notes, desc="reading", unit="note")
+    bar = None
+
+    def on_step(p):
+        nonlocal bar
+        if bar is None:
+            load_bar.close()
+            bar = _tqdm(total=p.steps_per_epoch * cfg.epochs, desc=f"{model_name} L={latent}", unit="step",
+                        initial=(p.epoch - 1) * p.steps_per_epoch)
+        bar.update(1)
+        bar.set_postfix(epoch=p.epoch, loss=f"{p.loss:.4f}")
+
+    try:
+        train_to_file(data_dir, output, cfg, stft=stft, resume=resume, overwrite=overwrite,
+                      on_load=load_bar.update, on_step=on_step)
+    finally:
+        load_bar.close()
+        if bar is not None:
+            bar.close()
+    click.echo(f"wrote {output}")
+
+
+def _print_result(r) -> None:
+    click.echo(f"{r.model} L={r.latent}: RMSE {r.rmse_db:.3f} dB over {r.n_notes} test notes")
+    if r.moslqo is not None:
+        click.echo(f"ViSQOL MOS-LQO {r.moslqo:.3f} (1-5, mean of {r.n_perceptual} notes)")
+
+
+@spectral.command("eval")
+@click.argument("model_path", type=click.Path(dir_okay=False))
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--split", type=click.Choice(["train", "valid", "test"]), default="test", show_default=True)
+@click.option("--perceptual-notes", type=int, default=16, show_default=True,
+              help="notes scored with ViSQOL (0 = skip the perceptual score)")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="also write the result as JSON")
+@click.option("--overwrite", is_flag=True)
+def eval_cmd(model_path, data_dir, split, perceptual_notes, json_out, overwrite):
+    """Report RMSE (dB) and ViSQOL MOS-LQO of MODEL.pt on DATA_DIR's test split."""
+    from .evaluate import evaluate, save_result
+    from .models import load_model
+    from .nsynth import read_split
+    if json_out:
+        check_output_path(json_out, overwrite=overwrite)
+    model, stft, _ = load_model(model_path)
+    n = len(read_split(data_dir, split))
+    with _tqdm(total=n + min(max(perceptual_notes, 0), n), desc="evaluating", unit="note") as bar:
+        r = evaluate(model, stft, data_dir, split=split, perceptual_notes=perceptual_notes,
+                     checkpoint=str(model_path), progress=bar.update)
+    _print_result(r)
+    if json_out:
+        save_result(json_out, r, overwrite=overwrite)
+
+
+@spectral.command("compare")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--data", "data_dir", type=click.Path(exists=True, file_okay=False),
+              help="data set to evaluate .pt checkpoints on (not needed for .json results)")
+@click.option("--perceptual-notes", type=int, default=16, show_default=True)
+@click.option("--table", "table_out", type=click.Path(dir_okay=False), help="write the Markdown table here")
+@click.option("--plot", "plot_out", type=click.Path(dir_okay=False), help="write the error-vs-latent plot here")
+@click.option("--overwrite", is_flag=True)
+def compare_cmd(inputs, data_dir, perceptual_notes, table_out, plot_out, overwrite):
+    """Paper-style table and plot from checkpoints (.pt, evaluated on --data) or `eval --json` results."""
+    from .evaluate import comparison_plot, comparison_table, evaluate, load_result
+    from .models import load_model
+    for out in (table_out, plot_out):
+        if out:
+            check_output_path(out, overwrite=overwrite)
+    results = []
+    for p in inputs:
+        if Path(p).suffix == ".json":
+            results.append(load_result(p))
+            continue
+        if data_dir is None:
+            raise ConfigError(f"{p}: evaluating a checkpoint needs --data DATA_DIR")
+        model, stft, _ = load_model(p)
+        results.append(evaluate(model, stft, data_dir, perceptual_notes=perceptual_notes, checkpoint=p))
+    table = comparison_table(results)
+    click.echo(table, nl=False)
+    if table_out:
+        from .._io import atomic_write
+        atomic_write(table_out, lambda t: t.write_text(table), overwrite=overwrite)
+    if plot_out:
+        comparison_plot(results, plot_out, overwrite=overwrite)
+
+
+_model_opt = click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
+                          help="checkpoint (default: the shipped DAE, latent 16)")
+
+
+@spectral.command("encode")
+@click.argument("wav", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="latents file (.pt)")
+@_model_opt
+@click.option("--overwrite", is_flag=True)
+def encode_cmd(wav, output, model_path, overwrite):
+    """Encode a note (WAV at the model's rate) into a latent sequence."""
+    from .resynth import encode_audio, load, read_note, save_latents
+    check_output_path(output, overwrite=overwrite, inputs=[wav])
+    model, stft, meta = load(model_path)
+    y = read_note(wav, stft)
+    z = encode_audio(model, stft, y)
+    save_latents(output, z, meta=meta, length=len(y), overwrite=overwrite)
+    click.echo(f"wrote {output}: {z.shape[0]} frames x {z.shape[1]} latents")
+
+
+@spectral.command("decode")
+@click.argument("latents", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="WAV file")
+@_model_opt
+@click.option("--seed", type=int, default=0, show_default=True, help="Griffin-Lim initial phase seed")
+@click.option("--overwrite", is_flag=True)
+def decode_cmd(latents, output, model_path, seed, overwrite):
+    """Decode a latent sequence back to sound (Griffin-Lim)."""
+    from .resynth import decode_latents, load, load_latents, write_wav
+    check_output_path(output, overwrite=overwrite, inputs=[latents])
+    model, stft, meta = load(model_path)
+    z, length = load_latents(latents, meta=meta)
+    write_wav(output, decode_latents(model, stft, z, length=length, seed=seed), stft.sample_rate,
+              overwrite=overwrite)
+    click.echo(f"wrote {output}")
+
+
+@spectral.command("morph")
+@click.argument("wav_a", type=click.Path(dir_okay=False))
+@click.argument("wav_b", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="WAV file")
+@_model_opt
+@click.option("--alpha", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="weight of B in the latent mix")
+@click.option("--ramp", is_flag=True, help="glide from A to B over the note instead of a fixed --alpha")
+@click.option("--seed", type=int, default=0, show_default=True, help="Griffin-Lim initial phase seed")
+@click.option("--overwrite", is_flag=True)
+def morph_cmd(wav_a, wav_b, output, model_path, alpha, ramp, seed, overwrite):
+    """Interpolate two notes in latent space and resynthesise the mix (Griffin-Lim)."""
+    from .resynth import decode_latents, encode_audio, load, morph_latents, read_note, write_wav
+    check_output_path(output, overwrite=overwrite, inputs=[wav_a, wav_b])
+    model, stft, _ = load(model_path)
+    ya, yb = read_note(wav_a, stft), read_note(wav_b, stft)
+    z = morph_latents(encode_audio(model, stft, ya), encode_audio(model, stft, yb),
+                      alpha=None if ramp else alpha)
+    n = min(len(ya), len(yb))
+    write_wav(output, decode_latents(model, stft, z, length=n, seed=seed), stft.sample_rate, overwrite=overwrite)
+    click.echo(f"wrote {output}")

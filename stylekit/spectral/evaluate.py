@@ -1,0 +1,251 @@
+"""Evaluation: RMSE in dB of reconstructed spectra, a perceptual score (ViSQOL), and the comparison table/plot.
+
+Perceptual score
+----------------
+The paper used PEMO-Q, which is not available. We use **ViSQOL v3 in audio mode** (Hines et al. 2015;
+Chinen et al. 2020) via the pure-Python ``visqol-python`` package (Apache-2.0, installs offline from PyPI with
+no compiler): a full-reference model of perceived quality for music/general audio that reports MOS-LQO on a
+1-5 scale (higher is better). ``zimtohrli`` was the other candidate; it needs a C++ build from source. ViSQOL's
+audio mode is defined at 48 kHz, so both signals are resampled from 16 kHz to 48 kHz with librosa first.
+
+The resynthesised note uses the *original* phase with the reconstructed magnitudes, so the score measures the
+model's spectral error only (Griffin-Lim's own phase error would otherwise dominate every model equally).
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .._io import atomic_write
+from ..errors import ConfigError
+from .features import SpectralSTFTConfig, features_to_db, stft_phase, to_audio, to_features
+from .models import SpectralModel
+from .nsynth import NSynthNote, load_audio, read_split
+
+__all__ = ["EvalResult", "reconstruct", "rmse_db", "visqol_moslqo", "evaluate", "comparison_table",
+           "comparison_plot", "save_result", "load_result", "PAPER_ORDERINGS", "check_orderings"]
+
+
+@dataclass
+class EvalResult:
+    """Scores of one model on one split.
+
+    ``rmse_db``: root mean square error over all frames and bins of the test notes, in dB on the clipped
+    [-top_db, 0] scale. ``moslqo``: mean ViSQOL MOS-LQO (1-5) over ``n_perceptual`` notes, or ``None``.
+    """
+
+    model: str
+    latent: int
+    rmse_db: float
+    n_notes: int
+    moslqo: float | None = None
+    n_perceptual: int = 0
+    checkpoint: str = ""
+    per_note_moslqo: list[float] = field(default_factory=list)
+
+
+@torch.no_grad()
+def reconstruct(model: SpectralModel, x: np.ndarray) -> np.ndarray:
+    """Frames ``(n_frames, n_bins)`` -> reconstruction of the same shape, clipped to [0, 1]."""
+    y = model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
+    return np.clip(y.numpy(), 0.0, 1.0)
+
+
+def rmse_db(x: np.ndarray, x_hat: np.ndarray, stft: SpectralSTFTConfig) -> float:
+    """RMSE in dB between two frame arrays of equal shape (both clipped to the feature range)."""
+    d = features_to_db(x_hat, stft) - features_to_db(x, stft)
+    return float(np.sqrt(np.mean(d.astype(np.float64) ** 2)))
+
+
+_VISQOL = None
+
+
+def visqol_moslqo(ref: np.ndarray, deg: np.ndarray, sample_rate: int) -> float:
+    """ViSQOL v3 audio-mode MOS-LQO (1-5, higher is better) of ``deg`` against ``ref`` (both mono).
+
+    Signals are resampled to 48 kHz (ViSQOL audio mode's rate). Needs ``pip install visqol-python``.
+    """
+    global _VISQOL
+    try:
+        from visqol import VisqolApi
+    except ImportError:
+        raise ConfigError("the perceptual score needs ViSQOL: pip install visqol-python "
+                          "(or pass --perceptual-notes 0)") from None
+    import librosa
+    if _VISQOL is None:
+        api = VisqolApi()
+        api.create(mode="audio")
+        _VISQOL = api
+    r = librosa.resample(np.asarray(ref, np.float64), orig_sr=sample_rate, target_sr=48000)
+    d = librosa.resample(np.asarray(deg, np.float64), orig_sr=sample_rate, target_sr=48000)
+    return float(_VISQOL.measure_from_arrays(r, d, sample_rate=48000).moslqo)
+
+
+def _perceptual_subset(notes: Sequence[NSynthNote], n: int) -> list[NSynthNote]:
+    # Evenly spaced through the sorted list: deterministic and covering every test instrument.
+    if n <= 0 or not notes:
+        return []
+    idx = np.unique(np.linspace(0, len(notes) - 1, min(n, len(notes))).round().astype(int))
+    return [notes[i] for i in idx]
+
+
+def evaluate(model: SpectralModel, stft: SpectralSTFTConfig, data_dir: str | os.PathLike, *,
+             split: str = "test", perceptual_notes: int = 16, checkpoint: str = "",
+             progress: Callable[[int], None] | None = None) -> EvalResult:
+    """RMSE (dB) over every note of ``split`` and mean ViSQOL MOS-LQO over ``perceptual_notes`` of them.
+
+    ``progress`` is called with 1 per note processed (RMSE pass, then perceptual pass).
+    """
+    notes = read_split(data_dir, split)
+    if not notes:
+        raise ConfigError(f"{data_dir}: split {split!r} has no notes")
+    sq, count = 0.0, 0
+    for note in notes:
+        x = to_features(load_audio(note.path, sample_rate=stft.sample_rate), stft)
+        d = features_to_db(reconstruct(model, x), stft) - features_to_db(x, stft)
+        sq += float(np.sum(d.astype(np.float64) ** 2))
+        count += d.size
+        if progress is not None:
+            progress(1)
+    scores = []
+    for note in _perceptual_subset(notes, perceptual_notes):
+        y = load_audio(note.path, sample_rate=stft.sample_rate)
+        x = to_features(y, stft)
+        y_hat = to_audio(reconstruct(model, x), stft, phase=stft_phase(y, stft), length=len(y))
+        scores.append(visqol_moslqo(y, y_hat, stft.sample_rate))
+        if progress is not None:
+            progress(1)
+    return EvalResult(model=model.name, latent=model.latent, rmse_db=float(np.sqrt(sq / count)),
+                      n_notes=len(notes), moslqo=float(np.mean(scores)) if scores else None,
+                      n_perceptual=len(scores), checkpoint=checkpoint, per_note_moslqo=scores)
+
+
+def save_result(path: str | os.PathLike, result: EvalResult, *, overwrite: bool = False) -> Path:
+    """Write an :class:`EvalResult` as JSON."""
+    text = json.dumps(asdict(result), indent=1)
+    return atomic_write(path, lambda t: t.write_text(text), overwrite=overwrite)
+
+
+def load_result(path: str | os.PathLike) -> EvalResult:
+    """Read an :class:`EvalResult` JSON written by :func:`save_result`."""
+    from ..errors import InputError
+    p = Path(path)
+    try:
+        return EvalResult(**json.loads(p.read_text()))
+    except FileNotFoundError:
+        raise InputError(f"{p}: no such result file") from None
+    except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as e:
+        raise InputError(f"{p}: not an evaluation result ({e})") from None
+
+
+_ORDER = ("pca", "ae", "dae", "lstm", "vae")
+_LABEL = {"pca": "PCA", "ae": "AE", "dae": "DAE", "lstm": "LSTM-AE", "vae": "VAE"}
+
+#: The paper's findings that can be checked on RMSE, as (better, worse) model pairs.
+PAPER_ORDERINGS = (("pca", "ae", "PCA beats the shallow AE"),
+                   ("dae", "pca", "DAE beats PCA"),
+                   ("lstm", "pca", "LSTM-AE beats PCA"),
+                   ("vae", "pca", "VAE beats PCA"),
+                   ("dae", "vae", "DAE beats VAE"))
+
+
+def _grid(results: Sequence[EvalResult], attr: str) -> tuple[list[str], list[int], dict]:
+    models = [m for m in _ORDER if any(r.model == m for r in results)]
+    latents = sorted({r.latent for r in results})
+    grid = {(r.model, r.latent): getattr(r, attr) for r in results}
+    return models, latents, grid
+
+
+def check_orderings(results: Sequence[EvalResult]) -> list[tuple[str, str]]:
+    """For each paper ordering: ``(statement, verdict)`` where the verdict says at which latent sizes the
+    better model has the lower RMSE (and whether the MOS-LQO agrees)."""
+    _, latents, rmse = _grid(results, "rmse_db")
+    mos = {(r.model, r.latent): r.moslqo for r in results}
+    out = []
+    for a, b, text in PAPER_ORDERINGS:
+        ls = [L for L in latents if (a, L) in rmse and (b, L) in rmse]
+        if not ls:
+            continue
+        holds = [L for L in ls if rmse[(a, L)] < rmse[(b, L)]]
+        pm = [L for L in ls if mos.get((a, L)) is not None and mos.get((b, L)) is not None]
+        pholds = [L for L in pm if mos[(a, L)] > mos[(b, L)]]
+        verdict = ("holds" if len(holds) == len(ls) else "fails" if not holds else "partly holds")
+        verdict += f" on RMSE at L = {holds if holds else 'none'} of {ls}"
+        if pm:
+            verdict += f"; on MOS-LQO at L = {pholds if pholds else 'none'} of {pm}"
+        out.append((text, verdict))
+    # "Perceptual scores follow the reconstruction error": Spearman rank correlation over all models.
+    pairs = [(r.rmse_db, r.moslqo) for r in results if r.moslqo is not None]
+    if len(pairs) >= 3:
+        e, q = np.array(pairs).T
+        rho = float(np.corrcoef(np.argsort(np.argsort(e)), np.argsort(np.argsort(-q)))[0, 1])
+        out.append(("Perceptual scores follow the reconstruction error",
+                    f"Spearman rank correlation between RMSE and -MOS-LQO over {len(pairs)} models: {rho:.2f}"))
+    return out
+
+
+def comparison_table(results: Sequence[EvalResult]) -> str:
+    """Markdown table in the paper's layout: one row per model, one column per latent size, RMSE (dB) with the
+    MOS-LQO after a slash when available; then the paper's orderings checked."""
+    models, latents, rmse = _grid(results, "rmse_db")
+    mos = {(r.model, r.latent): r.moslqo for r in results}
+    lines = ["| model | " + " | ".join(f"L = {L}" for L in latents) + " |",
+             "| --- | " + " | ".join("---:" for _ in latents) + " |"]
+    for m in models:
+        cells = []
+        for L in latents:
+            if (m, L) not in rmse:
+                cells.append("-")
+                continue
+            c = f"{rmse[(m, L)]:.2f}"
+            if mos.get((m, L)) is not None:
+                c += f" / {mos[(m, L)]:.2f}"
+            cells.append(c)
+        lines.append(f"| {_LABEL[m]} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append("Cells: RMSE in dB on the test split (lower is better)"
+                 + (" / ViSQOL MOS-LQO, 1-5 (higher is better)." if any(v is not None for v in mos.values())
+                    else "."))
+    checks = check_orderings(results)
+    if checks:
+        lines.append("")
+        lines += [f"- {t}: {v}" for t, v in checks]
+    return "\n".join(lines) + "\n"
+
+
+def comparison_plot(results: Sequence[EvalResult], path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Plot RMSE (and MOS-LQO when present) against latent size, one line per model; write PNG/PDF/SVG."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    models, latents, rmse = _grid(results, "rmse_db")
+    mos = {(r.model, r.latent): r.moslqo for r in results}
+    has_mos = any(v is not None for v in mos.values())
+    fig, axes = plt.subplots(1, 2 if has_mos else 1, figsize=(10 if has_mos else 5.5, 4), squeeze=False)
+    for m in models:
+        ls = [L for L in latents if (m, L) in rmse]
+        axes[0, 0].plot(ls, [rmse[(m, L)] for L in ls], marker="o", label=_LABEL[m])
+        if has_mos:
+            lq = [L for L in ls if mos.get((m, L)) is not None]
+            axes[0, 1].plot(lq, [mos[(m, L)] for L in lq], marker="o", label=_LABEL[m])
+    axes[0, 0].set(xscale="log", xlabel="latent size L", ylabel="RMSE (dB)", title="Reconstruction error")
+    if has_mos:
+        axes[0, 1].set(xscale="log", xlabel="latent size L", ylabel="ViSQOL MOS-LQO",
+                       title="Perceptual score")
+    for ax in axes[0]:
+        ax.set_xticks(latents, [str(L) for L in latents])
+        ax.minorticks_off()
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    out = Path(path)
+    try:
+        return atomic_write(out, lambda t: fig.savefig(t, dpi=120), overwrite=overwrite)
+    finally:
+        plt.close(fig)

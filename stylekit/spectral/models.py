@@ -1,0 +1,342 @@
+"""PCA, shallow AE, deep AE, LSTM-AE and VAE on normalised magnitude frames (Roche et al., SMC 2019).
+
+Every model maps frames ``x`` of shape ``(..., n_bins)`` in [0, 1] (see :mod:`stylekit.spectral.features`)
+to latents ``z`` of shape ``(..., latent)`` and back, with one interface:
+
+* ``encode(x) -> z``, ``decode(z) -> x_hat``, ``forward(x) = decode(encode(x))`` (deterministic: the VAE
+  uses its posterior mean);
+* ``loss(x, *, generator=None) -> (total, terms)``: the training objective as a scalar plus a dict of named
+  scalar terms (``{"mse": ...}``, plus ``"kl"`` for the VAE);
+* :func:`save_model` / :func:`load_model`: ``state_dict`` + constructor arguments + STFT config, never a
+  pickled module.
+
+The LSTM-AE needs frame *sequences*: its inputs are ``(batch, time, n_bins)`` or ``(time, n_bins)``; the frame
+models accept any leading shape, so a whole note ``(time, n_bins)`` goes through every model the same way.
+
+Notes
+-----
+The paper does not publish code; layer sizes follow the issue: shallow AE 513-L-513 with a sigmoid code (the
+classic shallow AE; with a linear code it could at best equal PCA), deep AE 513-256-128-L mirrored with ReLU
+hidden layers and linear code/output, LSTM-AE one LSTM layer (128 units) + linear layer on each side with a
+latent vector per frame, VAE with the deep AE's layout. The VAE objective is ``sum_bins (x - x_hat)^2 + beta *
+KL`` per frame, i.e. a Gaussian decoder of fixed variance absorbed into ``beta``.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import pickle
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from .._io import atomic_write
+from ..errors import ConfigError, WeightsError
+from .features import SpectralSTFTConfig
+
+__all__ = ["SpectralModel", "PCA", "ShallowAE", "DeepAE", "LSTMAE", "VAE", "MODELS", "build_model",
+           "save_model", "load_model", "CHECKPOINT_FORMAT"]
+
+CHECKPOINT_FORMAT = "stylekit.spectral.checkpoint/1"
+
+
+class SpectralModel(nn.Module):
+    """Base of the five models; subclasses set ``name`` and implement ``encode``/``decode``."""
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, n_bins: int, latent: int) -> None:
+        super().__init__()
+        if n_bins < 2 or latent < 1 or latent > n_bins:
+            raise ConfigError(f"need 1 <= latent <= n_bins, got latent={latent}, n_bins={n_bins}")
+        self.n_bins = n_bins
+        self.latent = latent
+
+    def config(self) -> dict:
+        """Constructor keyword arguments (JSON-able); ``type(self)(**self.config())`` rebuilds the model."""
+        return {"n_bins": self.n_bins, "latent": self.latent}
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        """Frames ``(..., n_bins)`` in [0, 1] -> latents ``(..., latent)``."""
+        raise NotImplementedError
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        """Latents ``(..., latent)`` -> frames ``(..., n_bins)`` (unclipped; ideally in [0, 1])."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Reconstruct frames: ``decode(encode(x))``, same shape as ``x``."""
+        return self.decode(self.encode(x))
+
+    def loss(self, x: torch.Tensor, *, generator: torch.Generator | None = None
+             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Training objective: mean over frames of the squared error summed over bins."""
+        mse = ((self(x) - x) ** 2).sum(-1).mean()
+        return mse, {"mse": mse.detach()}
+
+
+class PCA(SpectralModel):
+    """Principal component analysis as a linear autoencoder, fitted in closed form by :meth:`fit`.
+
+    ``encode(x) = (x - mean) @ components.T``, ``decode(z) = z @ components + mean`` with orthonormal
+    ``components`` of shape (latent, n_bins): the right singular vectors of the centred training frames.
+    """
+
+    name = "pca"
+
+    def __init__(self, n_bins: int, latent: int) -> None:
+        super().__init__(n_bins, latent)
+        self.register_buffer("mean", torch.zeros(n_bins))
+        self.register_buffer("components", torch.eye(latent, n_bins))
+
+    @torch.no_grad()
+    def fit(self, frames: torch.Tensor) -> "PCA":
+        """Fit to frames of shape (n_frames, n_bins) by SVD of the centred data (float64 for accuracy)."""
+        x = frames.reshape(-1, self.n_bins).double()
+        if x.shape[0] < self.latent:
+            raise ConfigError(f"PCA with latent {self.latent} needs at least that many frames, got {x.shape[0]}")
+        mean = x.mean(0)
+        _, _, vh = torch.linalg.svd(x - mean, full_matrices=False)
+        self.mean.copy_(mean.float())
+        self.components.copy_(vh[: self.latent].float())
+        return self
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) @ self.components.T
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return z @ self.components + self.mean
+
+
+def _mlp(sizes: list[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+class ShallowAE(SpectralModel):
+    """n_bins -> latent (sigmoid) -> n_bins (linear): one hidden layer, the code."""
+
+    name = "ae"
+
+    def __init__(self, n_bins: int, latent: int) -> None:
+        super().__init__(n_bins, latent)
+        self.enc = nn.Linear(n_bins, latent)
+        self.dec = nn.Linear(latent, n_bins)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.enc(x))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.dec(z)
+
+
+class DeepAE(SpectralModel):
+    """n_bins -> hidden... -> latent -> reversed hidden -> n_bins, ReLU between layers, linear code and output."""
+
+    name = "dae"
+
+    def __init__(self, n_bins: int, latent: int, hidden: tuple[int, ...] | list[int] = (256, 128)) -> None:
+        super().__init__(n_bins, latent)
+        self.hidden = tuple(int(h) for h in hidden)
+        self.enc = _mlp([n_bins, *self.hidden, latent])
+        self.dec = _mlp([latent, *reversed(self.hidden), n_bins])
+
+    def config(self) -> dict:
+        return {**super().config(), "hidden": list(self.hidden)}
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.enc(x)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.dec(z)
+
+
+class LSTMAE(SpectralModel):
+    """Recurrent AE: LSTM(n_bins -> hidden) + linear -> latent per frame; LSTM(latent -> hidden) + linear.
+
+    Inputs are frame sequences ``(batch, time, n_bins)`` or ``(time, n_bins)``; the latent sequence has the
+    same time axis. The LSTMs are causal (unidirectional), so a frame's code depends on the frames before it.
+    """
+
+    name = "lstm"
+
+    def __init__(self, n_bins: int, latent: int, hidden: int = 128) -> None:
+        super().__init__(n_bins, latent)
+        self.hidden = int(hidden)
+        self.enc_rnn = nn.LSTM(n_bins, self.hidden, batch_first=True)
+        self.enc_out = nn.Linear(self.hidden, latent)
+        self.dec_rnn = nn.LSTM(latent, self.hidden, batch_first=True)
+        self.dec_out = nn.Linear(self.hidden, n_bins)
+
+    def config(self) -> dict:
+        return {**super().config(), "hidden": self.hidden}
+
+    @staticmethod
+    def _seq(x: torch.Tensor) -> tuple[torch.Tensor, bool]:
+        if x.dim() == 2:
+            return x.unsqueeze(0), True
+        if x.dim() != 3:
+            raise ConfigError(f"LSTM-AE expects (time, bins) or (batch, time, bins), got shape {tuple(x.shape)}")
+        return x, False
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        x, squeeze = self._seq(x)
+        z = self.enc_out(self.enc_rnn(x)[0])
+        return z.squeeze(0) if squeeze else z
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        z, squeeze = self._seq(z)
+        x = self.dec_out(self.dec_rnn(z)[0])
+        return x.squeeze(0) if squeeze else x
+
+
+class VAE(SpectralModel):
+    """Variational AE with the deep AE's layout; ``beta`` weighs the KL term.
+
+    ``encode`` returns the posterior mean; :meth:`posterior` returns ``(mean, logvar)``.
+    """
+
+    name = "vae"
+
+    def __init__(self, n_bins: int, latent: int, hidden: tuple[int, ...] | list[int] = (256, 128),
+                 beta: float = 1e-3) -> None:
+        super().__init__(n_bins, latent)
+        if beta < 0:
+            raise ConfigError(f"beta must be >= 0, got {beta}")
+        self.hidden = tuple(int(h) for h in hidden)
+        self.beta = float(beta)
+        self.enc = _mlp([n_bins, *self.hidden, 2 * latent])
+        self.dec = _mlp([latent, *reversed(self.hidden), n_bins])
+
+    def config(self) -> dict:
+        return {**super().config(), "hidden": list(self.hidden), "beta": self.beta}
+
+    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and log-variance of q(z|x), each ``(..., latent)``."""
+        mean, logvar = self.enc(x).chunk(2, dim=-1)
+        return mean, logvar.clamp(-20.0, 10.0)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.posterior(x)[0]
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.dec(z)
+
+    def loss(self, x: torch.Tensor, *, generator: torch.Generator | None = None
+             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        mean, logvar = self.posterior(x)
+        eps = torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
+        z = mean + eps * torch.exp(0.5 * logvar)
+        mse = ((self.decode(z) - x) ** 2).sum(-1).mean()
+        kl = (0.5 * (mean ** 2 + logvar.exp() - 1.0 - logvar)).sum(-1).mean()
+        return mse + self.beta * kl, {"mse": mse.detach(), "kl": kl.detach()}
+
+
+MODELS: dict[str, type[SpectralModel]] = {m.name: m for m in (PCA, ShallowAE, DeepAE, LSTMAE, VAE)}
+
+
+def build_model(name: str, *, n_bins: int, latent: int, **kwargs) -> SpectralModel:
+    """Construct a model by name (``pca``, ``ae``, ``dae``, ``lstm``, ``vae``)."""
+    if name not in MODELS:
+        raise ConfigError(f"unknown model {name!r}; expected one of {', '.join(MODELS)}")
+    return MODELS[name](n_bins=n_bins, latent=latent, **kwargs)
+
+
+def _digest(header: dict, state: dict[str, torch.Tensor]) -> str:
+    h = hashlib.sha256(json.dumps(header, sort_keys=True).encode())
+    for k in sorted(state):
+        t = state[k].detach().cpu().contiguous()
+        h.update(f"{k}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()
+
+
+def save_model(path: str | os.PathLike, model: SpectralModel, stft: SpectralSTFTConfig, *,
+               meta: dict | None = None, overwrite: bool = False, extra: dict | None = None) -> Path:
+    """Write a checkpoint: format tag, model name, constructor args, STFT config, ``meta``, state_dict, digest.
+
+    ``meta`` is free JSON-able provenance (training config, data set, seed). ``extra`` holds tensors/values
+    that are not part of the model (e.g. optimiser state of a resumable run) and is not covered by the digest.
+    The digest (sha256 over the header and every tensor's bytes) lets :func:`load_model` refuse a tampered
+    file.
+    """
+    header = {"format": CHECKPOINT_FORMAT, "model": model.name, "config": model.config(),
+              "stft": stft.to_dict(), "meta": meta or {}}
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    ckpt = {**header, "state_dict": state, "digest": _digest(header, state)}
+    if extra:
+        ckpt["extra"] = extra
+    buf = io.BytesIO()
+    torch.save(ckpt, buf)
+    return atomic_write(path, lambda t: t.write_bytes(buf.getvalue()), overwrite=overwrite)
+
+
+def load_model(path: str | os.PathLike, *, with_extra: bool = False):
+    """Load a checkpoint written by :func:`save_model`.
+
+    Parameters
+    ----------
+    path : path
+    with_extra : bool
+        Also return the unverified ``extra`` dict (resume state).
+
+    Returns
+    -------
+    (model, stft, meta) or (model, stft, meta, extra)
+        The model in eval mode, its :class:`SpectralSTFTConfig` and the provenance dict (plus
+        ``"checkpoint_digest"``, the verified digest that identifies these weights).
+
+    Raises
+    ------
+    WeightsError
+        Missing file, not a torch file, a file that needs unpickling of arbitrary objects (it is loaded with
+        ``weights_only=True``), a foreign checkpoint, a digest mismatch (tampered/corrupt), or weights that do
+        not fit the stored architecture.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise WeightsError(f"{p}: checkpoint not found")
+    try:
+        ckpt = torch.load(p, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, AttributeError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise WeightsError(f"{p}: not a loadable stylekit spectral checkpoint ({msg[:160]})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise WeightsError(f"{p}: foreign checkpoint (no '{CHECKPOINT_FORMAT}' format tag); "
+                           "train one with `stylekit spectral train`")
+    try:
+        header = {k: ckpt[k] for k in ("format", "model", "config", "stft", "meta")}
+        state = ckpt["state_dict"]
+        digest = ckpt["digest"]
+    except KeyError as e:
+        raise WeightsError(f"{p}: checkpoint lacks {e.args[0]!r}") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsError(f"{p}: checkpoint state_dict is malformed")
+    try:
+        ok = _digest(header, state) == digest
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise WeightsError(f"{p}: checksum mismatch: the checkpoint was modified or is corrupt; "
+                           "re-train or re-download it")
+    try:
+        stft = SpectralSTFTConfig.from_dict(header["stft"])
+        model = build_model(header["model"], **header["config"])
+        model.load_state_dict(state, strict=True)
+    except (ConfigError, TypeError, RuntimeError) as e:
+        raise WeightsError(f"{p}: checkpoint does not match its architecture ({str(e).splitlines()[0]})") from None
+    if model.n_bins != stft.n_bins:
+        raise WeightsError(f"{p}: model has {model.n_bins} bins but its STFT config gives {stft.n_bins}")
+    model.eval()
+    meta = {**header["meta"], "checkpoint_digest": digest}
+    if with_extra:
+        return model, stft, meta, ckpt.get("extra") or {}
+    return model, stft, meta

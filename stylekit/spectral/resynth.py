@@ -1,0 +1,126 @@
+"""Encode notes to latent sequences, decode them back to sound, and morph between two notes.
+
+Decoding resynthesises with librosa's Griffin-Lim (the phase of a decoded spectrum is unknown), using the
+checkpoint's own STFT config, so analysis and synthesis never disagree.
+"""
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .._io import atomic_write
+from ..errors import ConfigError, InputError, WeightsError
+from .features import to_audio, to_features
+from .models import SpectralModel, load_model
+from .nsynth import load_audio
+
+__all__ = ["DEFAULT_CHECKPOINT", "DEFAULT_CHECKPOINT_SHA256", "default_checkpoint", "load", "encode_audio",
+           "decode_latents", "morph_latents", "save_latents", "load_latents", "write_wav", "LATENTS_FORMAT"]
+
+LATENTS_FORMAT = "stylekit.spectral.latents/1"
+#: The checkpoint shipped with stylekit (deep AE, latent 16; see weights/spectral/README.md).
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "weights" / "spectral" / "dae_l16.pt"
+DEFAULT_CHECKPOINT_SHA256 = "TO-BE-FILLED"
+
+
+def default_checkpoint() -> Path:
+    """Path of the shipped checkpoint after checking its sha256 (a :class:`WeightsError` says what to do)."""
+    import hashlib
+    p = DEFAULT_CHECKPOINT
+    if not p.is_file():
+        raise WeightsError(f"{p}: the shipped spectral checkpoint is missing; pass --model MODEL.pt "
+                           "or restore weights/spectral/ from the stylekit repository")
+    digest = hashlib.sha256(p.read_bytes()).hexdigest()
+    if digest != DEFAULT_CHECKPOINT_SHA256:
+        raise WeightsError(f"{p}: sha256 {digest[:12]}... does not match the registered "
+                           f"{DEFAULT_CHECKPOINT_SHA256[:12]}...; restore the file from the repository")
+    return p
+
+
+def load(path: str | os.PathLike | None = None):
+    """``load_model(path)``, or of the shipped checkpoint when ``path`` is None. Returns (model, stft, meta)."""
+    return load_model(default_checkpoint() if path is None else path)
+
+
+@torch.no_grad()
+def encode_audio(model: SpectralModel, stft, y: np.ndarray) -> torch.Tensor:
+    """Mono audio ``(n_samples,)`` -> latent sequence ``(n_frames, latent)``."""
+    return model.encode(torch.from_numpy(to_features(y, stft)))
+
+
+@torch.no_grad()
+def decode_latents(model: SpectralModel, stft, z: torch.Tensor, *, length: int | None = None,
+                   seed: int = 0) -> np.ndarray:
+    """Latent sequence ``(n_frames, latent)`` -> mono audio ``(length,)`` in [-1, 1] via Griffin-Lim."""
+    if z.dim() != 2 or z.shape[1] != model.latent:
+        raise ConfigError(f"expected latents of shape (n_frames, {model.latent}), got {tuple(z.shape)}")
+    x = np.clip(model.decode(z.float()).numpy(), 0.0, 1.0)
+    return to_audio(x, stft, length=length, seed=seed)
+
+
+def morph_latents(za: torch.Tensor, zb: torch.Tensor, *, alpha: float | None = 0.5) -> torch.Tensor:
+    """Interpolate two latent sequences frame by frame: ``(1 - a) za + a zb``.
+
+    Parameters
+    ----------
+    za, zb : Tensor, shape (n_frames_a, L) and (n_frames_b, L)
+        Truncated to the shorter one.
+    alpha : float in [0, 1] or None
+        Fixed mixing weight; ``None`` ramps it linearly from 0 (first frame, pure A) to 1 (last, pure B).
+
+    Returns
+    -------
+    Tensor, shape (min(n_frames_a, n_frames_b), L)
+    """
+    n = min(za.shape[0], zb.shape[0])
+    za, zb = za[:n], zb[:n]
+    if alpha is None:
+        a = torch.linspace(0.0, 1.0, n, dtype=za.dtype).unsqueeze(1)
+    else:
+        if not 0.0 <= alpha <= 1.0:
+            raise ConfigError(f"alpha must be in [0, 1], got {alpha}")
+        a = torch.full((n, 1), float(alpha), dtype=za.dtype)
+    return (1 - a) * za + a * zb
+
+
+def save_latents(path: str | os.PathLike, z: torch.Tensor, *, meta: dict, length: int,
+                 overwrite: bool = False) -> Path:
+    """Write a latent sequence with the digest of the checkpoint that made it and the audio length."""
+    obj = {"format": LATENTS_FORMAT, "latents": z.detach().cpu().float().contiguous(), "length": int(length),
+           "checkpoint_digest": meta.get("checkpoint_digest", "")}
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return atomic_write(path, lambda t: t.write_bytes(buf.getvalue()), overwrite=overwrite)
+
+
+def load_latents(path: str | os.PathLike, *, meta: dict) -> tuple[torch.Tensor, int]:
+    """Read :func:`save_latents`' file; refuses latents made by another checkpoint. Returns (z, length)."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: no such latents file")
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unpickling failure is the same user-facing problem
+        raise InputError(f"{p}: not a stylekit latents file ({str(e).splitlines()[0][:120]})") from None
+    if not isinstance(obj, dict) or obj.get("format") != LATENTS_FORMAT or not isinstance(
+            obj.get("latents"), torch.Tensor):
+        raise InputError(f"{p}: not a stylekit latents file")
+    if obj.get("checkpoint_digest") != meta.get("checkpoint_digest"):
+        raise InputError(f"{p}: latents were made by another checkpoint; decode with the model that encoded them")
+    return obj["latents"], int(obj.get("length", 0)) or None
+
+
+def write_wav(path: str | os.PathLike, y: np.ndarray, sample_rate: int, *, overwrite: bool = False) -> Path:
+    """Write mono 16-bit PCM atomically."""
+    import soundfile as sf
+    return atomic_write(path, lambda t: sf.write(str(t), np.clip(y, -1, 1), sample_rate, subtype="PCM_16"),
+                        overwrite=overwrite)
+
+
+def read_note(path: str | os.PathLike, stft) -> np.ndarray:
+    """Mono audio at the checkpoint's rate (a mismatch is an :class:`InputError` naming the file)."""
+    return load_audio(path, sample_rate=stft.sample_rate)
