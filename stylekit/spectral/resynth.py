@@ -23,7 +23,8 @@ __all__ = ["DEFAULT_CHECKPOINT", "DEFAULT_CHECKPOINT_SHA256", "default_checkpoin
 
 LATENTS_FORMAT = "stylekit.spectral.latents/1"
 #: The checkpoint shipped with stylekit (deep AE, latent 16; see weights/spectral/README.md).
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "weights" / "spectral" / "dae_l16.pt"
+# stylekit/weights links to the repository's weights/ (and is package data), so this works installed too.
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "weights" / "spectral" / "dae_l16.pt"
 DEFAULT_CHECKPOINT_SHA256 = "TO-BE-FILLED"
 
 

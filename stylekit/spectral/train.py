@@ -152,7 +152,7 @@ def fit(model: SpectralModel, segments: torch.Tensor, cfg: TrainConfig, *,
             total.backward()
             opt.step()
             if on_step is not None:
-                on_step(TrainProgress(epoch + 1, step + 1, steps, float(total),
+                on_step(TrainProgress(epoch + 1, step + 1, steps, float(total.detach()),
                                       {k: float(v) for k, v in terms.items()}))
         if on_epoch is not None:
             on_epoch(epoch + 1, opt.state_dict())

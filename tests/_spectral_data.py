@@ -1,0 +1,18 @@
+"""Tiny NSynth-format data set for the spectral tests, rendered once per session with FluidSynth.
+
+Four instruments (GM programs 0 and 40, each with the two Debian soundfonts), three pitches, one velocity:
+12 notes in about a second. Needs the Debian packages fluidsynth, fluid-soundfont-gm and timgm6mb-soundfont.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from stylekit.spectral.synth import SynthConfig, synthesize
+
+TINY = SynthConfig(programs=(0, 40), pitches=(48, 60, 72), velocities=(100,), seed=0)
+
+
+def make_tiny_dataset(root: Path) -> Path:
+    """Render :data:`TINY` into ``root`` and return it."""
+    synthesize(root, TINY, jobs=2)
+    return root

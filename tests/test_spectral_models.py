@@ -1,0 +1,170 @@
+"""The five spectral models: shapes, PCA's closed form, VAE's KL, checkpoints (tamper/foreign), training."""
+from __future__ import annotations
+
+
+import numpy as np
+import pytest
+import torch
+
+from stylekit.errors import ConfigError, WeightsError
+from stylekit.spectral.features import SpectralSTFTConfig
+from stylekit.spectral.models import MODELS, PCA, VAE, build_model, load_model, save_model
+from stylekit.spectral.train import TrainConfig, TrainProgress, fit, train_to_file
+
+F = 33  # a small STFT: n_fft 64
+STFT = SpectralSTFTConfig(n_fft=64, hop_length=16)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Tiny tensors: a second thread only adds contention on a shared 2-core machine.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _segments(n=24, t=8, seed=0) -> torch.Tensor:
+    # Low-rank "spectra" in [0, 1]: smooth bumps with random centres and heights.
+    g = torch.Generator().manual_seed(seed)
+    bins = torch.arange(F, dtype=torch.float32)
+    c = torch.rand(n, t, 1, generator=g) * F
+    h = torch.rand(n, t, 1, generator=g)
+    return (0.2 + 0.7 * h * torch.exp(-((bins - c) / 4) ** 2)).clamp(0, 1)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_shapes_and_forward_is_decode_encode(name):
+    torch.manual_seed(0)
+    m = build_model(name, n_bins=F, latent=4).eval()
+    x = _segments(3, 5)
+    z = m.encode(x)
+    assert z.shape == (3, 5, 4)
+    assert m.decode(z).shape == x.shape
+    torch.testing.assert_close(m(x), m.decode(m.encode(x)))
+    assert m.encode(x[0]).shape == (5, 4)  # a whole note (time, bins) goes through every model alike
+    total, terms = m.loss(x)
+    assert total.dim() == 0 and "mse" in terms
+
+
+def test_pca_is_exact_at_full_rank_and_matches_svd():
+    x = _segments().reshape(-1, F).double()
+    pca = PCA(F, F).fit(x)
+    torch.testing.assert_close(pca(x.float()).double(), x, atol=1e-4, rtol=0)
+    comp = pca.components.double()
+    torch.testing.assert_close(comp @ comp.T, torch.eye(F, dtype=torch.float64), atol=1e-5, rtol=0)
+    # Eckart-Young: the error of a rank-k PCA is the sum of the discarded squared singular values.
+    k = 3
+    s = torch.linalg.svdvals(x - x.mean(0))
+    err = ((PCA(F, k).fit(x)(x.float()).double() - x) ** 2).sum()
+    torch.testing.assert_close(err, (s[k:] ** 2).sum(), rtol=1e-3, atol=1e-4)
+
+
+def test_vae_kl_is_zero_at_the_prior_and_encode_is_the_mean():
+    torch.manual_seed(0)
+    m = VAE(F, 4, beta=1.0)
+    last = m.enc[-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.zero_()
+    x = _segments(2, 3)
+    _, terms = m.loss(x, generator=torch.Generator().manual_seed(0))
+    assert float(terms["kl"]) == pytest.approx(0.0, abs=1e-7)
+    torch.testing.assert_close(m.encode(x), torch.zeros(2, 3, 4))
+
+
+def test_latent_size_is_validated():
+    with pytest.raises(ConfigError):
+        build_model("dae", n_bins=F, latent=0)
+    with pytest.raises(ConfigError):
+        build_model("nope", n_bins=F, latent=4)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_checkpoint_round_trip(tmp_path, name):
+    torch.manual_seed(1)
+    m = build_model(name, n_bins=F, latent=5)
+    if name == "pca":
+        m.fit(_segments().reshape(-1, F))
+    p = save_model(tmp_path / "m.pt", m, STFT, meta={"note": "test"})
+    m2, stft, meta = load_model(p)
+    assert stft == STFT and meta["note"] == "test" and len(meta["checkpoint_digest"]) == 64
+    assert type(m2) is type(m) and m2.config() == m.config()
+    x = _segments(2, 4)
+    torch.testing.assert_close(m2(x), m.eval()(x))
+    with pytest.raises(Exception, match="already exists"):
+        save_model(p, m, STFT)
+
+
+def test_tampered_foreign_and_malicious_checkpoints_are_refused(tmp_path):
+    m = build_model("dae", n_bins=F, latent=4)
+    p = save_model(tmp_path / "m.pt", m, STFT)
+    ck = torch.load(p, weights_only=True)
+    ck["state_dict"]["enc.0.bias"][0] += 1.0
+    torch.save(ck, tmp_path / "tampered.pt")
+    with pytest.raises(WeightsError, match="tampered.pt.*checksum mismatch"):
+        load_model(tmp_path / "tampered.pt")
+    ck = torch.load(p, weights_only=True)
+    ck["config"]["latent"] = 5
+    torch.save(ck, tmp_path / "header.pt")
+    with pytest.raises(WeightsError, match="checksum mismatch"):
+        load_model(tmp_path / "header.pt")
+    torch.save(m.state_dict(), tmp_path / "foreign.pt")
+    with pytest.raises(WeightsError, match="foreign.pt.*foreign checkpoint"):
+        load_model(tmp_path / "foreign.pt")
+    torch.save({"obj": _Evil()}, tmp_path / "evil.pt")  # needs unpickling of code: weights_only refuses
+    with pytest.raises(WeightsError, match="evil.pt.*not a loadable"):
+        load_model(tmp_path / "evil.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(WeightsError, match="junk.pt"):
+        load_model(tmp_path / "junk.pt")
+    with pytest.raises(WeightsError, match="missing.pt"):
+        load_model(tmp_path / "missing.pt")
+
+
+class _Evil:
+    def __reduce__(self):
+        return (print, ("pwned",))
+
+
+@pytest.mark.parametrize("name", ["ae", "dae", "lstm", "vae"])
+def test_training_lowers_the_loss(name):
+    seg = _segments(32, 8)
+    cfg = TrainConfig(model=name, latent=4, epochs=15, batch_frames=64, seq_len=8, lr=3e-3)
+    torch.manual_seed(0)
+    m = build_model(name, n_bins=F, latent=4, **cfg.model_kwargs())
+    losses = []
+    fit(m, seg, cfg, on_step=lambda p: losses.append(p.loss))
+    assert np.mean(losses[-4:]) < 0.5 * np.mean(losses[:4])
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("name", ["dae", "vae"])
+def test_training_is_deterministic_and_resume_gives_the_same_weights(tmp_path, name):
+    seg = _segments(16, 8)
+    cfg = TrainConfig(model=name, latent=4, epochs=3, batch_frames=32, seq_len=8)
+    a = train_to_file("unused", tmp_path / "a.pt", cfg, stft=STFT, segments=seg)
+    b = train_to_file("unused", tmp_path / "b.pt", cfg, stft=STFT, segments=seg)
+
+    def interrupt(p: TrainProgress) -> None:
+        if p.epoch == 3:
+            raise _Stop
+    with pytest.raises(_Stop):
+        train_to_file("unused", tmp_path / "c.pt", cfg, stft=STFT, segments=seg, on_step=interrupt)
+    assert (tmp_path / "c.pt.partial").is_file() and not (tmp_path / "c.pt").exists()
+    with pytest.raises(ConfigError, match="--resume"):
+        train_to_file("unused", tmp_path / "c.pt", cfg, stft=STFT, segments=seg)
+    other = TrainConfig(model=name, latent=4, epochs=4, batch_frames=32, seq_len=8)
+    with pytest.raises(ConfigError, match="other options"):
+        train_to_file("unused", tmp_path / "c.pt", other, stft=STFT, segments=seg, resume=True)
+    c = train_to_file("unused", tmp_path / "c.pt", cfg, stft=STFT, segments=seg, resume=True)
+    assert not (tmp_path / "c.pt.partial").exists()
+    sa, sb, sc = (load_model(p)[0].state_dict() for p in (a, b, c))
+    for k in sa:
+        torch.testing.assert_close(sa[k], sb[k], rtol=0, atol=0)
+        torch.testing.assert_close(sa[k], sc[k], rtol=0, atol=0)
+
+
