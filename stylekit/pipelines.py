@@ -1,0 +1,254 @@
+"""Image style transfer end to end: the config, and :func:`stylize_image`, which the CLI and examples call.
+
+file -> tensor (:mod:`stylekit.image`) -> features (:mod:`stylekit.features`) -> losses (:mod:`stylekit.losses`)
+-> optimiser (:mod:`stylekit.optim`) -> tensor -> file.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from . import image as im
+from .errors import ConfigError
+from .features import LAYER_NAMES, VGG19Features, min_input_size
+from .losses import StyleTransferLoss
+from .optim import OPTIMIZERS, OptimizationInterrupted, Progress, coarse_to_fine, pyramid_sizes
+
+__all__ = ["ImageStyleConfig", "stylize_image", "resolve_device", "parse_layers", "PRESERVE_COLOR", "INITS"]
+
+PRESERVE_COLOR = ("none", "luminance", "histogram")
+INITS = ("content", "noise")
+DEVICES = ("auto", "cpu", "cuda")
+DEFAULT_STYLE_LAYERS = {"relu1_1": 0.2, "relu2_1": 0.2, "relu3_1": 0.2, "relu4_1": 0.2, "relu5_1": 0.2}
+DEFAULT_CONTENT_LAYERS = {"relu4_2": 1.0}
+
+
+@dataclass(frozen=True)
+class ImageStyleConfig:
+    """Every setting of an image style transfer; the CLI's defaults are read from here.
+
+    Attributes
+    ----------
+    size : long edge of the output in pixels; ``None`` picks 512 on a GPU and 384 on the CPU.
+    iterations : optimiser iterations at the finest scale; each coarser scale runs ``coarse_iterations``.
+    coarse_iterations : iterations at each coarser scale (they are cheap: a half-size scale costs ~1/4).
+    optimizer : ``"lbfgs"`` or ``"adam"``.
+    content_weight, style_weight, tv_weight : weights of the three loss terms. The content and style terms are
+        relative (scale-free) feature distances, so these work at any size and for either weights source.
+    style_blend : one weight per style image (normalised); default equal.
+    style_scale : each style image is resized to ``style_scale`` times the output's long edge.
+    content_layers, style_layers : ``{layer: weight}``.
+    pooling : ``"max"`` or ``"avg"``.
+    init : ``"content"``, ``"noise"`` or the path of an image to start from.
+    scales : number of coarse-to-fine levels (1 = single scale); ``min_size`` is the coarsest long edge.
+    preserve_color : ``"none"``, ``"luminance"`` (transfer on luminance only, keep the content's colours) or
+        ``"histogram"`` (recolour the style to the content's colour statistics first); Gatys et al. 2017.
+    weights : ``"caffe"``, ``"torchvision"`` or a path to a ``vgg19().features`` state_dict (then
+        ``preprocessing`` names what it expects).
+    device : ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+    seed : seeds the noise initialisation; runs are deterministic on the CPU.
+    """
+
+    size: int | None = None
+    iterations: int = 100
+    coarse_iterations: int = 100
+    optimizer: str = "lbfgs"
+    lr: float | None = None
+    content_weight: float = 1.0
+    style_weight: float = 10.0
+    tv_weight: float = 0.0
+    style_blend: tuple[float, ...] | None = None
+    style_scale: float = 1.0
+    content_layers: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_CONTENT_LAYERS))
+    style_layers: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_STYLE_LAYERS))
+    pooling: str = "max"
+    init: str = "content"
+    scales: int = 3
+    min_size: int = 160
+    preserve_color: str = "none"
+    weights: str = "caffe"
+    preprocessing: str | None = None
+    device: str = "auto"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        def positive_int(name, v, lo=1):
+            if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+                raise ConfigError(f"{name.replace('_', '-')} must be an integer >= {lo}, got {v!r}")
+
+        if self.size is not None:
+            positive_int("size", self.size)
+        positive_int("iterations", self.iterations)
+        positive_int("coarse_iterations", self.coarse_iterations)
+        positive_int("scales", self.scales)
+        positive_int("min_size", self.min_size)
+        for name in ("content_weight", "style_weight", "tv_weight"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not v >= 0 or v == float("inf"):
+                raise ConfigError(f"{name.replace('_', '-')} must be a finite number >= 0, got {v!r}")
+        if not self.style_scale > 0 or self.style_scale == float("inf"):
+            raise ConfigError(f"style-scale must be a positive number, got {self.style_scale!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.pooling not in ("max", "avg"):
+            raise ConfigError(f"pooling must be max or avg, got {self.pooling!r}")
+        if self.preserve_color not in PRESERVE_COLOR:
+            raise ConfigError(f"preserve-color must be one of {', '.join(PRESERVE_COLOR)}, got {self.preserve_color!r}")
+        if self.device not in DEVICES:
+            raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if self.lr is not None and not self.lr > 0:
+            raise ConfigError(f"lr must be positive, got {self.lr!r}")
+        for what, layers in (("content", self.content_layers), ("style", self.style_layers)):
+            if not layers:
+                raise ConfigError(f"at least one {what} layer is needed")
+            for k, w in layers.items():
+                if k not in LAYER_NAMES:
+                    raise ConfigError(f"unknown {what} layer {k!r}; layers are named conv1_1 ... relu5_4 "
+                                      "and pool1 ... pool5")
+                if not float(w) >= 0 or float(w) == float("inf"):
+                    raise ConfigError(f"{what} layer weight for {k} must be a finite number >= 0, got {w}")
+        if self.style_blend is not None:
+            if any(not float(b) >= 0 for b in self.style_blend) or sum(self.style_blend) <= 0:
+                raise ConfigError(f"style-blend weights must be >= 0 and not all zero, got {self.style_blend}")
+        if self.init not in INITS and not os.path.exists(self.init):
+            raise ConfigError(f"init must be content, noise or an existing image file, got {self.init!r}")
+
+    @property
+    def layers(self) -> list[str]:
+        return list(dict.fromkeys([*self.content_layers, *self.style_layers]))
+
+    def resolved_size(self, device: torch.device) -> int:
+        return self.size if self.size is not None else (512 if device.type == "cuda" else 384)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["content_layers"] = dict(self.content_layers)
+        d["style_layers"] = dict(self.style_layers)
+        return d
+
+
+def parse_layers(text: str) -> dict[str, float]:
+    """``"relu1_1,relu2_1:0.5"`` -> ``{"relu1_1": 1.0, "relu2_1": 0.5}`` (weight 1 when omitted)."""
+    out: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, w = part.partition(":")
+        try:
+            out[name.strip()] = float(w) if w else 1.0
+        except ValueError:
+            raise ConfigError(f"bad layer weight in {part!r}; write layer or layer:weight") from None
+    if not out:
+        raise ConfigError(f"no layers in {text!r}")
+    return out
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for, but no CUDA device is available")
+    return torch.device(name)
+
+
+def _as_tensor(x, what: str) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        t = x if x.dim() == 4 else x[None]
+        if t.dim() != 4 or t.shape[1] != 3:
+            raise ConfigError(f"{what} tensor must be (1, 3, H, W) RGB in [0, 1], got {tuple(x.shape)}")
+        return t.float()
+    return im.load_image(x)
+
+
+def stylize_image(content, styles, *, config: ImageStyleConfig | None = None,
+                  callback: Callable[[Progress], bool | None] | None = None, **options) -> torch.Tensor:
+    """Paint ``content`` in the style of ``styles`` (Gatys et al. 2016).
+
+    Parameters
+    ----------
+    content : path or ``(1, 3, H, W)`` tensor in [0, 1].
+    styles : one path/tensor or a list of them (blended by ``style_blend``).
+    config : an :class:`ImageStyleConfig`; keyword ``options`` override its fields.
+    callback : receives a :class:`stylekit.optim.Progress` after every iteration; return True to stop.
+
+    Returns
+    -------
+    ``(1, 3, H, W)`` float32 RGB in [0, 1] on the CPU, with long edge ``config.size``.
+
+    Raises
+    ------
+    OptimizationInterrupted
+        on Ctrl-C; its ``best`` is the best result so far, already at the output size.
+
+    Example
+    -------
+    >>> out = stylize_image("photo.jpg", ["starry_night.jpg"], size=256, iterations=50)
+    """
+    cfg = dataclasses.replace(config or ImageStyleConfig(), **options)
+    device = resolve_device(cfg.device)
+    size = cfg.resolved_size(device)
+    style_list = list(styles) if isinstance(styles, (list, tuple)) else [styles]
+    if not style_list:
+        raise ConfigError("at least one style image is needed")
+    if cfg.style_blend is not None and len(cfg.style_blend) != len(style_list):
+        raise ConfigError(f"style-blend has {len(cfg.style_blend)} weights for {len(style_list)} style images")
+    need = min_input_size(cfg.layers)
+    if size < need:
+        raise ConfigError(f"size {size} px is too small for layers up to "
+                          f"{max(cfg.layers, key=LAYER_NAMES.index)}: the minimum is {need} px")
+
+    content_full = im.resize_long_edge(_as_tensor(content, "content"), size)
+    style_imgs = [_as_tensor(s, "style") for s in style_list]
+    if cfg.preserve_color == "histogram":
+        style_imgs = [im.match_color(s, content_full) for s in style_imgs]
+    target_content = content_full
+    if cfg.preserve_color == "luminance":
+        style_imgs = [im.match_luminance(s, content_full) for s in style_imgs]
+        target_content = im.rgb_to_yiq(content_full)[:, :1].clamp(0, 1).expand(-1, 3, -1, -1).contiguous()
+
+    H, W = content_full.shape[-2:]
+    shapes = [(max(need, round(H * s / size)), max(need, round(W * s / size)))
+              for s in pyramid_sizes(size, scales=cfg.scales, min_edge=max(cfg.min_size, need))]
+
+    if cfg.init == "content":
+        init = target_content
+    elif cfg.init == "noise":
+        g = torch.Generator().manual_seed(cfg.seed)
+        init = torch.rand(target_content.shape, generator=g)
+    else:
+        init = im.load_image(cfg.init)
+        init = im.resize(init, (H, W))
+        if cfg.preserve_color == "luminance":
+            init = im.rgb_to_yiq(init)[:, :1].clamp(0, 1).expand(-1, 3, -1, -1).contiguous()
+
+    torch.manual_seed(cfg.seed)
+    net = VGG19Features(cfg.layers, weights=cfg.weights, pooling=cfg.pooling, preprocessing=cfg.preprocessing).to(device)
+
+    def make_criterion(hw: tuple[int, int]) -> StyleTransferLoss:
+        loss = StyleTransferLoss(net, content_layers=cfg.content_layers, style_layers=cfg.style_layers,
+                                 content_weight=cfg.content_weight, style_weight=cfg.style_weight,
+                                 tv_weight=cfg.tv_weight)
+        loss.set_content(im.resize(target_content, hw).to(device))
+        edge = max(need, round(max(hw) * cfg.style_scale))
+        loss.set_style([im.resize_long_edge(s, edge).to(device) for s in style_imgs], blend=cfg.style_blend)
+        return loss
+
+    steps = [cfg.coarse_iterations] * (len(shapes) - 1) + [cfg.iterations]
+
+    def finish(x: torch.Tensor) -> torch.Tensor:
+        x = im.resize(x.detach().float().cpu(), (H, W))
+        if cfg.preserve_color == "luminance":
+            yiq = im.rgb_to_yiq(content_full)
+            y = im.rgb_to_yiq(x)[:, :1]
+            x = im.yiq_to_rgb(torch.cat([y, yiq[:, 1:]], 1)).clamp(0, 1)
+        return x
+
+    try:
+        out = coarse_to_fine(init.to(device), make_criterion, shapes, steps=steps, callback=callback,
+                             optimizer=cfg.optimizer, lr=cfg.lr)
+    except OptimizationInterrupted as e:
+        e.best = finish(e.best)
+        raise
+    return finish(out)
