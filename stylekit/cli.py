@@ -15,7 +15,31 @@ from .errors import StylekitError
 __all__ = ["main", "cli"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _StylekitGroup(click.Group):
+    """A click group whose ``main`` turns every user error into one line on stderr and exit code 2."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            rv = super().main(args=args, prog_name=prog_name or "stylekit", complete_var=complete_var,
+                              standalone_mode=False, **extra)
+        except (click.exceptions.Abort, KeyboardInterrupt):
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except click.ClickException as e:
+            msg = " ".join(e.format_message().split())
+            if isinstance(e, click.UsageError) and e.ctx is not None:
+                msg = f"{e.ctx.command_path}: {msg}"
+            click.echo(f"error: {msg}", err=True)
+            sys.exit(2)
+        except StylekitError as e:
+            click.echo(f"error: {' '.join(str(e).split()) or type(e).__name__}", err=True)
+            sys.exit(2)
+        if not standalone_mode:
+            return rv
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+@click.group(cls=_StylekitGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="stylekit")
 def cli() -> None:
     """Neural style transfer for images and sound, and spectral autoencoders for musical notes."""
@@ -31,22 +55,5 @@ _register()
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: one readable line and exit 2 on any user error, never a traceback."""
-    try:
-        rv = cli.main(args=argv, prog_name="stylekit", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
-    except click.ClickException as e:
-        msg = e.format_message().replace("\n", " ")
-        if isinstance(e, click.UsageError) and e.ctx is not None:
-            msg = f"{e.ctx.command_path}: {msg}"
-        click.echo(f"error: {msg}", err=True)
-        sys.exit(2)
-    except StylekitError as e:
-        click.echo(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", err=True)
-        sys.exit(2)
-    sys.exit(rv if isinstance(rv, int) else 0)
+    """Console-script entry point (``stylekit``)."""
+    cli.main(args=argv)

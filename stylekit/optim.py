@@ -180,14 +180,15 @@ def optimize(image: torch.Tensor, criterion: Criterion, *, optimizer: str = "lbf
     lr : step size; default 1.0 for L-BFGS and 0.02 for Adam (with cosine decay to 5% over ``steps``).
     history : L-BFGS history length; default :func:`auto_history` (100, fewer for very large images).
     tol, patience : stop when the relative loss change stays below ``tol`` for ``patience`` steps.
-    clamp : range applied after each Adam step. L-BFGS is not clamped (a projection breaks its curvature
-        pairs); its result is clamped once at the end.
+    clamp : range applied after each Adam step and to Adam's result. L-BFGS is never clamped: a projection
+        breaks its curvature pairs, and values slightly out of range are part of its path to a low loss;
+        clamp when you save (the pipelines do).
     callback : called with a :class:`Progress` after each evaluation; returning True stops the run.
     state : a state from :attr:`OptimizationInterrupted.state` to resume from (same criterion and settings).
 
     Returns
     -------
-    The best iterate seen (lowest loss), detached, clamped to ``clamp``.
+    The best iterate seen (lowest loss), detached (clamped for Adam only).
 
     Raises
     ------
@@ -267,8 +268,8 @@ def optimize(image: torch.Tensor, criterion: Criterion, *, optimizer: str = "lbf
                     with torch.no_grad():
                         x.clamp_(*clamp)
     except KeyboardInterrupt:
-        raise OptimizationInterrupted(_finish(best, clamp), snapshot(step)) from None
-    return _finish(best, clamp)
+        raise OptimizationInterrupted(_finish(best, clamp if optimizer != "lbfgs" else None), snapshot(step)) from None
+    return _finish(best, clamp if optimizer != "lbfgs" else None)
 
 
 def _finish(x: torch.Tensor, clamp: tuple[float, float] | None) -> torch.Tensor:

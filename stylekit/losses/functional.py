@@ -58,7 +58,9 @@ def content_loss(input: torch.Tensor, target: torch.Tensor, *, normalize: bool =
     mean, which makes the loss independent of the network's activation scale. ``target`` broadcasts over the
     batch when its first dimension is 1.
     """
-    diff = input.float() - target.float() if input.dtype != torch.float64 else input - target
+    diff = input - target
+    if diff.dtype not in (torch.float32, torch.float64):
+        diff = diff.float()
     return _relative_or_mean(diff.pow(2), target.expand_as(input), normalize)
 
 

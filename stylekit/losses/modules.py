@@ -194,7 +194,9 @@ class StyleTransferLoss(nn.Module):
             if not float(w) >= 0 or float(w) == float("inf"):
                 raise ConfigError(f"{name} weight must be a finite number >= 0, got {w}")
         have = set(getattr(extractor, "layers", ()))
-        missing = [k for k in (*self.content_layers, *self.style_layers) if k not in have]
+        needed = [*(self.content_layers if float(content_weight) > 0 else ()),
+                  *(self.style_layers if float(style_weight) > 0 else ())]
+        missing = [k for k in needed if k not in have]
         if missing:
             raise ConfigError(f"the extractor does not compute layer {missing[0]!r} (it has {sorted(have)})")
         self.weights = {"content": float(content_weight), "style": float(style_weight), "tv": float(tv_weight)}
@@ -209,7 +211,7 @@ class StyleTransferLoss(nn.Module):
         """Compute and store the content target from an image ``(1 or B, 3, H, W)`` in [0, 1]."""
         feats = self.extractor(image)
         self.content = nn.ModuleDict({k: ContentLoss(feats[k], normalize=self.normalize)
-                                      for k in self.content_layers})
+                                      for k in self.content_layers if k in feats})
 
     @torch.no_grad()
     def set_style(self, images: torch.Tensor | Sequence[torch.Tensor], *, blend: Sequence[float] | None = None) -> None:
@@ -227,7 +229,8 @@ class StyleTransferLoss(nn.Module):
     def forward(self, image: torch.Tensor, *, content: torch.Tensor | None = None,
                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         feats = self.extractor(image)
-        zero = image.new_zeros((), dtype=torch.float32)
+        acc = torch.float64 if image.dtype == torch.float64 else torch.float32
+        zero = image.new_zeros((), dtype=acc)
         terms: dict[str, torch.Tensor] = {}
         if self.weights["content"] > 0:
             if content is not None:
@@ -245,6 +248,6 @@ class StyleTransferLoss(nn.Module):
                 raise ConfigError("no style target: call set_style() first")
             terms["style"] = self.weights["style"] * self.style(feats)
         if self.weights["tv"] > 0:
-            terms["tv"] = self.weights["tv"] * self.tv(image).float()
+            terms["tv"] = self.weights["tv"] * self.tv(image).to(acc)
         total = sum(terms.values(), zero)
         return total, terms

