@@ -168,3 +168,28 @@ def test_training_is_deterministic_and_resume_gives_the_same_weights(tmp_path, n
         torch.testing.assert_close(sa[k], sc[k], rtol=0, atol=0)
 
 
+
+
+def test_pca_latent_path_is_perfectly_even():
+    # Full-rank PCA decodes a straight latent line to the straight line between the two notes: equal steps.
+    from stylekit.spectral.evaluate import latent_roughness
+    seg = _segments()
+    pca = PCA(F, F).fit(seg.reshape(-1, F))
+    seg = seg[:3]
+    r = latent_roughness(pca, [s.numpy() for s in seg], STFT, steps=8)
+    assert r == pytest.approx(1.0, abs=1e-3)
+
+
+def test_comparison_table_checks_the_papers_orderings():
+    from stylekit.spectral.evaluate import EvalResult, check_orderings, comparison_table
+    rmse = {"pca": 3.0, "ae": 3.5, "dae": 2.0, "lstm": 2.5, "vae": 2.8}
+    res = [EvalResult(model=m, latent=L, rmse_db=e + (0.4 if (m, L) == ("vae", 8) else 0) - 0.1 * L,
+                      n_notes=1, moslqo=4 - e / 10, roughness=1.5 if m == "dae" else 1.2)
+           for m, e in rmse.items() for L in (4, 8)]
+    checks = dict(check_orderings(res))
+    assert checks["PCA beats the shallow AE"].startswith("holds on RMSE at L = [4, 8]")
+    assert checks["VAE beats PCA"].startswith("partly holds on RMSE at L = [4] of [4, 8]")
+    assert checks["VAE has a smoother latent space than the DAE (lower roughness)"].startswith("holds")
+    assert "Spearman" in checks["Perceptual scores follow the reconstruction error"]
+    table = comparison_table(res)
+    assert "| PCA | 2.60 / 3.70 | 2.20 / 3.70 |" in table

@@ -162,7 +162,7 @@ def compare_cmd(inputs, data_dir, perceptual_notes, table_out, plot_out, overwri
     for out in (table_out, plot_out):
         if out:
             check_output_path(out, overwrite=overwrite)
-    results = []
+    results, cache = [], {}
     for p in inputs:
         if Path(p).suffix == ".json":
             results.append(load_result(p))
@@ -170,7 +170,8 @@ def compare_cmd(inputs, data_dir, perceptual_notes, table_out, plot_out, overwri
         if data_dir is None:
             raise ConfigError(f"{p}: evaluating a checkpoint needs --data DATA_DIR")
         model, stft, _ = load_model(p)
-        results.append(evaluate(model, stft, data_dir, perceptual_notes=perceptual_notes, checkpoint=p))
+        results.append(evaluate(model, stft, data_dir, perceptual_notes=perceptual_notes, checkpoint=p,
+                                cache=cache))
     table = comparison_table(results)
     click.echo(table, nl=False)
     if table_out:
