@@ -238,7 +238,7 @@ def stylize_image(content, styles, *, config: ImageStyleConfig | None = None,
     steps = [cfg.coarse_iterations] * (len(shapes) - 1) + [cfg.iterations]
 
     def finish(x: torch.Tensor) -> torch.Tensor:
-        x = im.resize(x.detach().float().cpu(), (H, W))
+        x = im.resize(x.detach().float().cpu(), (H, W)).clamp(0, 1)
         if cfg.preserve_color == "luminance":
             yiq = im.rgb_to_yiq(content_full)
             y = im.rgb_to_yiq(x)[:, :1]

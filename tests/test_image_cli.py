@@ -1,0 +1,154 @@
+"""`stylekit image` through click's CliRunner on tiny images, and the Python API it shares its config with."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+import stylekit
+from stylekit.cli import cli
+from stylekit.image import load_image, read_metadata
+from stylekit.image_cli import image as image_cmd
+from stylekit.pipelines import ImageStyleConfig
+
+FAST = ["--size", "32", "--iterations", "3", "--coarse-iterations", "2", "--scales", "1", "-q"]
+
+
+def run(*args):
+    return CliRunner().invoke(cli, ["image", *map(str, args)], catch_exceptions=False)
+
+
+def one_line_error(result):
+    assert result.exit_code == 2, result.output
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+def test_basic_run_writes_output_with_settings(tmp_path, content_png, style_jpg):
+    out = tmp_path / "out.png"
+    r = run(content_png, style_jpg, "-o", out, *FAST)
+    assert r.exit_code == 0, r.output
+    x = load_image(out)
+    assert x.shape == (1, 3, 21, 32)
+    meta = read_metadata(out)
+    assert meta["config"]["iterations"] == 3 and meta["content"] == str(content_png)
+    assert meta["styles"] == [str(style_jpg)]
+    # the result differs from the content: the style moved something
+    assert (x - load_image(content_png, long_edge=32)).abs().mean() > 0.005
+
+
+def test_no_overwrite_without_flag(tmp_path, content_png, style_jpg):
+    out = tmp_path / "out.png"
+    out.write_bytes(b"precious")
+    line = one_line_error(run(content_png, style_jpg, "-o", out, *FAST))
+    assert "already exists" in line and "--overwrite" in line
+    assert out.read_bytes() == b"precious"
+    assert run(content_png, style_jpg, "-o", out, *FAST, "--overwrite").exit_code == 0
+    assert out.read_bytes() != b"precious"
+
+
+@pytest.mark.parametrize("extra,needle", [
+    (["--style-weight", "-1"], "style-weight"),
+    (["--content-layers", "relu9_9"], "relu9_9"),
+    (["--iterations", "0"], "iterations"),
+    (["--size", "8"], "minimum is 16"),
+    (["--pooling", "median"], "pooling"),
+    (["--style-blend", "1,2"], "style-blend"),
+    (["--init", "nothere.png"], "init"),
+    (["--style-layers", "relu1_1:abc"], "layer weight"),
+    (["--bit-depth", "16"], "tif"),
+])
+def test_bad_options_exit_2_with_one_line(tmp_path, content_png, style_jpg, extra, needle):
+    line = one_line_error(run(content_png, style_jpg, "-o", tmp_path / "o.png", *FAST, *extra))
+    assert needle in line
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_bad_paths(tmp_path, content_png, style_jpg):
+    assert "nothere.png" in one_line_error(run(tmp_path / "nothere.png", style_jpg, "-o", tmp_path / "o.png", *FAST))
+    assert "does not exist" in one_line_error(run(content_png, style_jpg, "-o", tmp_path / "no" / "o.png", *FAST))
+    assert "same as an input" in one_line_error(run(content_png, style_jpg, "-o", content_png, "--overwrite", *FAST))
+    assert "format" in one_line_error(run(content_png, style_jpg, "-o", tmp_path / "o.gifx", *FAST))
+    text = tmp_path / "text.jpg"
+    text.write_text("not an image")
+    line = one_line_error(run(content_png, text, "-o", tmp_path / "o.png", *FAST))
+    assert "text.jpg" in line and "not an image" in line
+    assert "Missing argument" in one_line_error(CliRunner().invoke(cli, ["image", str(content_png), "-o", "x.png"]))
+
+
+@pytest.mark.parametrize("extra", [
+    ["--preserve-color", "luminance"], ["--preserve-color", "histogram"], ["--init", "noise", "--seed", "3"],
+    ["--pooling", "avg"], ["--optimizer", "adam"], ["--weights", "caffe", "--device", "cpu", "--tv-weight", "1"],
+    ["--content-layers", "relu3_2", "--style-layers", "relu1_1:1,relu2_1:0.5", "--style-scale", "0.5"],
+])
+def test_options_run(tmp_path, content_png, style_jpg, extra):
+    out = tmp_path / "o.png"
+    r = run(content_png, style_jpg, "-o", out, *FAST, *extra)
+    assert r.exit_code == 0, r.output
+    assert load_image(out).shape == (1, 3, 21, 32)
+
+
+def test_luminance_mode_keeps_content_colours(tmp_path, content_png, style_jpg):
+    out = tmp_path / "o.png"
+    assert run(content_png, style_jpg, "-o", out, *FAST, "--preserve-color", "luminance").exit_code == 0
+    from stylekit.image import rgb_to_yiq
+    iq_out = rgb_to_yiq(load_image(out))[:, 1:]
+    iq_content = rgb_to_yiq(load_image(content_png, long_edge=32))[:, 1:]
+    assert (iq_out - iq_content).abs().max() < 0.02
+
+
+def test_blend_two_styles_save_every_plot_and_formats(tmp_path, content_png, style_jpg, style2_png):
+    out = tmp_path / "o.jpg"
+    r = run(content_png, style_jpg, style2_png, "-o", out, *FAST, "--style-blend", "0.7,0.3", "--save-every", "2",
+            "--plot", "--scales", "2", "--size", "40")
+    assert r.exit_code == 0, r.output
+    assert out.exists() and (tmp_path / "o.loss.png").exists()
+    assert sorted(p.name for p in tmp_path.glob("o.step*.jpg"))
+    assert read_metadata(out)["config"]["style_blend"] == [0.7, 0.3]
+    tif = tmp_path / "o16.tif"
+    assert run(content_png, style_jpg, "-o", tif, *FAST, "--bit-depth", "16").exit_code == 0
+    with Image.open(tif) as img:
+        assert img.size == (32, 21)
+
+
+def test_interrupt_saves_best_and_exits_130(tmp_path, content_png, style_jpg, monkeypatch):
+    import stylekit.optim as optim
+    real = optim._evaluate
+    calls = {"n": 0}
+
+    def interrupting(criterion, x):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(criterion, x)
+    monkeypatch.setattr(optim, "_evaluate", interrupting)
+    out = tmp_path / "o.png"
+    r = CliRunner().invoke(cli, ["image", str(content_png), str(style_jpg), "-o", str(out), *FAST, "--iterations", "50"])
+    assert r.exit_code == 130
+    assert load_image(out).shape == (1, 3, 21, 32)
+    assert read_metadata(out)["interrupted_at"] == 2
+
+
+def test_cli_defaults_come_from_the_config():
+    params = {p.name: p.default for p in image_cmd.params}
+    cfg = ImageStyleConfig()
+    for name in ("iterations", "coarse_iterations", "optimizer", "content_weight", "style_weight", "tv_weight",
+                 "style_scale", "pooling", "init", "scales", "preserve_color", "weights", "device", "seed"):
+        assert params[name] == getattr(cfg, name), name
+
+
+def test_python_api(content_png, style_jpg):
+    out = stylekit.stylize_image(content_png, [style_jpg], size=32, iterations=3, coarse_iterations=2, scales=1)
+    assert out.shape == (1, 3, 21, 32) and 0 <= float(out.min()) and float(out.max()) <= 1
+    again = stylekit.stylize_image(content_png, style_jpg, config=ImageStyleConfig(size=32, iterations=3, scales=1))
+    assert torch.equal(out, again)  # deterministic, and a single style need not be a list
+    with pytest.raises(stylekit.StylekitError):
+        stylekit.stylize_image(content_png, [style_jpg], size=32, iterations=-5)
+    assert dataclasses.replace(ImageStyleConfig(), size=64).size == 64
+    json.dumps(ImageStyleConfig().to_dict())
