@@ -61,7 +61,7 @@ class RandomConvBank(nn.Module):
     """
 
     def __init__(self, n_bins: int, *, widths: Sequence[int] = (3, 7, 15, 31), channels: int = 256,
-                 seed: int = 0) -> None:
+                 seed: int = 0, identity: bool = True) -> None:
         super().__init__()
         widths = tuple(int(w) for w in widths)
         if not widths or any(w < 1 for w in widths) or len(set(widths)) != len(widths):
@@ -73,7 +73,8 @@ class RandomConvBank(nn.Module):
         for w in widths:
             weight = torch.randn(channels, n_bins, w, generator=g) * (2.0 / (n_bins * w)) ** 0.5
             self.register_buffer(f"weight_w{w}", weight)
-        self.layers = tuple(f"conv_w{w}" for w in widths)
+        self.identity = bool(identity)
+        self.layers = (("spec",) if identity else ()) + tuple(f"conv_w{w}" for w in widths)
         self.requires_grad_(False)
 
     @property
@@ -82,7 +83,8 @@ class RandomConvBank(nn.Module):
         return max(self.widths)
 
     def extra_repr(self) -> str:
-        return f"n_bins={self.n_bins}, widths={self.widths}, channels={self.channels}, seed={self.seed}"
+        return (f"n_bins={self.n_bins}, widths={self.widths}, channels={self.channels}, seed={self.seed}, "
+                f"identity={self.identity}")
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         if x.dim() == 4:
@@ -93,7 +95,10 @@ class RandomConvBank(nn.Module):
             raise ConfigError(f"expected (B, {self.n_bins}, T) spectrograms, got {tuple(x.shape)}")
         if x.shape[-1] < self.min_frames:
             raise ConfigError(f"spectrogram has {x.shape[-1]} frames, the widest filter needs {self.min_frames}")
-        return {f"conv_w{w}": F.relu(F.conv1d(x, getattr(self, f"weight_w{w}"))) for w in self.widths}
+        out = {f"conv_w{w}": F.relu(F.conv1d(x, getattr(self, f"weight_w{w}"))) for w in self.widths}
+        if self.identity:
+            out["spec"] = x - x.mean(dim=-1, keepdim=True)
+        return out
 
 
 def spectrogram_vgg19(layers: Sequence[str], *, weights: str = "caffe", pooling: str = "max") -> nn.Module:
@@ -185,3 +190,60 @@ class RhythmLoss(nn.Module):
             lag = min(ac.shape[-1], target.shape[-1])
             total = total + ((ac[..., :lag] - target[..., :lag]) ** 2).mean()
         return total / len(self.layers)
+
+
+def log_energy(z: torch.Tensor, *, span: float, offset: float) -> torch.Tensor:
+    """Frame log-energy of a network-scale spectrogram.
+
+    Parameters
+    ----------
+    z : torch.Tensor
+        (B, 1, n_bins, T) or (B, n_bins, T) on the network scale (``log_magnitude = z * span + offset``).
+
+    Returns
+    -------
+    torch.Tensor
+        (B, T): ``log(sum_f magnitude_f ** 2)``, the frame energy in nepers x 2 (differentiable).
+    """
+    if z.dim() == 4:
+        z = z[:, 0]
+    return torch.logsumexp(2 * (z * span + offset), dim=1)
+
+
+class EnvelopeLoss(nn.Module):
+    """Keeps the *shape* of the content's loudness contour: ``1 - corr(E(x), E(content))`` over frames.
+
+    Parameters
+    ----------
+    target : torch.Tensor
+        (1, 1, n_bins, T), the content on the network scale.
+    span, offset : float
+        The network-scale mapping (see :func:`stylekit.audio.transform.to_network`).
+    smooth : int
+        Frames of the moving average applied to both envelopes before correlating.
+
+    Notes
+    -----
+    Not in the papers. The feature content loss alone either keeps the content's full dynamic range (its
+    silent gaps, which fights every texture statistic) or, with a strong style weight, loses the word
+    rhythm. A correlation is scale-free, so this term keeps *when* the content is loud or quiet while
+    letting the style decide *how much* the level swings.
+    """
+
+    def __init__(self, target: torch.Tensor, *, span: float, offset: float, smooth: int = 3) -> None:
+        super().__init__()
+        self.span, self.offset, self.smooth = float(span), float(offset), int(smooth)
+        with torch.no_grad():
+            self.register_buffer("target", self._centred(target))
+
+    def _centred(self, z: torch.Tensor) -> torch.Tensor:
+        e = log_energy(z, span=self.span, offset=self.offset)
+        if self.smooth > 1:
+            e = F.avg_pool1d(e[:, None], self.smooth, stride=1, padding=self.smooth // 2,
+                             count_include_pad=False)[:, 0]
+        e = e - e.mean(dim=-1, keepdim=True)
+        return e / (e.norm(dim=-1, keepdim=True) + 1e-8)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        e = self._centred(z)
+        return (1 - (e * self.target).sum(dim=-1)).mean()

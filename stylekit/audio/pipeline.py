@@ -22,7 +22,7 @@ from torch import nn
 
 from ..errors import ConfigError, InputError
 from . import io as aio
-from .networks import NETWORKS, VGG19_CONTENT_LAYERS, VGG19_STYLE_LAYERS, RandomConvBank, RhythmLoss
+from .networks import NETWORKS, EnvelopeLoss, VGG19_CONTENT_LAYERS, VGG19_STYLE_LAYERS, RandomConvBank, RhythmLoss
 from .transform import SpectrogramConfig, chunk_spans, content_phase, overlap_add, to_audio, to_network, \
     to_spectrogram
 
@@ -69,8 +69,10 @@ class AudioStyleConfig:
     network: str = "random"
     widths: tuple[int, ...] = (3, 7, 15, 31)
     channels: int = 256
+    spec_weight: float = 0.5
     content_weight: float = 1.0
-    style_weight: float = 10.0
+    style_weight: float = 30.0
+    envelope_weight: float = 1.0
     rhythm_weight: float = 0.0
     rhythm_max_lag: float = 1.0
     init: str = "content"
@@ -86,7 +88,7 @@ class AudioStyleConfig:
             raise ConfigError(f"network must be one of {', '.join(NETWORKS)}, got {self.network!r}")
         if self.init not in _INITS:
             raise ConfigError(f"init must be one of {', '.join(_INITS)}, got {self.init!r}")
-        for name in ("content_weight", "style_weight", "rhythm_weight"):
+        for name in ("content_weight", "style_weight", "envelope_weight", "rhythm_weight"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0):
                 raise ConfigError(f"{name} must be a finite number >= 0, got {v}")
@@ -208,9 +210,12 @@ class _Tap(nn.Module):
 def _extractor_and_layers(config: AudioStyleConfig) -> tuple[nn.Module, dict[str, float], dict[str, float]]:
     if config.network == "random":
         net = RandomConvBank(config.spectrogram.n_bins, widths=config.widths, channels=config.channels,
-                             seed=config.seed)
-        w = 1.0 / len(net.layers)
-        return net, {k: w for k in net.layers}, {k: w for k in net.layers}
+                             seed=config.seed, identity=config.spec_weight > 0)
+        convs = [k for k in net.layers if k != "spec"]
+        style = {k: (1 - config.spec_weight) / len(convs) for k in convs}
+        if net.identity:
+            style["spec"] = config.spec_weight
+        return net, {k: 1.0 / len(convs) for k in convs}, style
     from .networks import spectrogram_vgg19
 
     layers = sorted(set(VGG19_CONTENT_LAYERS) | set(VGG19_STYLE_LAYERS))
@@ -325,8 +330,15 @@ def stylize_audio(content, styles, *, config: AudioStyleConfig | None = None,
         rhythm = RhythmLoss(rhythm_feats, max_lag=max(1, int(config.rhythm_max_lag * sr / cfg.hop_length)),
                             blend=blend)
 
+    span = math.log(cfg.ref) - math.log(cfg.log_floor)
+    envelope: EnvelopeLoss | None = None
+
     def criterion(x: torch.Tensor):
         total, terms = loss(x)
+        if envelope is not None:
+            e = config.envelope_weight * envelope(x)
+            terms = {**terms, "envelope": e}
+            total = total + e
         if rhythm is not None:
             r = config.rhythm_weight * rhythm(tap.last)
             terms = {**terms, "rhythm": r}
@@ -345,6 +357,8 @@ def stylize_audio(content, styles, *, config: AudioStyleConfig | None = None,
         z = _pad_frames(_as_net_input(spec, cfg), need)
         if not interrupted:
             loss.set_content(z)
+            if config.envelope_weight > 0:
+                envelope = EnvelopeLoss(z, span=span, offset=math.log(cfg.log_floor))
             if config.init == "content":
                 x0 = z.clone()
             else:

@@ -68,14 +68,14 @@ class SpectrogramConfig:
 
     kind: str = "mel"
     sample_rate: int = 22050
-    n_fft: int = 1024
-    hop_length: int = 256
+    n_fft: int = 2048
+    hop_length: int = 512
     n_mels: int = 128
     fmin: float = 0.0
     fmax: float | None = None
     log_floor: float = 1e-5
     ref: float = 1.0
-    mel_inverse: str = "nnls"
+    mel_inverse: str = "pinv"
     griffin_lim_iters: int = 32
     momentum: float = 0.99
     _validated: bool = field(default=False, repr=False, compare=False)
