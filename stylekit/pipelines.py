@@ -54,8 +54,8 @@ class ImageStyleConfig:
     """
 
     size: int | None = None
-    iterations: int = 100
-    coarse_iterations: int = 100
+    iterations: int = 60
+    coarse_iterations: int = 80
     optimizer: str = "lbfgs"
     lr: float | None = None
     content_weight: float = 1.0
