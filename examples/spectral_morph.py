@@ -74,7 +74,7 @@ def main() -> None:
         for ax, a, x in zip(axes, alphas, specs):
             ax.imshow(x.T[:200], origin="lower", aspect="auto", cmap="magma", vmin=0, vmax=1)
             ax.set(title=f"a = {a:.2f}", xlabel="frame")
-        axes[0].set_ylabel("bin (0-6 kHz)")
+        axes[0].set_ylabel("bin (0-3.1 kHz)")
         fig.tight_layout()
         atomic_write(args.out / "morph_spectrograms.png", lambda t: fig.savefig(t, dpi=100))
         print(args.out / "morph_spectrograms.png")
