@@ -163,7 +163,8 @@ def _as_tensor(x, what: str) -> torch.Tensor:
 
 
 def stylize_image(content, styles, *, config: ImageStyleConfig | None = None,
-                  callback: Callable[[Progress], bool | None] | None = None, **options) -> torch.Tensor:
+                  callback: Callable[[Progress], bool | None] | None = None, style_cache: dict | None = None,
+                  **options) -> torch.Tensor:
     """Paint ``content`` in the style of ``styles`` (Gatys et al. 2016).
 
     Parameters
@@ -172,6 +173,10 @@ def stylize_image(content, styles, *, config: ImageStyleConfig | None = None,
     styles : one path/tensor or a list of them (blended by ``style_blend``).
     config : an :class:`ImageStyleConfig`; keyword ``options`` override its fields.
     callback : receives a :class:`stylekit.optim.Progress` after every iteration; return True to stop.
+    style_cache : a dict shared between calls with the same styles and settings (a batch job): the style
+        features of each scale are computed once and reused. They depend only on the style images, the
+        scale's long edge, the layers, weights and pooling, so one cache must not mix different styles.
+        Ignored with ``preserve_color`` other than ``"none"`` (the style then depends on the content).
 
     Returns
     -------
@@ -232,7 +237,17 @@ def stylize_image(content, styles, *, config: ImageStyleConfig | None = None,
                                  tv_weight=cfg.tv_weight)
         loss.set_content(im.resize(target_content, hw).to(device))
         edge = max(need, round(max(hw) * cfg.style_scale))
-        loss.set_style([im.resize_long_edge(s, edge).to(device) for s in style_imgs], blend=cfg.style_blend)
+        cacheable = style_cache is not None and cfg.preserve_color == "none"
+        key = ("style", edge, cfg.weights, cfg.pooling, tuple(cfg.style_layers))
+        if cacheable and key in style_cache:
+            feats = [{k: v.to(device) for k, v in f.items()} for f in style_cache[key]]
+        else:
+            with torch.no_grad():
+                feats = [{k: v for k, v in net(im.resize_long_edge(s, edge).to(device)).items() if k in cfg.style_layers}
+                         for s in style_imgs]
+            if cacheable:
+                style_cache[key] = [{k: v.cpu() for k, v in f.items()} for f in feats]
+        loss.set_style_features(feats, blend=cfg.style_blend)
         return loss
 
     steps = [cfg.coarse_iterations] * (len(shapes) - 1) + [cfg.iterations]

@@ -152,3 +152,13 @@ def test_python_api(content_png, style_jpg):
         stylekit.stylize_image(content_png, [style_jpg], size=32, iterations=-5)
     assert dataclasses.replace(ImageStyleConfig(), size=64).size == 64
     json.dumps(ImageStyleConfig().to_dict())
+
+
+def test_style_cache_reuses_targets_and_gives_identical_results(content_png, style_jpg, style2_png):
+    cache: dict = {}
+    opts = dict(size=32, iterations=3, coarse_iterations=2, scales=2, min_size=16)
+    a = stylekit.stylize_image(content_png, [style_jpg], **opts)
+    b = stylekit.stylize_image(content_png, [style_jpg], style_cache=cache, **opts)
+    assert len(cache) == 2  # one entry per scale
+    c = stylekit.stylize_image(content_png, [style_jpg], style_cache=cache, **opts)
+    assert torch.equal(a, b) and torch.equal(b, c)
