@@ -1,0 +1,211 @@
+"""`stylekit audio` through click's CliRunner on tiny clips, and the Python API sharing its config."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+import stylekit
+from stylekit.audio import cli as audio_cli
+from stylekit.audio.pipeline import AudioStyleConfig, StylizeInterrupted, build_config, stylize_audio
+from stylekit.audio.transform import SpectrogramConfig
+from stylekit.cli import cli
+from stylekit.errors import ConfigError
+
+from _audio_data import SR, textureish, voiceish, write
+
+FAST = ["--steps", "3", "--griffin-lim-iters", "4", "-q"]
+
+
+def run(*args):
+    return CliRunner().invoke(cli, ["audio", *map(str, args)], catch_exceptions=False)
+
+
+def one_line_error(result, name=None):
+    assert result.exit_code == 2, result.output
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert "Traceback" not in result.output
+    if name is not None:
+        assert str(name) in lines[0]
+    return lines[0]
+
+
+@pytest.fixture
+def content_wav(tmp_path):
+    return write(tmp_path / "content.wav", voiceish(0.6))
+
+
+@pytest.fixture
+def style_wav(tmp_path):
+    return write(tmp_path / "style.wav", textureish(0.8))
+
+
+def _check_output(path, n, rate):
+    y, sr = sf.read(str(path))
+    assert sr == rate and y.shape == (n,)
+    assert np.isfinite(y).all() and np.abs(y).max() < 1.0
+    assert np.sqrt(np.mean(y ** 2)) > 1e-3        # not silent
+    return y
+
+
+def test_basic_run_has_content_length_rate_and_loudness(tmp_path, content_wav, style_wav):
+    out = tmp_path / "out.wav"
+    r = run(content_wav, style_wav, "-o", out, *FAST)
+    assert r.exit_code == 0, r.output
+    y = _check_output(out, int(0.6 * SR), SR)
+    c, _ = sf.read(str(content_wav))
+    assert np.sqrt(np.mean(y ** 2)) == pytest.approx(np.sqrt(np.mean(c ** 2)), rel=0.02)
+    assert sf.info(str(out)).subtype == "PCM_16"
+
+
+def test_output_keeps_the_contents_own_rate_and_sample_count(tmp_path, style_wav):
+    content = write(tmp_path / "c44.wav", np.stack([voiceish(0.5, sr=44100)] * 2, axis=1), 44100)
+    out = tmp_path / "out.wav"
+    r = run(content, style_wav, "-o", out, "--float", *FAST)
+    assert r.exit_code == 0, r.output
+    _check_output(out, int(0.5 * 44100), 44100)
+    assert sf.info(str(out)).subtype == "FLOAT"
+
+
+def test_style_shorter_than_content_and_several_styles(tmp_path, content_wav):
+    s1 = write(tmp_path / "s1.wav", textureish(0.2, seed=3))
+    s2 = write(tmp_path / "s2.wav", textureish(0.3, seed=4))
+    out = tmp_path / "out.wav"
+    r = run(content_wav, s1, s2, "--style-blend", "1,3", "-o", out, *FAST)
+    assert r.exit_code == 0, r.output
+    _check_output(out, int(0.6 * SR), SR)
+    r = run(content_wav, s1, s2, "--style-blend", "1", "-o", tmp_path / "o2.wav", *FAST)
+    one_line_error(r)
+
+
+def test_plot_writes_png(tmp_path, content_wav, style_wav):
+    out, png = tmp_path / "out.wav", tmp_path / "spec.png"
+    r = run(content_wav, style_wav, "-o", out, "--plot", png, *FAST)
+    assert r.exit_code == 0, r.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_refuses_to_overwrite_without_flag(tmp_path, content_wav, style_wav):
+    out = tmp_path / "out.wav"
+    out.write_bytes(b"keep")
+    one_line_error(run(content_wav, style_wav, "-o", out, *FAST), out)
+    assert out.read_bytes() == b"keep"
+    assert run(content_wav, style_wav, "-o", out, "--overwrite", *FAST).exit_code == 0
+    one_line_error(run(content_wav, style_wav, "-o", content_wav, "--overwrite", *FAST))
+
+
+def _bad_file(tmp_path, kind):
+    p = tmp_path / f"bad_{kind}.wav"
+    if kind == "silent":
+        write(p, np.zeros(SR // 2, dtype=np.float32))
+    elif kind == "short":
+        write(p, voiceish(0.05))
+    elif kind == "not_audio":
+        p.write_text("hello\n" * 50)
+    elif kind == "corrupt_header":
+        good = write(tmp_path / "g.wav", voiceish(0.5))
+        b = bytearray(good.read_bytes())
+        b[0:4] = b"RIFX"
+        b[8:12] = b"WAVX"
+        p.write_bytes(bytes(b))
+    elif kind == "nan":
+        y = voiceish(0.5)
+        y[5] = np.nan
+        write(p, y, subtype="FLOAT")
+    elif kind == "zero_length":
+        write(p, np.zeros(0, dtype=np.float32))
+    return p
+
+
+@pytest.mark.parametrize("kind", ["silent", "short", "not_audio", "corrupt_header", "nan", "zero_length"])
+@pytest.mark.parametrize("role", ["content", "style"])
+def test_bad_inputs_end_in_one_line_and_exit_2(tmp_path, content_wav, style_wav, kind, role):
+    bad = _bad_file(tmp_path, kind)
+    args = (bad, style_wav) if role == "content" else (content_wav, bad)
+    out = tmp_path / "out.wav"
+    one_line_error(run(*args, "-o", out, *FAST), bad)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("kind", ["6ch", "96k", "8bit", "dc", "clipped"])
+def test_awkward_but_valid_inputs_work(tmp_path, style_wav, kind):
+    y = voiceish(0.5)
+    rate, subtype = SR, None
+    if kind == "6ch":
+        y = np.stack([y] * 6, axis=1)
+    elif kind == "96k":
+        rate, y = 96000, voiceish(0.5, sr=96000)
+    elif kind == "8bit":
+        subtype = "PCM_U8"
+    elif kind == "dc":
+        y, subtype = y + 0.4, "FLOAT"
+    elif kind == "clipped":
+        y = np.clip(5 * y, -1, 1)
+    content = write(tmp_path / f"{kind}.wav", y, rate, subtype=subtype)
+    out = tmp_path / "out.wav"
+    r = run(content, style_wav, "-o", out, *FAST)
+    assert r.exit_code == 0, r.output
+    _check_output(out, y.shape[0], rate)
+
+
+def test_bad_options(tmp_path, content_wav, style_wav):
+    one_line_error(run(content_wav, style_wav, "-o", tmp_path / "o.mp3", *FAST))
+    one_line_error(run(content_wav, style_wav, "-o", tmp_path / "o.wav", "--steps", "0", "-q"))
+    one_line_error(run(content_wav, style_wav, "-o", tmp_path / "o.wav", "--n-fft", "1000", "--hop-length",
+                       "900", "-q"))
+    one_line_error(run(content_wav, "-o", tmp_path / "o.wav"))     # no style
+
+
+def test_interrupt_saves_best_so_far_and_exits_130(tmp_path, content_wav, style_wav, monkeypatch):
+    import stylekit.optim as optim
+
+    def interrupted(x0, criterion, **kw):
+        criterion(x0)
+        raise optim.OptimizationInterrupted(x0.clone(), {})
+
+    monkeypatch.setattr(optim, "optimize", interrupted)
+    out = tmp_path / "out.wav"
+    r = run(content_wav, style_wav, "-o", out, *FAST)
+    assert r.exit_code == 130, r.output
+    assert "interrupted" in r.output
+    _check_output(out, int(0.6 * SR), SR)
+    assert [f.name for f in tmp_path.iterdir() if f.name.startswith(".")] == []    # no temp files
+
+
+def test_api_raises_interrupted_with_result(content_wav, style_wav, monkeypatch):
+    import stylekit.optim as optim
+
+    monkeypatch.setattr(optim, "optimize", lambda x0, c, **kw: (_ for _ in ()).throw(
+        optim.OptimizationInterrupted(x0.clone(), {})))
+    with pytest.raises(StylizeInterrupted) as e:
+        stylize_audio(content_wav, style_wav, steps=2, griffin_lim_iters=2)
+    assert e.value.result.interrupted and e.value.result.samples.shape == (int(0.6 * SR),)
+
+
+def test_cli_defaults_are_the_config_defaults():
+    cfg = AudioStyleConfig()
+    for name, *_ in audio_cli._OPTIONS:
+        expected = getattr(cfg.spectrogram, name) if hasattr(cfg.spectrogram, name) else getattr(cfg, name)
+        assert audio_cli.D[name] == expected, name
+    # unset CLI options (None) keep the config's defaults
+    assert build_config(**{name: None for name, *_ in audio_cli._OPTIONS}) == cfg
+    help_text = run("--help").output
+    assert f"[default: {cfg.steps}]" in help_text and f"[default: {cfg.network}]" in help_text
+
+
+def test_api_is_exported_and_uses_the_same_config(content_wav, style_wav):
+    assert stylekit.stylize_audio is stylize_audio
+    r = stylekit.stylize_audio(content_wav, [style_wav], steps=2, griffin_lim_iters=2, kind="linear", n_fft=512,
+                               hop_length=128)
+    assert r.config.spectrogram == SpectrogramConfig(kind="linear", n_fft=512, hop_length=128,
+                                                     griffin_lim_iters=2)
+    assert r.samples.shape == (int(0.6 * SR),) and np.isfinite(r.samples).all()
+    with pytest.raises(ConfigError, match="unknown"):
+        build_config(stepz=3)
+    with pytest.raises(ConfigError):
+        build_config(network="resnet")
+    assert dataclasses.is_dataclass(r.config) and r.config.__dataclass_params__.frozen
