@@ -14,6 +14,7 @@ COMMANDS = [
     ("stylekit.image_cli", "image"),
     ("stylekit.audio.cli", "audio"),
     ("stylekit.spectral.cli", "spectral"),
+    ("stylekit.batch.cli", "batch"),
 ]
 
 

@@ -1,0 +1,589 @@
+"""Running a batch: plan it, then hand the work to an engine.
+
+Planning (the same for every engine)
+    1. ``size=None`` becomes a number (512 when the job runs on GPUs, else 384), so every output of a batch
+       has the same size whichever worker made it.
+    2. An output that exists is *skipped* when the settings embedded in it (see
+       :func:`stylekit.image.read_metadata`) equal the item's; with other settings it is an error, unless
+       ``overwrite``. Outputs are written atomically, so an existing file is always a finished one, and a
+       stopped batch resumes where it stopped.
+    3. The items are grouped by style set (the style files plus the network weights). For each group the
+       style targets are computed **once**: the style images are read, and :func:`stylize_image` runs for a
+       single evaluation per scale on a blank content, which fills a ``style_cache`` dict with each scale's
+       style features (the same public cache a library user passes to share targets between calls). Every
+       item of the group then gets that filled cache, so no worker recomputes the style features. A style
+       image that cannot be read, or settings that cannot run (a size too small for the layers), turn the
+       group's items into errors without stopping the others.
+
+Engines
+    ``"local"``
+        ``workers`` processes on this machine (``spawn``), one per GPU by default, else one; ``workers=0``
+        runs the items in the calling process. Each worker receives a group's style targets once, through
+        shared memory, before its first item of that group. A worker that dies (killed, out of memory)
+        is replaced and its item is retried up to ``max_retries`` times.
+    ``"ray"``
+        One Ray task per input, asking for one GPU when the cluster has GPUs (and ``threads`` CPUs). The style
+        targets of a group are computed by one Ray task and shared with every item's task through the object
+        store. Input and style files are read by the driver and shipped as bytes, and each task returns the
+        encoded output, which the driver writes: the cluster's nodes need stylekit installed, not a shared
+        file system. Ray retries a task whose worker died (``max_retries``).
+
+Isolation: whatever goes wrong with one input (unreadable file, a failing optimisation, a dead worker after
+its retries) is recorded in its result row, and the batch goes on.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from ..errors import ConfigError, InputError, StylekitError
+from .manifest import BatchItem, check_results_path, write_results
+
+__all__ = ["run_batch", "ENGINES"]
+
+ENGINES = ("local", "ray")
+_FLUSH_SECONDS = 10.0
+
+
+# --- planning --------------------------------------------------------------------------------------------
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    if isinstance(e, StylekitError):
+        return text or type(e).__name__
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+def _jsonable(d):
+    return json.loads(json.dumps(d, sort_keys=True, default=str))
+
+
+def _metadata(item_input: str, styles: Sequence[str], cfg, seconds: float, device: str) -> dict:
+    from .. import __version__
+    return {"stylekit": __version__, "content": item_input, "styles": list(styles), "config": cfg.to_dict(),
+            "device": device, "seconds": seconds, "batch": True}
+
+
+def _existing_output(item: BatchItem) -> tuple[str, str | None, float | None]:
+    """``("skipped", None, seconds)`` when ``item.output`` holds this item's result, else an error row."""
+    from ..image import read_metadata
+    try:
+        meta = read_metadata(item.output)
+    except Exception:  # noqa: BLE001 - anything unreadable is "not ours"
+        meta = {}
+    if not meta.get("config"):
+        return "error", f"{item.output}: already exists and was not written by stylekit (use --overwrite)", None
+    same = (meta.get("config") == _jsonable(item.config.to_dict())
+            and meta.get("styles") == [os.path.abspath(s) for s in item.styles])
+    if not same:
+        return ("error", f"{item.output}: already exists with other settings or styles "
+                         "(use --overwrite or another output folder)", None)
+    return "skipped", None, meta.get("seconds")
+
+
+def _group_key(item: BatchItem) -> tuple:
+    c = item.config
+    return (tuple(os.path.abspath(s) for s in item.styles), str(c.weights), c.preprocessing)
+
+
+def _warm_key(cfg) -> str:
+    """Settings that decide which style features a run needs (the rest do not change them)."""
+    keep = ("size", "scales", "min_size", "style_scale", "content_layers", "style_layers", "pooling", "weights",
+            "preprocessing", "device", "preserve_color")
+    d = cfg.to_dict()
+    return json.dumps({k: d[k] for k in keep}, sort_keys=True)
+
+
+def _style_targets(style_imgs, cfgs: dict) -> tuple[dict, dict]:
+    """Fill one ``style_cache`` for ``style_imgs`` under every config of ``cfgs`` (``{warm key: config}``).
+
+    Returns ``(cache, errors)`` where ``errors`` maps a warm key to the one-line reason it cannot run.
+    """
+    import torch
+
+    from ..pipelines import stylize_image
+
+    cache: dict = {}
+    errors: dict = {}
+    for key, cfg in cfgs.items():
+        if cfg.preserve_color != "none":
+            continue  # the style then depends on the content: nothing to share (the pipeline ignores the cache)
+        warm = dataclasses.replace(cfg, iterations=1, coarse_iterations=1, init="content", style_blend=None)
+        blank = torch.full((1, 3, warm.size, warm.size), 0.5)
+        try:
+            stylize_image(blank, list(style_imgs), config=warm, style_cache=cache)
+        except Exception as e:  # noqa: BLE001 - reported on every item that uses these settings
+            errors[key] = _one_line(e)
+    return cache, errors
+
+
+class _Results:
+    """The rows of a batch, the user's callback, and the results manifest flushed every few seconds."""
+
+    def __init__(self, items: Sequence[BatchItem], path: Path | None,
+                 on_result: Callable[[dict], None] | None) -> None:
+        self.rows = [{"index": it.index, "input": str(it.input), "styles": [str(s) for s in it.styles],
+                      "output": str(it.output), "status": "pending", "error": None, "seconds": None,
+                      "attempts": 0, "settings": it.config.to_dict() if it.config is not None else None}
+                     for it in items]
+        self.path, self.on_result, self.last = path, on_result, time.monotonic()
+
+    def set(self, index: int, **fields) -> None:
+        self.rows[index].update(fields)
+        if fields.get("status") in ("done", "skipped", "error"):
+            if self.on_result is not None:
+                self.on_result(dict(self.rows[index]))
+            if self.path is not None and time.monotonic() - self.last > _FLUSH_SECONDS:
+                self.flush()
+
+    def flush(self) -> None:
+        if self.path is not None:
+            write_results(self.rows, self.path)
+            self.last = time.monotonic()
+
+
+# --- the work on one item (local engine) -----------------------------------------------------------------
+
+def _process(inp: str, styles: Sequence[str], out: str, cfg, style_imgs, cache, overwrite: bool) -> dict:
+    """Stylize one input and write its output; never raises for a problem with the input."""
+    from ..image import load_image, save_image
+    from ..pipelines import resolve_device, stylize_image
+
+    t0 = time.perf_counter()
+    try:
+        content = load_image(inp)
+        result = stylize_image(content, list(style_imgs), config=cfg, style_cache=cache)
+        seconds = round(time.perf_counter() - t0, 3)
+        meta = _metadata(inp, styles, cfg, seconds, str(resolve_device(cfg.device)))
+        save_image(result, out, metadata=meta, overwrite=overwrite)
+        return {"status": "done", "error": None, "seconds": seconds}
+    except Exception as e:  # noqa: BLE001 - isolation: one bad input never stops the batch
+        return {"status": "error", "error": _one_line(e), "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def _worker_main(conn, gpu: int | None, threads: int) -> None:
+    """A local worker process: receives style groups and items over ``conn``, answers with results."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and ends the workers
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)  # before CUDA is initialised in this process
+    import torch
+    torch.set_num_threads(threads)
+    groups: dict = {}
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return
+        if msg[0] == "stop":
+            return
+        if msg[0] == "group":
+            groups[msg[1]] = (msg[2], msg[3])
+            continue
+        _, index, inp, styles, out, cfg, gid, overwrite = msg
+        conn.send(("start", index, os.getpid()))
+        style_imgs, cache = groups[gid]
+        conn.send(("done", index, _process(inp, styles, out, cfg, style_imgs, cache, overwrite)))
+
+
+class _Worker:
+    def __init__(self, ctx, slot: int, gpu: int | None, threads: int) -> None:
+        parent, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker_main, args=(child, gpu, threads), daemon=True,
+                                name=f"stylekit-batch-{slot}")
+        self.proc.start()
+        child.close()
+        self.conn, self.slot, self.gpu, self.threads = parent, slot, gpu, threads
+        self.job: int | None = None
+        self.groups: set = set()
+
+    def end(self, timeout: float = 5.0) -> None:
+        try:
+            self.conn.send(("stop",))
+        except (OSError, ValueError):
+            pass
+        self.proc.join(timeout)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join()
+        self.conn.close()
+
+
+def _death(proc) -> str:
+    proc.join(1)
+    code = proc.exitcode
+    if code is not None and code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+def _run_local(todo: list[BatchItem], groups: dict, group_of: dict, res: _Results, *, workers: int,
+               gpus: int, threads: int, overwrite: bool, max_retries: int,
+               on_start: Callable[[int, int], None] | None) -> None:
+    if workers == 0:
+        for it in todo:
+            style_imgs, cache = groups[group_of[it.index]]
+            res.set(it.index, attempts=1)
+            if on_start is not None:
+                on_start(it.index, os.getpid())
+            res.set(it.index, **_process(str(it.input), res.rows[it.index]["styles"], str(it.output), it.config,
+                                         style_imgs, cache, overwrite))
+        return
+
+    import multiprocessing
+    import multiprocessing.connection
+    ctx = multiprocessing.get_context("spawn")
+    by_index = {it.index: it for it in todo}
+    queue = deque(it.index for it in todo)
+    attempts: dict[int, int] = {}
+    pool = [_Worker(ctx, i, i % gpus if gpus else None, threads) for i in range(min(workers, len(todo)))]
+
+    def replace(w: _Worker, why: str) -> _Worker:
+        w.conn.close()
+        w.proc.join(1)
+        if w.job is not None:
+            index, w.job = w.job, None
+            if attempts[index] > max_retries:
+                res.set(index, status="error", error=f"worker process died ({why}) on each of "
+                                                     f"{attempts[index]} attempts")
+            else:
+                queue.appendleft(index)  # retried next, by the fresh worker or another one
+        return _Worker(ctx, w.slot, w.gpu, w.threads)
+
+    try:
+        while queue or any(w.job is not None for w in pool):
+            for k, w in enumerate(pool):
+                if w.job is None and queue:
+                    index = queue.popleft()
+                    it = by_index[index]
+                    gid = group_of[index]
+                    w.job = index
+                    attempts[index] = attempts.get(index, 0) + 1
+                    res.set(index, attempts=attempts[index])
+                    try:
+                        if gid not in w.groups:
+                            w.conn.send(("group", gid, *groups[gid]))
+                            w.groups.add(gid)
+                        w.conn.send(("run", index, str(it.input), res.rows[index]["styles"], str(it.output),
+                                     it.config, gid, overwrite))
+                    except OSError:
+                        attempts[index] -= 1  # it never reached the worker
+                        pool[k] = replace(w, _death(w.proc))
+            busy = [w for w in pool if w.job is not None]
+            multiprocessing.connection.wait([w.conn for w in busy] + [w.proc.sentinel for w in busy], timeout=5)
+            for k, w in enumerate(pool):
+                if w.job is None:
+                    continue
+                dead = False
+                try:
+                    while w.conn.poll():
+                        kind, index, payload = w.conn.recv()
+                        if kind == "start":
+                            if on_start is not None:
+                                on_start(index, payload)
+                        else:
+                            w.job = None
+                            res.set(index, **payload)
+                except (EOFError, OSError):
+                    dead = True
+                if dead or (w.job is not None and not w.proc.is_alive()):
+                    pool[k] = replace(w, _death(w.proc))
+    finally:
+        for w in pool:
+            if w.job is not None:  # interrupted: end at once, the item stays "pending"
+                w.proc.kill()
+            w.end()
+
+
+# --- the Ray engine --------------------------------------------------------------------------------------
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("the ray engine needs Ray: pip install 'stylekit[ray]' (or pip install ray)") from None
+    return ray
+
+
+def _load_blob(name: str, data: bytes):
+    """Decode image bytes read on the driver; errors name the original file."""
+    from ..image import load_image
+    with tempfile.TemporaryDirectory(prefix="stylekit-") as d:
+        p = Path(d) / (Path(name).name or "input")
+        p.write_bytes(data)
+        try:
+            return load_image(p)
+        except InputError as e:
+            raise InputError(str(e).replace(str(p), name)) from None
+
+
+def _ray_threads(threads: int) -> None:
+    import torch
+    torch.set_num_threads(threads)
+
+
+def _ray_targets(style_blobs: list, cfgs: dict, threads: int):
+    """Ray task: the style images and their filled style cache for one group (see the module notes)."""
+    _ray_threads(threads)
+    try:
+        style_imgs = [_load_blob(name, data) for name, data in style_blobs]
+    except Exception as e:  # noqa: BLE001
+        return {k: _one_line(e) for k in cfgs}, None
+    cache, errors = _style_targets(style_imgs, cfgs)
+    return errors, (style_imgs, cache)
+
+
+def _ray_stylize(inp: str, data: bytes, styles: list, out: str, cfg, group, threads: int) -> dict:
+    """Ray task: stylize one input given as bytes; returns the result row fields and the encoded output."""
+    import socket
+
+    from ..image import save_image
+    from ..pipelines import resolve_device, stylize_image
+
+    _ray_threads(threads)
+    t0 = time.perf_counter()
+    style_imgs, cache = group
+    try:
+        content = _load_blob(inp, data)
+        result = stylize_image(content, list(style_imgs), config=cfg, style_cache=cache)
+        seconds = round(time.perf_counter() - t0, 3)
+        meta = _metadata(inp, styles, cfg, seconds, str(resolve_device(cfg.device)))
+        meta["node"] = socket.gethostname()
+        with tempfile.TemporaryDirectory(prefix="stylekit-") as d:
+            tmp = Path(d) / f"out{Path(out).suffix}"
+            save_image(result, tmp, metadata=meta)
+            encoded = tmp.read_bytes()
+        return {"status": "done", "error": None, "seconds": seconds, "data": encoded}
+    except Exception as e:  # noqa: BLE001 - isolation
+        return {"status": "error", "error": _one_line(e), "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def _ray_gpus(ray, device_names: set) -> int:
+    if device_names == {"cpu"}:
+        return 0
+    return int(ray.cluster_resources().get("GPU", 0))
+
+
+def _run_ray(ray, todo: list[BatchItem], group_items: dict, res: _Results, *, gpus: int, threads: int,
+             overwrite: bool, max_retries: int, window: int | None) -> None:
+    from .._io import atomic_write
+
+    task_opts = {"num_cpus": threads, "num_gpus": 1 if gpus else 0, "max_retries": max_retries,
+                 "retry_exceptions": False}
+    targets = ray.remote(_ray_targets).options(num_returns=2, **task_opts)
+    stylize = ray.remote(_ray_stylize).options(**task_opts)
+
+    group_refs: dict = {}
+    for gid, (items, cfgs) in group_items.items():
+        try:
+            blobs = [(str(s), Path(s).read_bytes()) for s in items[0].styles]
+        except OSError as e:
+            for it in items:
+                res.set(it.index, status="error", error=f"{e.filename}: cannot read style image ({e.strerror})")
+            continue
+        errors_ref, payload_ref = targets.remote(blobs, cfgs, threads)
+        group_refs[gid] = (errors_ref, payload_ref)
+
+    runnable: list[BatchItem] = []
+    for gid, (items, _) in group_items.items():
+        if gid not in group_refs:
+            continue
+        try:
+            errors = ray.get(group_refs[gid][0])
+        except ray.exceptions.RayError as e:
+            errors = {_warm_key(it.config): _one_line(e) for it in items}
+        for it in items:
+            err = errors.get(_warm_key(it.config))
+            if err is not None:
+                res.set(it.index, status="error", error=err, attempts=1)
+            else:
+                runnable.append(it)
+    runnable.sort(key=lambda it: it.index)
+
+    if window is None:
+        slots = (ray.cluster_resources().get("GPU", 0) if gpus
+                 else ray.cluster_resources().get("CPU", 1) // max(1, threads))
+        window = max(4, 2 * int(slots))
+    queue = deque(runnable)
+    inflight: dict = {}
+    try:
+        while queue or inflight:
+            while queue and len(inflight) < window:
+                it = queue.popleft()
+                try:
+                    data = Path(it.input).read_bytes()
+                except OSError as e:
+                    why = "no such file" if isinstance(e, FileNotFoundError) else f"cannot read ({e.strerror})"
+                    res.set(it.index, status="error", error=f"{it.input}: {why}", attempts=0)
+                    continue
+                gid = _group_key(it)
+                ref = stylize.remote(str(it.input), data, res.rows[it.index]["styles"], str(it.output),
+                                     it.config, group_refs[gid][1], threads)
+                inflight[ref] = it
+                res.set(it.index, attempts=1)
+            if not inflight:
+                continue
+            done, _ = ray.wait(list(inflight), num_returns=1, timeout=5)
+            for ref in done:
+                it = inflight.pop(ref)
+                try:
+                    out = ray.get(ref)
+                except ray.exceptions.RayError as e:
+                    res.set(it.index, status="error", error=_one_line(e).splitlines()[0][:500])
+                    continue
+                data = out.pop("data", None)
+                if data is not None:
+                    try:
+                        atomic_write(it.output, lambda tmp, b=data: tmp.write_bytes(b), overwrite=overwrite)
+                    except (StylekitError, OSError) as e:
+                        out.update(status="error", error=_one_line(e))
+                res.set(it.index, **out)
+    finally:
+        for ref in inflight:
+            ray.cancel(ref, force=True)
+
+
+# --- the entry point -------------------------------------------------------------------------------------
+
+def run_batch(items: Sequence[BatchItem], *, engine: str = "local", workers: int | None = None,
+              threads: int | None = None, address: str | None = None, overwrite: bool = False,
+              max_retries: int = 2, results: str | os.PathLike | None = None,
+              on_result: Callable[[dict], None] | None = None,
+              on_start: Callable[[int, int], None] | None = None) -> list[dict]:
+    """Stylize every item (see :func:`~stylekit.batch.collect_items`) and return one result row per item.
+
+    Parameters
+    ----------
+    items : the work, from :func:`~stylekit.batch.collect_items`.
+    engine : ``"local"`` (worker processes on this machine) or ``"ray"``.
+    workers : local engine: number of worker processes; default one per GPU, else 1; 0 runs in this process.
+    threads : CPU threads per worker or Ray task (default: the CPU cores divided among the workers; 1 on Ray).
+    address : Ray cluster address (``"auto"``, ``"ray://head:10001"``); default: the running Ray session, else
+        a new local one. A session the call starts is shut down at the end.
+    overwrite : recompute and replace outputs that exist (default: skip the finished ones).
+    max_retries : how many times an item whose worker died is tried again.
+    results : path of the results manifest (``.jsonl`` or ``.csv``), rewritten every few seconds and at
+        the end (also on Ctrl-C); ``None`` writes none.
+    on_result : called in this process with each row when its item is finished (done, skipped or error).
+    on_start : local engine: called with ``(index, worker pid)`` when a worker starts an item.
+
+    Returns
+    -------
+    One dict per item, in item order, with the keys of :data:`~stylekit.batch.RESULT_FIELDS`: ``status`` is
+    ``"done"``, ``"skipped"`` (the output already held this result), ``"error"`` (``error`` says why) or
+    ``"pending"`` (interrupted); ``seconds`` is the compute time of the output; ``settings`` the item's
+    :meth:`ImageStyleConfig.to_dict`.
+
+    Raises
+    ------
+    ConfigError
+        for an unknown engine, bad worker or thread counts, a results path that is not a results manifest, or
+        Ray missing. Problems with single items never raise: they are in the rows.
+    """
+    if engine not in ENGINES:
+        raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if workers is not None and (not isinstance(workers, int) or workers < 0):
+        raise ConfigError(f"workers must be an integer >= 0, got {workers!r}")
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise ConfigError(f"threads must be an integer >= 1, got {threads!r}")
+    if not isinstance(max_retries, int) or max_retries < 0:
+        raise ConfigError(f"max-retries must be an integer >= 0, got {max_retries!r}")
+    if engine == "local" and address is not None:
+        raise ConfigError("--address is for the ray engine (add --engine ray)")
+    results_path = check_results_path(results, overwrite=overwrite) if results is not None else None
+
+    items = list(items)
+    devices = {it.config.device for it in items if it.config is not None}
+    ray = started_ray = None
+    if engine == "ray":
+        ray = _import_ray()
+        if not ray.is_initialized():
+            import logging
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False,
+                     configure_logging=True)
+            started_ray = True
+        gpus = _ray_gpus(ray, devices)
+    else:
+        import torch
+        gpus = torch.cuda.device_count() if devices != {"cpu"} and torch.cuda.is_available() else 0
+    try:
+        # 1. one size for the whole batch when it was left to the device
+        items = [dataclasses.replace(it, config=dataclasses.replace(it.config, size=512 if gpus else 384))
+                 if it.config is not None and it.config.size is None else it for it in items]
+        res = _Results(items, results_path, on_result)
+
+        # 2. skip finished outputs; report items known to be bad
+        todo: list[BatchItem] = []
+        for it in items:
+            if it.error is not None:
+                res.set(it.index, status="error", error=it.error)
+            elif it.output.exists() and not overwrite:
+                status, error, seconds = _existing_output(it)
+                res.set(it.index, status=status, error=error, seconds=seconds)
+            else:
+                try:
+                    it.output.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as e:
+                    res.set(it.index, status="error", error=f"{it.output.parent}: cannot create folder ({e.strerror})")
+                    continue
+                todo.append(it)
+
+        # 3. group by style set; the settings each group must prepare targets for
+        group_items: dict = {}
+        for it in todo:
+            items_g, cfgs = group_items.setdefault(_group_key(it), ([], {}))
+            items_g.append(it)
+            cfgs.setdefault(_warm_key(it.config), it.config)
+
+        try:
+            if engine == "ray":
+                _run_ray(ray, todo, group_items, res, gpus=gpus, threads=threads or 1, overwrite=overwrite,
+                         max_retries=max_retries, window=None)
+            else:
+                n = workers if workers is not None else max(1, gpus)
+                th = threads or max(1, (os.cpu_count() or 1) // max(1, n))
+                groups, group_of, runnable = _local_targets(group_items, res)
+                _run_local(runnable, groups, group_of, res, workers=n, gpus=gpus, threads=th,
+                           overwrite=overwrite, max_retries=max_retries, on_start=on_start)
+        finally:
+            res.flush()
+        return res.rows
+    finally:
+        if started_ray:
+            ray.shutdown()
+
+
+def _local_targets(group_items: dict, res: _Results):
+    """Read each group's style images and compute its targets in this process (local engine)."""
+    from ..image import load_image
+
+    groups: dict = {}
+    group_of: dict = {}
+    runnable: list[BatchItem] = []
+    for n, (gid, (items, cfgs)) in enumerate(group_items.items()):
+        try:
+            style_imgs = [load_image(s) for s in items[0].styles]
+        except StylekitError as e:
+            for it in items:
+                res.set(it.index, status="error", error=_one_line(e))
+            continue
+        cache, errors = _style_targets(style_imgs, cfgs)
+        groups[n] = (style_imgs, cache)
+        for it in items:
+            err = errors.get(_warm_key(it.config))
+            if err is not None:
+                res.set(it.index, status="error", error=err)
+            else:
+                group_of[it.index] = n
+                runnable.append(it)
+    runnable.sort(key=lambda it: it.index)
+    return groups, group_of, runnable
