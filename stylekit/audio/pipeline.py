@@ -22,8 +22,8 @@ from torch import nn
 
 from ..errors import ConfigError, InputError
 from . import io as aio
-from .networks import NETWORKS, EnvelopeLoss, VGG19_CONTENT_LAYERS, VGG19_STYLE_LAYERS, RandomConvBank, RhythmLoss
-from .transform import SpectrogramConfig, chunk_spans, content_phase, overlap_add, to_audio, to_network, \
+from .networks import NETWORKS, BandStatsLoss, EnvelopeLoss, VGG19_CONTENT_LAYERS, VGG19_STYLE_LAYERS, RandomConvBank, RhythmLoss
+from .transform import MelProjection, SpectrogramConfig, chunk_spans, content_phase, overlap_add, to_audio, to_network, \
     to_spectrogram
 
 __all__ = ["AudioStyleConfig", "AudioResult", "StylizeInterrupted", "stylize_audio", "build_config",
@@ -46,11 +46,19 @@ class AudioStyleConfig:
     widths, channels : tuple of int, int
         The random bank's filter widths (frames) and filters per width.
     content_weight, style_weight : float
-        Weights of the (relative) content and Gram style terms.
+        Weights of the (relative) content and Gram style terms of the feature network.
+    band_weight : float
+        Weight of the band-statistics term (:class:`.networks.BandStatsLoss`: per-band mean, std and
+        band-band correlation of the log spectrogram, 1 at the content, 0 at the style).
+    envelope_weight : float
+        Weight of the loudness-contour term (:class:`.networks.EnvelopeLoss`, 1 - correlation).
     rhythm_weight : float
         Weight of the autocorrelation (rhythm) term; 0 (off) by default.
     rhythm_max_lag : float
         Longest lag compared by the rhythm term, in seconds.
+    project : bool
+        Optimise log-mel spectra through :class:`.transform.MelProjection`, so every iterate is a mel
+        spectrum that a linear magnitude can have (mel only; default True).
     init : {"content", "noise"}
         Start from the content spectrogram (default, as Grinstein et al. 2018) or from seeded noise.
     optimizer : {"lbfgs", "adam"}
@@ -72,12 +80,13 @@ class AudioStyleConfig:
     network: str = "random"
     widths: tuple[int, ...] = (3, 7, 15, 31)
     channels: int = 128
-    spec_weight: float = 0.5
     content_weight: float = 1.0
     style_weight: float = 30.0
+    band_weight: float = 10.0
     envelope_weight: float = 1.0
     rhythm_weight: float = 0.0
     rhythm_max_lag: float = 1.0
+    project: bool = True
     init: str = "content"
     optimizer: str = "lbfgs"
     steps: int = 100
@@ -92,7 +101,7 @@ class AudioStyleConfig:
             raise ConfigError(f"network must be one of {', '.join(NETWORKS)}, got {self.network!r}")
         if self.init not in _INITS:
             raise ConfigError(f"init must be one of {', '.join(_INITS)}, got {self.init!r}")
-        for name in ("content_weight", "style_weight", "envelope_weight", "rhythm_weight"):
+        for name in ("content_weight", "style_weight", "band_weight", "envelope_weight", "rhythm_weight"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0):
                 raise ConfigError(f"{name} must be a finite number >= 0, got {v}")
@@ -216,12 +225,9 @@ class _Tap(nn.Module):
 def _extractor_and_layers(config: AudioStyleConfig) -> tuple[nn.Module, dict[str, float], dict[str, float]]:
     if config.network == "random":
         net = RandomConvBank(config.spectrogram.n_bins, widths=config.widths, channels=config.channels,
-                             seed=config.seed, identity=config.spec_weight > 0)
-        convs = [k for k in net.layers if k != "spec"]
-        style = {k: (1 - config.spec_weight) / len(convs) for k in convs}
-        if net.identity:
-            style["spec"] = config.spec_weight
-        return net, {k: 1.0 / len(convs) for k in convs}, style
+                             seed=config.seed)
+        w = 1.0 / len(net.layers)
+        return net, {k: w for k in net.layers}, {k: w for k in net.layers}
     from .networks import spectrogram_vgg19
 
     layers = sorted(set(VGG19_CONTENT_LAYERS) | set(VGG19_STYLE_LAYERS))
@@ -328,17 +334,20 @@ def _stylize(content, styles, config: AudioStyleConfig, style_weights, callback)
     # Style targets: every style, cut into chunks no longer than a content chunk (bounded memory), blended
     # by style weight x chunk length. Grams are normalised by the number of positions, so this is the Gram
     # of the whole style.
-    feats, blend, rhythm_feats = [], [], []
+    feats, blend, rhythm_feats, style_z = [], [], [], []
     for clip, w in zip(style_clips, sweights):
         spans = chunk_spans(len(clip.samples), chunk=chunk, overlap=0 if len(clip.samples) <= chunk else overlap)
         for a, b in spans:
             z = _pad_frames(_as_net_input(to_spectrogram(clip.samples[a:b], cfg), cfg), need)
+            style_z.append(z)
             with torch.no_grad():
                 f = extractor(z)
             feats.append({k: f[k] for k in style_layers})
             rhythm_feats.append({k: f[k] for k in content_layers if f[k].dim() == 3} if config.rhythm_weight else {})
             blend.append(w * (b - a) / len(clip.samples))
     loss.set_style_features(feats, blend=blend)
+    bands = BandStatsLoss(style_z, blend=blend) if config.band_weight > 0 else None
+    del style_z
     rhythm = None
     if config.rhythm_weight > 0:
         if config.network != "random":
@@ -349,8 +358,16 @@ def _stylize(content, styles, config: AudioStyleConfig, style_weights, callback)
     span = math.log(cfg.ref) - math.log(cfg.log_floor)
     envelope: EnvelopeLoss | None = None
 
+    project = MelProjection(cfg) if cfg.kind == "mel" and config.project else None
+
     def criterion(x: torch.Tensor):
+        if project is not None:
+            x = project(x)
         total, terms = loss(x)
+        if bands is not None:
+            b = config.band_weight * bands(x)
+            terms = {**terms, "bands": b}
+            total = total + b
         if envelope is not None:
             e = config.envelope_weight * envelope(x)
             terms = {**terms, "envelope": e}
@@ -373,6 +390,8 @@ def _stylize(content, styles, config: AudioStyleConfig, style_weights, callback)
         z = _pad_frames(_as_net_input(spec, cfg), need)
         if not interrupted:
             loss.set_content(z)
+            if bands is not None:
+                bands.set_content(z)
             if config.envelope_weight > 0:
                 envelope = EnvelopeLoss(z, span=span, offset=math.log(cfg.log_floor))
             if config.init == "content":
@@ -388,6 +407,9 @@ def _stylize(content, styles, config: AudioStyleConfig, style_weights, callback)
                              callback=cb)
             except OptimizationInterrupted as e:
                 z, interrupted = e.best, True
+            if project is not None:
+                with torch.no_grad():
+                    z = project(z)
         out_spec = (z[0, 0, :, :n_frames] * (math.log(cfg.ref) - math.log(cfg.log_floor))
                     + math.log(cfg.log_floor)).numpy()
         pieces.append(to_audio(out_spec, cfg, length=len(seg), init_phase=content_phase(seg, cfg), seed=config.seed))

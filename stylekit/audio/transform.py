@@ -299,3 +299,35 @@ def log_spectral_distance(reference: np.ndarray, estimate: np.ndarray,
     fl = config.log_floor ** 2
     d = 10 * np.log10(a[:, :t] ** 2 + fl) - 10 * np.log10(b[:, :t] ** 2 + fl)
     return float(np.mean(np.sqrt(np.mean(d * d, axis=0))))
+
+
+class MelProjection(torch.nn.Module):
+    """Differentiable projection of a network-scale log-mel onto the mel spectra a linear magnitude can have.
+
+    ``z -> to_network(log(W relu(W^+ M) + floor))`` with ``M = exp(from_network(z)) - floor``: the mel
+    spectrum of the clipped pseudo-inverse, i.e. what :func:`to_audio` will actually produce. Input and
+    output (B, 1, n_mels, T).
+
+    Notes
+    -----
+    Adjacent low-frequency mel bands share the same one to three STFT bins, so an optimiser that moves bands
+    freely builds mel spectra no non-negative linear spectrum has; inverting them loses most of what was
+    optimised (measured on a voice/chord pair: the band-mean statistic fell from 0.99 to 0.65 of the way
+    to the style). Optimising through this projection keeps every iterate realisable.
+    """
+
+    def __init__(self, config: SpectrogramConfig) -> None:
+        super().__init__()
+        if config.kind != "mel":
+            raise ConfigError("MelProjection needs a mel spectrogram config")
+        w = mel_basis(config)
+        self.register_buffer("w", torch.from_numpy(w))
+        self.register_buffer("w_pinv", torch.from_numpy(np.linalg.pinv(w).astype(np.float32)))
+        self.lo, self.span = _net_span(config)
+        self.floor = float(config.log_floor)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        m = torch.exp(z * self.span + self.lo) - self.floor
+        lin = torch.relu(torch.einsum("kf,bcft->bckt", self.w_pinv, m))
+        m2 = torch.einsum("fk,bckt->bcft", self.w, lin)
+        return (torch.log(m2 + self.floor) - self.lo) / self.span
