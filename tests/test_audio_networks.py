@@ -116,9 +116,12 @@ def test_both_networks_run_end_to_end(network):
 
 
 def test_rhythm_term_and_noise_init_run():
-    r = stylize_audio((voiceish(0.5), SR), (textureish(0.6), SR), rhythm_weight=1.0, init="noise", steps=3,
-                      griffin_lim_iters=2)
+    log = []
+    r = stylize_audio((voiceish(0.5), SR), (textureish(0.6), SR), rhythm_weight=1.0, init="noise", steps=4,
+                      griffin_lim_iters=2, callback=lambda p: log.append(p))
     assert np.isfinite(r.samples).all()
+    assert len(log) >= 2 and all(np.isfinite(p.loss) and "rhythm" in p.terms for p in log)
+    assert log[-1].loss < log[0].loss
     with pytest.raises(ConfigError):
         stylize_audio((voiceish(0.5), SR), (textureish(0.6), SR), rhythm_weight=1.0, network="vgg19", steps=1)
 

@@ -170,8 +170,11 @@ class RhythmLoss(nn.Module):
         super().__init__()
         styles = [targets] if isinstance(targets, Mapping) else list(targets)
         bw = [1.0 / len(styles)] * len(styles) if blend is None else [float(b) / sum(blend) for b in blend]
-        self.layers = tuple(styles[0])
         self.max_lag = int(max_lag)
+        # A layer shorter than 2 frames in some style has no lag to compare; it is left out.
+        self.layers = tuple(k for k in styles[0] if min(s[k].shape[-1] for s in styles) >= 2)
+        if not self.layers:
+            raise ConfigError("the style is too short for the rhythm term (need at least 2 frames per layer)")
         with torch.no_grad():
             for k in self.layers:
                 acs = [autocorrelation(s[k], max_lag=max_lag).mean(0, keepdim=True) for s in styles]
@@ -179,13 +182,16 @@ class RhythmLoss(nn.Module):
                 self.register_buffer(f"ac_{k}", sum(w * a[..., :lag] for w, a in zip(bw, acs)))
 
     def forward(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        total = 0.0
+        total, n = features[self.layers[0]].new_zeros(()), 0
         for k in self.layers:
             target = getattr(self, f"ac_{k}")
+            if features[k].shape[-1] < 2:
+                continue
             ac = autocorrelation(features[k], max_lag=target.shape[-1])
             lag = min(ac.shape[-1], target.shape[-1])
             total = total + ((ac[..., :lag] - target[..., :lag]) ** 2).mean()
-        return total / len(self.layers)
+            n += 1
+        return total / max(n, 1)
 
 
 def log_energy(z: torch.Tensor, *, span: float, offset: float) -> torch.Tensor:

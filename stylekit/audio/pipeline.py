@@ -360,9 +360,21 @@ def _stylize(content, styles, config: AudioStyleConfig, style_weights, callback)
 
     project = MelProjection(cfg) if cfg.kind == "mel" and config.project else None
 
-    def criterion(x: torch.Tensor):
+    lo = math.log(cfg.log_floor)
+    level_c: torch.Tensor | None = None
+
+    def level(z: torch.Tensor) -> torch.Tensor:
+        # log mean power of the spectrogram: the output is RMS-matched to the content at the end, so every
+        # loss is computed at the content's level (the log floor is absolute, so level changes texture).
+        return torch.logsumexp(2 * (z * span + lo), dim=(-2, -1), keepdim=True) - math.log(z.shape[-2] * z.shape[-1])
+
+    def prepare(x: torch.Tensor) -> torch.Tensor:
         if project is not None:
             x = project(x)
+        return x - (level(x) - level_c) / (2 * span)
+
+    def criterion(x: torch.Tensor):
+        x = prepare(x)
         total, terms = loss(x)
         if bands is not None:
             b = config.band_weight * bands(x)
@@ -389,6 +401,7 @@ def _stylize(content, styles, config: AudioStyleConfig, style_weights, callback)
         n_frames = spec.shape[1]
         z = _pad_frames(_as_net_input(spec, cfg), need)
         if not interrupted:
+            level_c = level(z)
             loss.set_content(z)
             if bands is not None:
                 bands.set_content(z)
@@ -407,9 +420,8 @@ def _stylize(content, styles, config: AudioStyleConfig, style_weights, callback)
                              callback=cb)
             except OptimizationInterrupted as e:
                 z, interrupted = e.best, True
-            if project is not None:
-                with torch.no_grad():
-                    z = project(z)
+            with torch.no_grad():
+                z = prepare(z).clamp(0.0, 1.0)
         out_spec = (z[0, 0, :, :n_frames] * (math.log(cfg.ref) - math.log(cfg.log_floor))
                     + math.log(cfg.log_floor)).numpy()
         pieces.append(to_audio(out_spec, cfg, length=len(seg), init_phase=content_phase(seg, cfg), seed=config.seed))
