@@ -110,7 +110,8 @@ def test_optimisation_moves_texture_statistics_toward_the_style():
 
 @pytest.mark.parametrize("network", ["random", "vgg19"])
 def test_both_networks_run_end_to_end(network):
-    r = stylize_audio((voiceish(0.5), SR), (textureish(0.4), SR), network=network, steps=2, griffin_lim_iters=2)
+    r = stylize_audio((voiceish(0.5), SR), (textureish(0.4), SR), network=network, steps=2, griffin_lim_iters=2,
+                      threads=1)
     assert r.samples.shape == (int(0.5 * SR),) and np.isfinite(r.samples).all()
     assert np.abs(r.samples).max() > 1e-3
 
@@ -129,17 +130,17 @@ def test_rhythm_term_and_noise_init_run():
 def test_long_input_is_chunked_without_seams():
     """A steady texture processed in small chunks must show no level dip or jump at the chunk joins."""
     rng = np.random.default_rng(0)
-    n = int(3.0 * SR)
+    n = int(2.0 * SR)
     content = np.convolve(rng.standard_normal(n), np.hanning(5), "same").astype(np.float32) * 0.1
     style = textureish(1.0)
-    r = stylize_audio((content, SR), (style, SR), steps=3, griffin_lim_iters=8, chunk_seconds=1.0,
-                      overlap_seconds=0.25, threads=1)
+    r = stylize_audio((content, SR), (style, SR), steps=2, griffin_lim_iters=8, chunk_seconds=0.8,
+                      overlap_seconds=0.2, threads=1)
     assert r.samples.shape == (n,)
     y = r.working.astype(np.float64)
-    frame = 256
-    e = 10 * np.log10(np.array([np.mean(y[i:i + frame] ** 2) for i in range(0, n - frame, frame)]) + 1e-12)
+    frame = 1024
+    e = 10 * np.log10(np.array([np.mean(y[i:i + frame] ** 2) for i in range(0, n - frame, frame // 2)]) + 1e-12)
     med = np.median(e)
-    assert np.max(np.abs(e - med)) < 6.0, "level jumps by more than 6 dB somewhere (a seam)"
+    assert np.max(np.abs(e - med)) < 3.0, "level jumps by more than 3 dB somewhere (a seam)"
     # the sample-to-sample step never spikes at a join either
     d = np.abs(np.diff(y))
     assert d.max() < 8 * np.percentile(d, 99)
