@@ -25,7 +25,7 @@ LATENTS_FORMAT = "stylekit.spectral.latents/1"
 #: The checkpoint shipped with stylekit (deep AE, latent 16; see weights/spectral/README.md).
 # stylekit/weights links to the repository's weights/ (and is package data), so this works installed too.
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "weights" / "spectral" / "dae_l16.pt"
-DEFAULT_CHECKPOINT_SHA256 = "TO-BE-FILLED"
+DEFAULT_CHECKPOINT_SHA256 = "f1c63a0d10a369196fcdf895182fe54b526b27e1a3ddc620d92e1b8864a7f6ac"
 
 
 def default_checkpoint() -> Path:
