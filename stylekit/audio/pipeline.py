@@ -82,7 +82,7 @@ class AudioStyleConfig:
     channels: int = 128
     content_weight: float = 1.0
     style_weight: float = 30.0
-    band_weight: float = 10.0
+    band_weight: float = 3.0
     envelope_weight: float = 1.0
     rhythm_weight: float = 0.0
     rhythm_max_lag: float = 1.0
@@ -360,18 +360,8 @@ def _stylize(content, styles, config: AudioStyleConfig, style_weights, callback)
 
     project = MelProjection(cfg) if cfg.kind == "mel" and config.project else None
 
-    lo = math.log(cfg.log_floor)
-    level_c: torch.Tensor | None = None
-
-    def level(z: torch.Tensor) -> torch.Tensor:
-        # log mean power of the spectrogram: the output is RMS-matched to the content at the end, so every
-        # loss is computed at the content's level (the log floor is absolute, so level changes texture).
-        return torch.logsumexp(2 * (z * span + lo), dim=(-2, -1), keepdim=True) - math.log(z.shape[-2] * z.shape[-1])
-
     def prepare(x: torch.Tensor) -> torch.Tensor:
-        if project is not None:
-            x = project(x)
-        return x - (level(x) - level_c) / (2 * span)
+        return project(x) if project is not None else x
 
     def criterion(x: torch.Tensor):
         x = prepare(x)
@@ -401,7 +391,6 @@ def _stylize(content, styles, config: AudioStyleConfig, style_weights, callback)
         n_frames = spec.shape[1]
         z = _pad_frames(_as_net_input(spec, cfg), need)
         if not interrupted:
-            level_c = level(z)
             loss.set_content(z)
             if bands is not None:
                 bands.set_content(z)

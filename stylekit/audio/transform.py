@@ -327,9 +327,10 @@ class MelProjection(torch.nn.Module):
         self.floor = float(config.log_floor)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        # L-BFGS (no line search) can take a wild first step; bounding z keeps exp() finite (the iterate is
-        # clamped to [0, 1] at the end anyway, so nothing above 2 is ever a result).
-        m = torch.exp(z.clamp(max=2.0) * self.span + self.lo) - self.floor
+        # L-BFGS (no line search) can overshoot; above z = 2 the slope drops to 1/100 so exp() stays finite
+        # while the gradient still points back (a hard clamp would leave the iterate stuck with zero gradient).
+        z = z - 0.99 * torch.relu(z - 2.0)
+        m = torch.exp(z * self.span + self.lo) - self.floor
         lin = torch.relu(torch.einsum("kf,bcft->bckt", self.w_pinv, m))
         m2 = torch.einsum("fk,bckt->bcft", self.w, lin)
         return (torch.log(m2 + self.floor) - self.lo) / self.span
