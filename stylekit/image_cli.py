@@ -63,6 +63,43 @@ def _plot_losses(history: list[tuple[int, int, dict]], path: Path, overwrite: bo
     plt.close(fig)
 
 
+CHECKPOINT_FORMAT = "stylekit-image-checkpoint/1"
+
+
+def _digest(path) -> str:
+    from .features.weights import sha256_file
+    return sha256_file(path)
+
+
+def _save_checkpoint(path: Path, cfg, content, styles, state: dict, overwrite: bool) -> None:
+    import torch
+
+    from ._io import atomic_write
+    data = {"format": CHECKPOINT_FORMAT, "config": cfg.to_dict(),
+            "inputs": [_digest(p) for p in (content, *styles)], "state": state}
+    atomic_write(path, lambda tmp: torch.save(data, tmp), overwrite=overwrite)
+
+
+def _load_checkpoint(path: str, content, styles) -> tuple[dict, dict]:
+    import pickle
+
+    import torch
+
+    from .errors import InputError
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such checkpoint") from None
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as e:
+        raise InputError(f"{path}: not a stylekit checkpoint, or tampered with "
+                         f"({type(e).__name__}); it was not loaded") from None
+    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
+        raise InputError(f"{path}: not a stylekit image checkpoint")
+    if data["inputs"] != [_digest(p) for p in (content, *styles)]:
+        raise InputError(f"{path}: this checkpoint was made from different content or style images")
+    return data["config"], data["state"]
+
+
 @click.command("image")
 @click.argument("content", type=click.Path(dir_okay=False))
 @click.argument("styles", nargs=-1, required=True, type=click.Path(dir_okay=False))
@@ -89,6 +126,8 @@ def _plot_losses(history: list[tuple[int, int, dict]], path: Path, overwrite: bo
 @click.option("--init", default=_default("init"), show_default=True, help="content, noise, or an image file.")
 @click.option("--scales", type=int, default=_default("scales"), show_default=True,
               help="Coarse-to-fine levels (1 = single scale).")
+@click.option("--min-size", type=int, default=_default("min_size"), show_default=True,
+              help="Long edge of the coarsest scale.")
 @click.option("--preserve-color", type=click.Choice(["none", "luminance", "histogram"]),
               default=_default("preserve_color"), show_default=True)
 @click.option("--weights", default=_default("weights"), show_default=True, help="caffe, torchvision, or a state_dict path.")
@@ -99,12 +138,18 @@ def _plot_losses(history: list[tuple[int, int, dict]], path: Path, overwrite: bo
 @click.option("--save-every", type=int, default=0, help="Also save the current result every N iterations.")
 @click.option("--plot", is_flag=True, help="Write OUTPUT_STEM.loss.png, the loss terms over iterations.")
 @click.option("--bit-depth", type=click.Choice(["8", "16"]), default="8", show_default=True, help="16 for TIFF only.")
+@click.option("--resume", "resume_path", type=click.Path(dir_okay=False), default=None,
+              help="Continue an interrupted run from its OUTPUT_STEM.ckpt.pt (its settings are used).")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def image(content, styles, output, size, iterations, coarse_iterations, optimizer, lr, content_weight, style_weight,
-          tv_weight, style_blend, style_scale, content_layers, style_layers, pooling, init, scales, preserve_color,
-          weights, preprocessing, device, seed, save_every, plot, bit_depth, overwrite, quiet):
-    """Paint CONTENT in the style of STYLES (one or more images) and write OUTPUT."""
+          tv_weight, style_blend, style_scale, content_layers, style_layers, pooling, init, scales, min_size, preserve_color,
+          weights, preprocessing, device, seed, save_every, plot, bit_depth, resume_path, overwrite, quiet):
+    """Paint CONTENT in the style of STYLES (one or more images) and write OUTPUT.
+
+    Ctrl-C (or SIGTERM) saves the best result so far to OUTPUT and a checkpoint to OUTPUT_STEM.ckpt.pt, and
+    exits with code 130; --resume continues from it to the result an uninterrupted run gives.
+    """
     from . import __version__
     from .image import OUTPUT_FORMATS, load_image, save_image
     from .optim import OptimizationInterrupted
@@ -122,12 +167,19 @@ def image(content, styles, output, size, iterations, coarse_iterations, optimize
     plot_path = _sibling(out, "loss", ".png")
     if plot:
         check_output_path(plot_path, overwrite=overwrite, inputs=inputs)
-    cfg = ImageStyleConfig(
+    resume_state = None
+    if resume_path:
+        stored, resume_state = _load_checkpoint(resume_path, content, styles)
+        stored["style_blend"] = tuple(stored["style_blend"]) if stored.get("style_blend") else None
+        cfg = ImageStyleConfig(**stored)
+    else:
+        cfg = None
+    cfg = cfg or ImageStyleConfig(
         size=size, iterations=iterations, coarse_iterations=coarse_iterations, optimizer=optimizer, lr=lr,
         content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,
         style_blend=_floats(style_blend, "--style-blend") if style_blend else None, style_scale=style_scale,
         content_layers=parse_layers(content_layers), style_layers=parse_layers(style_layers), pooling=pooling,
-        init=init, scales=scales, preserve_color=preserve_color, weights=weights, preprocessing=preprocessing,
+        init=init, scales=scales, min_size=min_size, preserve_color=preserve_color, weights=weights, preprocessing=preprocessing,
         device=device, seed=seed)
     dev = resolve_device(cfg.device)
     # Read every input before any long work, so a bad file fails at once with its name.
@@ -165,16 +217,17 @@ def image(content, styles, output, size, iterations, coarse_iterations, optimize
     previous = signal.signal(signal.SIGTERM, on_term)
     t0 = time.perf_counter()
     try:
-        result = stylize_image(content_img, style_imgs, config=cfg, callback=callback)
+        result = stylize_image(content_img, style_imgs, config=cfg, callback=callback, resume=resume_state)
     except OptimizationInterrupted as e:
         if bar is not None:
             bar.close()
         meta.update(interrupted_at=len(history), seconds=round(time.perf_counter() - t0, 2))
-        save_image(e.best, out, metadata=meta, overwrite=overwrite,
-                   bit_depth=int(bit_depth))
+        save_image(e.best, out, metadata=meta, overwrite=overwrite, bit_depth=int(bit_depth))
+        ckpt = _sibling(out, "ckpt", ".pt")
+        _save_checkpoint(ckpt, cfg, content, styles, e.state, overwrite=True)
         if plot and history:
             _plot_losses(history, plot_path, overwrite)
-        click.echo(f"interrupted: saved the best result so far to {out}", err=True)
+        click.echo(f"interrupted: saved the best result so far to {out}; continue with --resume {ckpt}", err=True)
         sys.exit(130)
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -302,19 +302,35 @@ def _resize(x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
 
 def coarse_to_fine(init: torch.Tensor, make_criterion: Callable[[tuple[int, int]], Criterion],
                    shapes: Sequence[tuple[int, int]], *, steps: int | Sequence[int],
-                   callback: Callable[[Progress], bool | None] | None = None, **kwargs) -> torch.Tensor:
+                   callback: Callable[[Progress], bool | None] | None = None, state: dict | None = None,
+                   **kwargs) -> torch.Tensor:
     """Run :func:`optimize` at each ``(H, W)`` in ``shapes`` (coarse to fine).
 
     The first scale starts from ``init`` resized to its shape; each later scale starts from the previous
     result upsampled (bicubic). ``make_criterion((H, W))`` builds the criterion for one scale (targets at
     that size). ``steps`` is one count for every scale or one per scale; other keyword arguments go to
     :func:`optimize`.
+
+    On Ctrl-C, :class:`OptimizationInterrupted` is raised with ``state["scale"]`` (0-based) added; passing
+    that ``state`` back resumes at the same scale and step, giving the result of an uninterrupted run.
     """
     per = [int(steps)] * len(shapes) if isinstance(steps, int) else [int(s) for s in steps]
     if len(per) != len(shapes):
         raise ConfigError(f"got {len(per)} step counts for {len(shapes)} scales")
+    first = 0
+    if state is not None:
+        first = int(state["scale"])
+        if not 0 <= first < len(shapes) or tuple(state["x"].shape[-2:]) != tuple(shapes[first]):
+            raise ConfigError("the resume state does not match these scales (different size or settings)")
     x = init
     for i, (hw, n) in enumerate(zip(shapes, per)):
+        if i < first:
+            continue
         x = _resize(x, hw)
-        x = optimize(x, make_criterion(hw), steps=n, callback=callback, scale=i + 1, n_scales=len(shapes), **kwargs)
+        try:
+            x = optimize(x, make_criterion(hw), steps=n, callback=callback, scale=i + 1, n_scales=len(shapes),
+                         state=state if i == first else None, **kwargs)
+        except OptimizationInterrupted as e:
+            e.state["scale"] = i
+            raise
     return x

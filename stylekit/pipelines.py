@@ -164,7 +164,7 @@ def _as_tensor(x, what: str) -> torch.Tensor:
 
 def stylize_image(content, styles, *, config: ImageStyleConfig | None = None,
                   callback: Callable[[Progress], bool | None] | None = None, style_cache: dict | None = None,
-                  **options) -> torch.Tensor:
+                  resume: dict | None = None, **options) -> torch.Tensor:
     """Paint ``content`` in the style of ``styles`` (Gatys et al. 2016).
 
     Parameters
@@ -177,6 +177,8 @@ def stylize_image(content, styles, *, config: ImageStyleConfig | None = None,
         features of each scale are computed once and reused. They depend only on the style images, the
         scale's long edge, the layers, weights and pooling, so one cache must not mix different styles.
         Ignored with ``preserve_color`` other than ``"none"`` (the style then depends on the content).
+    resume : the ``state`` of an :class:`OptimizationInterrupted` from a run with the same inputs and config;
+        the run continues where it stopped and ends with the result of an uninterrupted run.
 
     Returns
     -------
@@ -262,7 +264,7 @@ def stylize_image(content, styles, *, config: ImageStyleConfig | None = None,
 
     try:
         out = coarse_to_fine(init.to(device), make_criterion, shapes, steps=steps, callback=callback,
-                             optimizer=cfg.optimizer, lr=cfg.lr)
+                             optimizer=cfg.optimizer, lr=cfg.lr, state=resume)
     except OptimizationInterrupted as e:
         e.best = finish(e.best)
         raise

@@ -162,3 +162,47 @@ def test_style_cache_reuses_targets_and_gives_identical_results(content_png, sty
     assert len(cache) == 2  # one entry per scale
     c = stylekit.stylize_image(content_png, [style_jpg], style_cache=cache, **opts)
     assert torch.equal(a, b) and torch.equal(b, c)
+
+
+def test_interrupt_then_resume_matches_uninterrupted_run(tmp_path, content_png, style_jpg, monkeypatch):
+    import stylekit.optim as optim
+    args = [str(content_png), str(style_jpg), "--size", "32", "--iterations", "6", "--coarse-iterations", "4",
+            "--scales", "2", "--min-size", "16", "-q"]
+    full = tmp_path / "full.png"
+    assert CliRunner().invoke(cli, ["image", *args, "-o", str(full)]).exit_code == 0
+    real = optim._evaluate
+    calls = {"n": 0}
+
+    def interrupting(criterion, x):
+        calls["n"] += 1
+        if calls["n"] == 7:  # during the second scale
+            raise KeyboardInterrupt
+        return real(criterion, x)
+    monkeypatch.setattr(optim, "_evaluate", interrupting)
+    part = tmp_path / "part.png"
+    assert CliRunner().invoke(cli, ["image", *args, "-o", str(part)]).exit_code == 130
+    ckpt = tmp_path / "part.ckpt.pt"
+    assert ckpt.exists()
+    monkeypatch.setattr(optim, "_evaluate", real)
+    done = tmp_path / "done.png"
+    r = CliRunner().invoke(cli, ["image", *args, "-o", str(done), "--resume", str(ckpt)])
+    assert r.exit_code == 0, r.output
+    a, b = load_image(full), load_image(done)
+    assert (a - b).abs().max() <= 2 / 255
+
+
+def test_foreign_or_mismatched_checkpoint_is_refused(tmp_path, content_png, style_jpg, style2_png):
+    import pickle
+    evil = tmp_path / "evil.pt"
+    evil.write_bytes(pickle.dumps(print))  # a pickle that would call code
+    line = one_line_error(run(content_png, style_jpg, "-o", tmp_path / "o.png", *FAST, "--resume", evil))
+    assert "evil.pt" in line and "not a stylekit checkpoint" in line
+    other = tmp_path / "other.pt"
+    torch.save({"format": "something-else"}, other)
+    assert "not a stylekit image checkpoint" in one_line_error(
+        run(content_png, style_jpg, "-o", tmp_path / "o.png", *FAST, "--resume", other))
+    from stylekit.image_cli import _save_checkpoint
+    good = tmp_path / "good.pt"
+    _save_checkpoint(good, ImageStyleConfig(size=32), content_png, [style_jpg], {"scale": 0}, overwrite=False)
+    assert "different content or style" in one_line_error(
+        run(content_png, style2_png, "-o", tmp_path / "o.png", *FAST, "--resume", good))
