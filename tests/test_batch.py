@@ -1,0 +1,309 @@
+"""`stylekit batch`: planning, the local engine (worker processes) and the Ray engine, on 20 tiny images.
+
+The expensive runs (spawned workers, a Ray session) are few and shared; each asserts several properties.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import smooth_image, stripes_image
+from PIL import Image
+
+from stylekit.batch import collect_items, read_results, run_batch
+from stylekit.cli import cli
+from stylekit.errors import ConfigError
+from stylekit.image import load_image, save_image
+from stylekit.pipelines import ImageStyleConfig, stylize_image
+
+# noise init: the seed decides the result, so "identical to a single run with the same seed" means something
+CFG = ImageStyleConfig(size=32, iterations=2, scales=1, init="noise", seed=7, device="cpu")
+FAST = ["--size", "32", "--iterations", "2", "--scales", "1", "--init", "noise", "--seed", "7", "--device", "cpu"]
+N = 20
+CHECKED = (0, 6, 13, 19)  # inputs whose batch output is compared with a single run
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("batch")
+    inp = root / "in"
+    inp.mkdir()
+    for i in range(N):
+        smooth_image(40 - (i % 3) * 4, 30, 100 + i).save(inp / f"img{i:02d}.png")
+    (inp / "notes.txt").write_text("not an image, and not picked up from a folder")
+    style = root / "style.jpg"
+    stripes_image(40, 40).save(style, quality=95)
+    return root, inp, style
+
+
+@pytest.fixture(scope="module")
+def references(data, tmp_path_factory):
+    """Pixels of single `stylize_image` runs (no cache, same config) for the CHECKED inputs."""
+    root, inp, style = data
+    d = tmp_path_factory.mktemp("ref")
+    out = {}
+    for i in CHECKED:
+        x = stylize_image(load_image(inp / f"img{i:02d}.png"), [load_image(style)], config=CFG)
+        save_image(x, d / f"{i}.png")
+        out[i] = np.asarray(Image.open(d / f"{i}.png"))
+    return out
+
+
+def pixels(path):
+    return np.asarray(Image.open(path))
+
+
+def assert_matches_single_runs(rows, references):
+    for i in CHECKED:
+        assert np.array_equal(pixels(rows[i]["output"]), references[i]), f"input {i} differs from a single run"
+
+
+# --- planning ---------------------------------------------------------------------------------------------
+
+def test_collect_folder_glob_and_file(tmp_path, data):
+    root, inp, style = data
+    items = collect_items([inp], tmp_path / "o", styles=[style], config=CFG, fmt="jpg")
+    assert [it.input.name for it in items] == [f"img{i:02d}.png" for i in range(N)]  # notes.txt ignored
+    assert items[3].output == tmp_path / "o" / "img03.jpg" and items[3].styles == (style,)
+    assert all(it.config == CFG and it.error is None for it in items)
+
+    (tmp_path / "g" / "sub").mkdir(parents=True)
+    smooth_image(20, 20, 1).save(tmp_path / "g" / "a.png")
+    smooth_image(20, 20, 2).save(tmp_path / "g" / "sub" / "a.png")
+    items = collect_items([str(tmp_path / "g" / "**" / "*.png")], tmp_path / "o", styles=[style], config=CFG)
+    assert sorted(str(it.output.relative_to(tmp_path / "o")) for it in items) == ["a.png", "sub/a.png"]
+
+    with pytest.raises(ConfigError, match="no files match"):
+        collect_items([str(tmp_path / "nothing*.png")], tmp_path / "o", styles=[style])
+    with pytest.raises(ConfigError, match="no such file"):
+        collect_items([tmp_path / "missing.png"], tmp_path / "o", styles=[style])
+    with pytest.raises(ConfigError, match="replace its input"):
+        collect_items([inp], inp, styles=[style])
+
+
+def test_collect_manifests_with_overrides(tmp_path, data):
+    root, inp, style = data
+    csv_path = tmp_path / "jobs.csv"
+    csv_path.write_text(
+        "input,style,output,style-weight,seed,style_layers\n"
+        f"{inp}/img00.png,{style},first.png,2.5,,\n"
+        f"{inp}/img01.png,{style};{style},,,3,relu1_1:0.5\n"
+        f"{inp}/img02.png,,,heavy,,\n"              # bad override: that row only becomes an error
+        f"{inp}/img03.png,,,,,\n")                  # no style column value: falls back to --style
+    items = collect_items([csv_path], tmp_path / "o", styles=[style], config=CFG)
+    assert items[0].output == tmp_path / "o" / "first.png" and items[0].config.style_weight == 2.5
+    assert items[0].config.seed == 7
+    assert items[1].styles == (style, style) and items[1].config.seed == 3
+    assert dict(items[1].config.style_layers) == {"relu1_1": 0.5}
+    assert items[2].config is None and "jobs.csv:4" in items[2].error and "style_weight" in items[2].error
+    assert items[3].styles == (style,) and items[3].config == CFG
+
+    jl = tmp_path / "sub" / "jobs.jsonl"
+    jl.parent.mkdir()
+    (tmp_path / "sub" / "c.png").write_bytes((inp / "img05.png").read_bytes())
+    jl.write_text(json.dumps({"input": "c.png", "style": [str(style)], "iterations": 5, "style_blend": [1]}) + "\n"
+                  + json.dumps({"input": "c.png", "output": "c2.png", "size": -3}) + "\n")
+    a, b = collect_items([jl], tmp_path / "o", config=CFG)
+    assert a.input == tmp_path / "sub" / "c.png"  # relative to the manifest
+    assert a.config.iterations == 5 and a.config.style_blend == (1,)
+    assert b.config is None and "jobs.jsonl:2" in b.error and "size must be an integer >= 1" in b.error
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("input,colour\nx.png,red\n")
+    with pytest.raises(ConfigError, match="unknown column 'colour'"):
+        collect_items([bad], tmp_path / "o", styles=[style])
+    dup = tmp_path / "dup.csv"
+    dup.write_text(f"input\n{inp}/img00.png\n{inp}/img00.png\n")
+    with pytest.raises(ConfigError, match="both write"):
+        collect_items([dup], tmp_path / "o", styles=[style])
+
+
+# --- the local engine ---------------------------------------------------------------------------------------
+
+def test_local_engine_20_images_killed_worker_retried_and_rerun_skips(tmp_path, data, references):
+    root, inp, style = data
+    out = tmp_path / "out"
+    items = collect_items([inp], out, styles=[style], config=CFG)
+    assert len(items) == N
+    killed = []
+    started = []
+
+    def on_start(index, pid):
+        started.append(index)
+        if index == 5 and not killed:  # a worker dies in the middle of an item
+            killed.append(pid)
+            os.kill(pid, signal.SIGKILL)
+
+    seen = []
+    rows = run_batch(items, workers=2, threads=1, results=out / "results.csv", on_start=on_start,
+                     on_result=seen.append)
+    assert killed and started.count(5) == 2
+    assert [r["status"] for r in rows] == ["done"] * N, [r["error"] for r in rows if r["error"]]
+    assert rows[5]["attempts"] == 2 and all(r["attempts"] == 1 for r in rows if r["index"] != 5)
+    assert sorted(r["index"] for r in seen) == list(range(N))
+    assert_matches_single_runs(rows, references)
+    # the results manifest: one row per input with its settings and time
+    table = read_results(out / "results.csv")
+    assert [r["output"] for r in table] == [str(out / f"img{i:02d}.png") for i in range(N)]
+    assert table[5]["status"] == "done" and float(table[5]["seconds"]) > 0
+    assert table[0]["settings"]["seed"] == 7 and table[0]["settings"]["size"] == 32
+
+    # a rerun skips everything done; a removed output is the only one made again
+    mtimes = {p: os.stat(p).st_mtime_ns for p in glob.glob(str(out / "*.png"))}
+    (out / "img04.png").unlink()
+    rows2 = run_batch(items, workers=1, threads=1, results=out / "results.csv")
+    assert [r["status"] for r in rows2] == ["skipped"] * 4 + ["done"] + ["skipped"] * (N - 5)
+    assert all(os.stat(p).st_mtime_ns == t for p, t in mtimes.items() if not p.endswith("img04.png"))
+    assert rows2[0]["seconds"] == rows[0]["seconds"]  # read back from the output's metadata
+    assert [r["status"] for r in read_results(out / "results.csv")] == [r["status"] for r in rows2]
+
+
+def test_isolation_and_settings_guard_in_process(tmp_path, data):
+    root, inp, style = data
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    man = tmp_path / "jobs.csv"
+    man.write_text(f"input,style,iterations\n{inp}/img00.png,{style},\nbroken.png,{style},\n"
+                   f"missing.png,{style},\n{inp}/img01.png,{style},0\n{inp}/img02.png,nostyle.png,\n"
+                   f"{inp}/img03.png,{style},\n")
+    out = tmp_path / "out"
+    items = collect_items([man], out, config=CFG)
+    rows = run_batch(items, workers=0, results=out / "r.jsonl")
+    status = [r["status"] for r in rows]
+    assert status == ["done", "error", "error", "error", "error", "done"]
+    assert "broken.png: not an image" in rows[1]["error"]
+    assert "missing.png: no such file" in rows[2]["error"]
+    assert "iterations" in rows[3]["error"]
+    assert "nostyle.png" in rows[4]["error"]
+    assert not (out / "broken.png").exists()
+
+    # an existing output made with other settings is never silently kept or replaced
+    other = collect_items([man], out, config=ImageStyleConfig(**{**CFG.to_dict(), "seed": 8}))
+    before = (out / "img00.png").read_bytes()
+    rows = run_batch([other[0]], workers=0)
+    assert rows[0]["status"] == "error" and "other settings" in rows[0]["error"]
+    assert (out / "img00.png").read_bytes() == before
+    rows = run_batch([other[0]], workers=0, overwrite=True)
+    assert rows[0]["status"] == "done" and (out / "img00.png").read_bytes() != before
+
+
+def run_cli(*args):
+    return CliRunner().invoke(cli, ["batch", *map(str, args)], catch_exceptions=False)
+
+
+def one_line_error(result):
+    assert result.exit_code == 2, result.output
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.output, result.output
+    return lines[0]
+
+
+def test_cli_runs_and_reports(tmp_path, data):
+    root, inp, style = data
+    (tmp_path / "two").mkdir()
+    for i in (0, 1):
+        (tmp_path / "two" / f"img{i}.png").write_bytes((inp / f"img{i:02d}.png").read_bytes())
+    (tmp_path / "two" / "zbad.png").write_bytes(b"nope")
+    out = tmp_path / "out"
+    r = run_cli(tmp_path / "two", "-o", out, "--style", style, *FAST, "--workers", "0", "-q")
+    assert r.exit_code == 1, r.output  # one input failed: reported, the others written
+    rows = read_results(out / "results.jsonl")
+    assert [x["status"] for x in rows] == ["done", "done", "error"]
+    assert rows[0]["settings"]["iterations"] == 2 and rows[0]["settings"]["init"] == "noise"
+    assert load_image(out / "img0.png").shape == (1, 3, 24, 32)
+
+    (tmp_path / "two" / "zbad.png").unlink()
+    r = run_cli(tmp_path / "two", "-o", out, "--style", style, *FAST, "--workers", "0")
+    assert r.exit_code == 0 and "0 done, 2 skipped, 0 failed" in r.output
+
+
+@pytest.mark.parametrize("extra,needle", [
+    ([], "no style image"),
+    (["--style", "S", "--address", "auto"], "--address is for the ray engine"),
+    (["--style", "S", "--workers", "-1"], "workers"),
+    (["--style", "S", "--iterations", "0"], "iterations"),
+    (["--style", "S", "--results", "R"], "not a stylekit results manifest"),
+])
+def test_cli_user_errors_are_one_line(tmp_path, data, extra, needle):
+    root, inp, style = data
+    precious = tmp_path / "precious.jsonl"
+    precious.write_text("my own notes\n")
+    extra = [str(style) if a == "S" else str(precious) if a == "R" else a for a in extra]
+    line = one_line_error(run_cli(inp, "-o", tmp_path / "out", *extra, "--workers", "0", "-q"))
+    assert needle in line
+    assert precious.read_text() == "my own notes\n"
+    assert not list(tmp_path.glob("out/*.png"))
+
+
+def test_cli_unknown_manifest_column(tmp_path, data):
+    root, inp, style = data
+    m = tmp_path / "m.csv"
+    m.write_text("input,stlye\na.png,b.png\n")
+    assert "unknown column 'stlye'" in one_line_error(run_cli(m, "-o", tmp_path / "out", "-q"))
+
+
+def test_ray_missing_is_a_config_error(tmp_path, data, monkeypatch):
+    import sys
+    root, inp, style = data
+    monkeypatch.setitem(sys.modules, "ray", None)
+    items = collect_items([inp], tmp_path / "o", styles=[style], config=CFG)
+    with pytest.raises(ConfigError, match=r"stylekit\[ray\]"):
+        run_batch(items, engine="ray")
+
+
+# --- the Ray engine -----------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def ray_session():
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def _kill_first_stylize_task(killed: list, stop: threading.Event) -> None:
+    """SIGKILL the first Ray worker seen running a `_ray_stylize` task (Ray titles its workers ray::<task>)."""
+    while not stop.is_set() and not killed:
+        for p in glob.glob("/proc/[0-9]*/cmdline"):
+            try:
+                with open(p, "rb") as f:
+                    title = f.read().split(b"\0")[0].decode(errors="replace").strip()
+            except OSError:
+                continue
+            if title == "ray::_ray_stylize":
+                pid = int(p.split("/")[2])
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+                return
+        time.sleep(0.02)
+
+
+def test_ray_engine_20_images_killed_worker_and_rerun(tmp_path, data, references, ray_session):
+    root, inp, style = data
+    out = tmp_path / "out"
+    items = collect_items([inp], out, styles=[style], config=CFG)
+    killed: list = []
+    stop = threading.Event()
+    killer = threading.Thread(target=_kill_first_stylize_task, args=(killed, stop), daemon=True)
+    killer.start()
+    try:
+        rows = run_batch(items, engine="ray", max_retries=3, results=out / "results.jsonl")
+    finally:
+        stop.set()
+        killer.join()
+    assert killed, "no running stylize task was found to kill"
+    assert [r["status"] for r in rows] == ["done"] * N, [r["error"] for r in rows if r["error"]]
+    assert_matches_single_runs(rows, references)
+    assert ray_session.is_initialized()  # the session the caller started is left running
+
+    t0 = time.perf_counter()
+    rows2 = run_batch(items, engine="ray", results=out / "results.jsonl")
+    assert [r["status"] for r in rows2] == ["skipped"] * N
+    assert time.perf_counter() - t0 < 10
+    assert len(read_results(out / "results.jsonl")) == N
