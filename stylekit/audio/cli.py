@@ -56,6 +56,8 @@ _OPTIONS = [
     ("steps", ("--steps",), dict(type=int), "Optimisation steps per chunk."),
     ("style_weight", ("--style-weight",), dict(type=float), "Weight of the style (Gram) term."),
     ("content_weight", ("--content-weight",), dict(type=float), "Weight of the content feature term."),
+    ("band_weight", ("--band-weight",), dict(type=float),
+     "Weight of the band-statistics term (per-band mean, std and correlation of the log spectrogram)."),
     ("envelope_weight", ("--envelope-weight",), dict(type=float),
      "Weight of the loudness-contour term (keeps the content's rhythm)."),
     ("rhythm_weight", ("--rhythm-weight",), dict(type=float),
