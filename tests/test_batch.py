@@ -235,7 +235,7 @@ def test_cli_user_errors_are_one_line(tmp_path, data, extra, needle):
     precious = tmp_path / "precious.jsonl"
     precious.write_text("my own notes\n")
     extra = [str(style) if a == "S" else str(precious) if a == "R" else a for a in extra]
-    line = one_line_error(run_cli(inp, "-o", tmp_path / "out", *extra, "--workers", "0", "-q"))
+    line = one_line_error(run_cli(inp, "-o", tmp_path / "out", *FAST, "--workers", "0", *extra, "-q"))
     assert needle in line
     assert precious.read_text() == "my own notes\n"
     assert not list(tmp_path.glob("out/*.png"))
