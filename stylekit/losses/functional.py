@@ -86,12 +86,12 @@ def tv_loss(image: torch.Tensor, *, exponent: float = 2.0) -> torch.Tensor:
     """
     if exponent <= 0:
         raise ValueError(f"TV exponent must be positive, got {exponent}")
-    dx = image[..., :, 1:] - image[..., :, :-1]
-    dy = image[..., 1:, :] - image[..., :-1, :]
-    if exponent == 2:
-        return dx.pow(2).mean() + dy.pow(2).mean()
     eps = 1e-8
-    return (dx.pow(2) + eps).pow(exponent / 2).mean() + (dy.pow(2) + eps).pow(exponent / 2).mean()
+    total = image.new_zeros(())
+    for d in (image[..., :, 1:] - image[..., :, :-1], image[..., 1:, :] - image[..., :-1, :]):
+        if d.numel():  # a 1-pixel-wide image has no differences along that axis
+            total = total + (d.pow(2).mean() if exponent == 2 else (d.pow(2) + eps).pow(exponent / 2).mean())
+    return total
 
 
 def mean_std(features: torch.Tensor, *, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
