@@ -75,7 +75,7 @@ _OPTIONS = [
     ("mel_inverse", ("--mel-inverse",), dict(type=click.Choice(["pinv", "nnls"])), "Mel to linear inversion."),
     ("griffin_lim_iters", ("--griffin-lim-iters",), dict(type=int), "Fast Griffin-Lim iterations."),
     ("chunk_seconds", ("--chunk-seconds",), dict(type=float), "Longest chunk processed at once (seconds)."),
-    ("threads", ("--threads",), dict(type=int), "Torch CPU threads (default: torch's own setting)."),
+    ("threads", ("--threads",), dict(type=int), "Torch CPU threads during the run (0 keeps torch's own setting)."),
 ]
 
 
@@ -129,7 +129,11 @@ def audio(content: Path, styles: tuple[Path, ...], output: Path, style_blend: st
     from .io import write_audio
     from .pipeline import StylizeInterrupted, build_config, plot_spectrograms, stylize_audio
 
-    cfg = build_config(**options)
+    if options.get("threads") == 0:
+        options["threads"] = None
+        cfg = dataclasses.replace(build_config(**options), threads=None)
+    else:
+        cfg = build_config(**options)
     subtype = "float" if float_out else "pcm16"
     bar = None
     if not quiet:

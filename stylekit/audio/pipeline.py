@@ -30,7 +30,6 @@ __all__ = ["AudioStyleConfig", "AudioResult", "StylizeInterrupted", "stylize_aud
            "plot_spectrograms"]
 
 _INITS = ("content", "noise")
-AudioInput = "str | os.PathLike | aio.AudioClip | tuple[np.ndarray, int]"
 
 
 @dataclass(frozen=True)
@@ -72,8 +71,9 @@ class AudioStyleConfig:
     target_rms : float
         Working loudness of content and style (RMS); the output is matched back to the content's loudness.
     threads : int, optional
-        Torch CPU threads during the run (restored afterwards); None keeps torch's setting. On a busy machine
-        1 can be many times faster than 2 (torch's thread pool spin-waits for cores held by others).
+        Torch CPU threads during the run (restored afterwards); None keeps torch's setting. Default 1: on the
+        shared 2-core development machine one thread ran a step in 0.3-0.4 s and two threads in 4-10 s
+        (torch's thread pool spin-waits for cores held by other processes).
     """
 
     spectrogram: SpectrogramConfig = SpectrogramConfig()
@@ -94,7 +94,7 @@ class AudioStyleConfig:
     chunk_seconds: float = 20.0
     overlap_seconds: float = 1.0
     target_rms: float = 0.1
-    threads: int | None = None
+    threads: int | None = 1
 
     def __post_init__(self) -> None:
         if self.network not in NETWORKS:
@@ -193,9 +193,8 @@ def _load(x, config: AudioStyleConfig, what: str) -> tuple[aio.AudioClip, _Origi
     if isinstance(x, aio.AudioClip):
         if x.sample_rate != sr:
             raise ConfigError(f"{x.source}: clip is at {x.sample_rate} Hz, the config works at {sr} Hz")
-        clip = x
-        return clip, _Original(sr, len(clip.samples), float(np.sqrt(np.mean(clip.samples.astype(np.float64) ** 2)))
-                               / 1.0)
+        rms = float(np.sqrt(np.mean(x.samples.astype(np.float64) ** 2)))
+        return x, _Original(sr, len(x.samples), rms / x.gain)
     if isinstance(x, tuple) and len(x) == 2 and not isinstance(x[0], (str, os.PathLike)):
         data, rate = np.asarray(x[0]), int(x[1])
         source = f"<{what} array>"
