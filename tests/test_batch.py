@@ -302,8 +302,6 @@ def test_ray_engine_20_images_killed_worker_and_rerun(tmp_path, data, references
     assert_matches_single_runs(rows, references)
     assert ray_session.is_initialized()  # the session the caller started is left running
 
-    t0 = time.perf_counter()
     rows2 = run_batch(items, engine="ray", results=out / "results.jsonl")
     assert [r["status"] for r in rows2] == ["skipped"] * N
-    assert time.perf_counter() - t0 < 10
     assert len(read_results(out / "results.jsonl")) == N
