@@ -56,6 +56,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], *, over
     tmp_path = Path(tmp)
     try:
         write(tmp_path)
+        # mkstemp creates 0600 files; give the result the permissions a plain open() would (0666 & ~umask).
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_path, 0o666 & ~umask)
         os.replace(tmp_path, out)
     except BaseException:
         tmp_path.unlink(missing_ok=True)

@@ -55,11 +55,11 @@ class ImageStyleConfig:
 
     size: int | None = None
     iterations: int = 60
-    coarse_iterations: int = 80
+    coarse_iterations: int = 60
     optimizer: str = "lbfgs"
     lr: float | None = None
     content_weight: float = 1.0
-    style_weight: float = 10.0
+    style_weight: float = 5.0
     tv_weight: float = 0.0
     style_blend: tuple[float, ...] | None = None
     style_scale: float = 1.0

@@ -134,3 +134,12 @@ def test_yiq_roundtrip_and_color_matching():
     content = torch.rand(1, 3, 16, 16) * torch.tensor([0.1, 0.3, 0.9]).view(1, 3, 1, 1)  # bluish
     m = match_color(style, content)
     torch.testing.assert_close(m.mean((0, 2, 3)), content.mean((0, 2, 3)), atol=0.03, rtol=0)
+
+
+def test_outputs_get_normal_permissions(tmp_path):
+    import os
+    p = tmp_path / "o.png"
+    save_image(torch.rand(1, 3, 4, 4), p)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (p.stat().st_mode & 0o777) == 0o666 & ~umask
