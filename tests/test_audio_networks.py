@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from stylekit.audio.networks import (EnvelopeLoss, RandomConvBank, RhythmLoss, autocorrelation, log_energy,
-                                     spectrogram_vgg19)
+from stylekit.audio.networks import (BandStatsLoss, EnvelopeLoss, RandomConvBank, RhythmLoss, autocorrelation,
+                                     band_statistics, log_energy, spectrogram_vgg19)
 from stylekit.audio.pipeline import stylize_audio
 from stylekit.audio.transform import SpectrogramConfig, to_network, to_spectrogram
 from stylekit.errors import ConfigError
@@ -21,23 +21,31 @@ def test_random_bank_is_seeded_and_shaped():
     x = torch.rand(2, 1, 16, 40)
     a, b, c = (RandomConvBank(16, widths=(3, 5), channels=8, seed=s) for s in (1, 1, 2))
     fa, fb, fc = a(x), b(x), c(x)
-    assert a.layers == ("spec", "conv_w3", "conv_w5")
+    assert a.layers == ("conv_w3", "conv_w5")
     assert fa["conv_w3"].shape == (2, 8, 38) and fa["conv_w5"].shape == (2, 8, 36)
-    assert fa["spec"].shape == (2, 16, 40)
     torch.testing.assert_close(fa["conv_w5"], fb["conv_w5"])
     assert not torch.allclose(fa["conv_w5"], fc["conv_w5"])
     assert (fa["conv_w3"] >= 0).all()
     # (B, n_bins, T) input is accepted too, and the bank is frozen
     torch.testing.assert_close(a(x[:, 0])["conv_w3"], fa["conv_w3"])
     assert not any(p.requires_grad for p in a.parameters())
-    assert RandomConvBank(16, widths=(3,), channels=4, identity=False).layers == ("conv_w3",)
 
 
-def test_random_bank_spec_layer_gram_is_the_band_covariance():
-    x = torch.rand(1, 6, 50, dtype=torch.float64)
-    f = RandomConvBank(6, widths=(1,), channels=2)(x)["spec"][0]
-    cov = torch.from_numpy(np.cov(x[0].numpy(), bias=True))
-    torch.testing.assert_close(f @ f.T / 50, cov)
+def test_band_statistics_match_numpy_and_loss_is_one_at_content_zero_at_style():
+    rng = np.random.default_rng(0)
+    x = rng.random((6, 50))
+    mean, std, corr = band_statistics(torch.from_numpy(x)[None], eps=0.0)
+    xl = x - x.mean()
+    np.testing.assert_allclose(mean[0].numpy(), xl.mean(1), rtol=1e-5)
+    np.testing.assert_allclose(std[0].numpy(), xl.std(1), rtol=1e-5)
+    np.testing.assert_allclose(corr[0].numpy(), np.corrcoef(x)[np.triu_indices(6, 1)], rtol=1e-4, atol=1e-5)
+    content = torch.rand(1, 1, 6, 40)
+    style = torch.rand(1, 1, 6, 30) * 0.3 + 0.2
+    loss = BandStatsLoss([style])
+    loss.set_content(content)
+    assert float(loss(content)) == pytest.approx(1.0, rel=1e-4)
+    assert float(loss(style)) < 1e-8
+    assert float(loss(style + 0.1)) < 1e-8        # the overall level does not count
 
 
 def test_random_bank_rejects_bad_input():
