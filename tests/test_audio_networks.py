@@ -12,7 +12,6 @@ from stylekit.audio.networks import (BandStatsLoss, EnvelopeLoss, RandomConvBank
 from stylekit.audio.pipeline import stylize_audio
 from stylekit.audio.transform import SpectrogramConfig, to_network, to_spectrogram
 from stylekit.errors import ConfigError
-from stylekit.losses import StyleTransferLoss
 
 from _audio_data import SR, textureish, voiceish
 

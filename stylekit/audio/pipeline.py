@@ -13,14 +13,14 @@ import dataclasses
 import math
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError
 from . import io as aio
 from .networks import NETWORKS, BandStatsLoss, EnvelopeLoss, VGG19_CONTENT_LAYERS, VGG19_STYLE_LAYERS, RandomConvBank, RhythmLoss
 from .transform import MelProjection, SpectrogramConfig, chunk_spans, content_phase, overlap_add, to_audio, to_network, \

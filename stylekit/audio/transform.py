@@ -20,7 +20,7 @@ magnitude of ``ref`` to about 1.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -78,7 +78,6 @@ class SpectrogramConfig:
     mel_inverse: str = "pinv"
     griffin_lim_iters: int = 32
     momentum: float = 0.99
-    _validated: bool = field(default=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.kind not in _KINDS:
