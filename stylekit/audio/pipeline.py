@@ -89,7 +89,7 @@ class AudioStyleConfig:
     project: bool = True
     init: str = "content"
     optimizer: str = "lbfgs"
-    steps: int = 100
+    steps: int = 50
     seed: int = 0
     chunk_seconds: float = 20.0
     overlap_seconds: float = 1.0
