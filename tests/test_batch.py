@@ -79,6 +79,11 @@ def test_collect_folder_glob_and_file(tmp_path, data):
     smooth_image(20, 20, 2).save(tmp_path / "g" / "sub" / "a.png")
     items = collect_items([str(tmp_path / "g" / "**" / "*.png")], tmp_path / "o", styles=[style], config=CFG)
     assert sorted(str(it.output.relative_to(tmp_path / "o")) for it in items) == ["a.png", "sub/a.png"]
+    # outputs written below the pattern's folder are not inputs of the next run
+    (tmp_path / "g" / "out").mkdir()
+    smooth_image(20, 20, 3).save(tmp_path / "g" / "out" / "a.png")
+    items = collect_items([str(tmp_path / "g" / "**" / "*.png")], tmp_path / "g" / "out", styles=[style])
+    assert sorted(str(it.input.relative_to(tmp_path / "g")) for it in items) == ["a.png", "sub/a.png"]
 
     with pytest.raises(ConfigError, match="no files match"):
         collect_items([str(tmp_path / "nothing*.png")], tmp_path / "o", styles=[style])

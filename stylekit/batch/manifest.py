@@ -75,6 +75,10 @@ def _glob_base(pattern: str) -> Path:
     return Path(*literal) if literal else Path(".")
 
 
+def _inside(path, folder: Path) -> bool:
+    return Path(os.path.abspath(path)).is_relative_to(os.path.abspath(folder))
+
+
 def _coerce(name: str, value, *, where: str, base: Path):
     """A manifest cell -> the type of ImageStyleConfig field ``name`` (CSV cells arrive as strings)."""
     from ..image_cli import _floats
@@ -198,13 +202,16 @@ def collect_items(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLik
         p = Path(text)
         if _is_glob(text) and not p.exists():
             base = _glob_base(text)
-            matches = sorted(Path(m) for m in glob.glob(text, recursive=True) if os.path.isfile(m))
+            # outputs of this batch are never inputs, even when OUT_DIR lies below the pattern's folder
+            matches = sorted(Path(m) for m in glob.glob(text, recursive=True)
+                             if os.path.isfile(m) and not _inside(m, out_dir))
             if not matches:
                 raise ConfigError(f"{text}: no files match this pattern")
             for m in matches:
                 add(m, m.relative_to(base).with_suffix(f".{fmt}"), text)
         elif p.is_dir():
-            files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            files = sorted(f for f in p.iterdir()
+                           if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not _inside(f, out_dir))
             if not files:
                 raise ConfigError(f"{p}: no image files in this folder ({', '.join(IMAGE_SUFFIXES)})")
             for f in files:
