@@ -89,8 +89,13 @@ def test_collect_folder_glob_and_file(tmp_path, data):
         collect_items([str(tmp_path / "nothing*.png")], tmp_path / "o", styles=[style])
     with pytest.raises(ConfigError, match="no such file"):
         collect_items([tmp_path / "missing.png"], tmp_path / "o", styles=[style])
-    with pytest.raises(ConfigError, match="replace its input"):
+    with pytest.raises(ConfigError, match="is the input folder"):
         collect_items([inp], inp, styles=[style])
+    single = tmp_path / "o" / "img00.png"
+    single.parent.mkdir(exist_ok=True)
+    single.write_bytes((inp / "img00.png").read_bytes())
+    with pytest.raises(ConfigError, match="replace its input"):
+        collect_items([single], tmp_path / "o", styles=[style])
 
 
 def test_collect_manifests_with_overrides(tmp_path, data):

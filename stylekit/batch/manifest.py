@@ -79,6 +79,12 @@ def _inside(path, folder: Path) -> bool:
     return Path(os.path.abspath(path)).is_relative_to(os.path.abspath(folder))
 
 
+def _not_the_input_folder(folder: Path, out_dir: Path) -> None:
+    if os.path.abspath(folder) == os.path.abspath(out_dir):
+        raise ConfigError(f"{out_dir}: the output folder is the input folder {folder}; "
+                          "a rerun would take the outputs as inputs (choose another output folder)")
+
+
 def _coerce(name: str, value, *, where: str, base: Path):
     """A manifest cell -> the type of ImageStyleConfig field ``name`` (CSV cells arrive as strings)."""
     from ..image_cli import _floats
@@ -202,16 +208,18 @@ def collect_items(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLik
         p = Path(text)
         if _is_glob(text) and not p.exists():
             base = _glob_base(text)
+            _not_the_input_folder(base, out_dir)
             # outputs of this batch are never inputs, even when OUT_DIR lies below the pattern's folder
+            below = _inside(out_dir, base)
             matches = sorted(Path(m) for m in glob.glob(text, recursive=True)
-                             if os.path.isfile(m) and not _inside(m, out_dir))
+                             if os.path.isfile(m) and not (below and _inside(m, out_dir)))
             if not matches:
                 raise ConfigError(f"{text}: no files match this pattern")
             for m in matches:
                 add(m, m.relative_to(base).with_suffix(f".{fmt}"), text)
         elif p.is_dir():
-            files = sorted(f for f in p.iterdir()
-                           if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not _inside(f, out_dir))
+            _not_the_input_folder(p, out_dir)
+            files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
             if not files:
                 raise ConfigError(f"{p}: no image files in this folder ({', '.join(IMAGE_SUFFIXES)})")
             for f in files:
