@@ -59,8 +59,8 @@ def auto_history(n: int, *, max_history: int = 100, budget_bytes: float = 2 * 10
 class LBFGS:
     """L-BFGS without line search, on one flat tensor, with its history in preallocated tensors.
 
-    Each :meth:`direction` call costs a handful of ``(m, n)`` matrix-vector products and an ``m x m``
-    triangular solve, using the compact representation of the inverse Hessian (Byrd, Nocedal & Schnabel
+    Each :meth:`step` makes two passes over the ``(2m, n)`` history (one product with the new pair and the
+    gradient, one to form the direction) and two ``m x m`` triangular solves, using the compact representation of the inverse Hessian (Byrd, Nocedal & Schnabel
     1994) instead of the two-loop recursion.
 
     Notes
@@ -76,8 +76,10 @@ class LBFGS:
         if history < 1:
             raise ConfigError(f"L-BFGS history must be >= 1, got {history}")
         self.m, self.n, self.lr = history, n, lr
-        self.S = torch.zeros(history, n, device=device, dtype=dtype)
-        self.Y = torch.zeros(history, n, device=device, dtype=dtype)
+        # S (rows 0..m-1) and Y (rows m..2m-1) in one matrix, so every product with the history is a single
+        # pass over memory: H @ [y, s, g] gives all the new dot products at once.
+        self.H = torch.zeros(2 * history, n, device=device, dtype=dtype)
+        self.S, self.Y = self.H[:history], self.H[history:]
         self.SY = torch.zeros(history, history, device=device, dtype=torch.float64)
         self.YY = torch.zeros(history, history, device=device, dtype=torch.float64)
         self.k = 0        # number of stored pairs
@@ -86,25 +88,30 @@ class LBFGS:
         self.g_prev: torch.Tensor | None = None
         self.step_prev: torch.Tensor | None = None
 
-    def _push(self, s: torch.Tensor, y: torch.Tensor) -> None:
-        p = self.head
+    def _push(self, s: torch.Tensor, y: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor | None:
+        """Store a pair; returns ``H @ g`` (the history's products with ``g``) when ``g`` is given."""
+        p, m = self.head, self.m
         self.S[p] = s
         self.Y[p] = y
-        self.SY[:, p] = (self.S @ y).double()
-        self.SY[p, :] = (self.Y @ s).double()
-        yy = (self.Y @ y).double()
-        self.YY[:, p] = yy
-        self.YY[p, :] = yy
-        self.head = (p + 1) % self.m
-        self.k = min(self.k + 1, self.m)
+        vecs = torch.stack([y, s] if g is None else [y, s, g], 1)
+        prods = (self.H @ vecs).double()          # (2m, 2 or 3)
+        self.SY[:, p] = prods[:m, 0]              # s_i . y_new
+        self.SY[p, :] = prods[m:, 1]              # s_new . y_j
+        self.YY[:, p] = prods[m:, 0]
+        self.YY[p, :] = prods[m:, 0]
+        self.head = (p + 1) % m
+        self.k = min(self.k + 1, m)
+        return None if g is None else prods[:, 2]
 
     def _order(self) -> torch.Tensor:
-        return torch.tensor([(self.head - self.k + i) % self.m for i in range(self.k)], device=self.S.device)
+        return torch.tensor([(self.head - self.k + i) % self.m for i in range(self.k)], device=self.H.device)
 
-    def _apply_inverse_hessian(self, g: torch.Tensor) -> torch.Tensor:
+    def _apply_inverse_hessian(self, g: torch.Tensor, hg: torch.Tensor | None = None) -> torch.Tensor:
+        m = self.m
+        if hg is None:
+            hg = (self.H @ g).double()
         idx = self._order()
-        a = (self.S @ g).double()[idx]
-        b = (self.Y @ g).double()[idx]
+        a, b = hg[:m][idx], hg[m:][idx]
         sy = self.SY[idx][:, idx]
         R = torch.triu(sy)
         D = torch.diagonal(sy)
@@ -112,11 +119,10 @@ class LBFGS:
         gam = self.gamma
         p = torch.linalg.solve_triangular(R, a[:, None], upper=True)[:, 0]
         q = torch.linalg.solve_triangular(R.T, (D * p + gam * (yy @ p) - gam * b)[:, None], upper=False)[:, 0]
-        q_all = torch.zeros(self.m, dtype=torch.float64, device=g.device)
-        p_all = torch.zeros(self.m, dtype=torch.float64, device=g.device)
-        q_all[idx] = q
-        p_all[idx] = p
-        return gam * g + q_all.to(g.dtype) @ self.S - gam * (p_all.to(g.dtype) @ self.Y)
+        coef = torch.zeros(2 * m, dtype=torch.float64, device=g.device)
+        coef[idx] = q
+        coef[m + idx] = -gam * p
+        return gam * g + coef.to(g.dtype) @ self.H
 
     def step(self, g: torch.Tensor) -> torch.Tensor:
         """Given the gradient at the current point, return the update to add to it."""
@@ -128,10 +134,11 @@ class LBFGS:
             y = g - self.g_prev
             s = self.step_prev
             ys = float(y @ s)
+            hg = None
             if ys > 1e-10:
-                self._push(s, y)
+                hg = self._push(s, y, g)
                 self.gamma = ys / float(y @ y)
-            d = -self._apply_inverse_hessian(g) if self.k else -g
+            d = -self._apply_inverse_hessian(g, hg) if self.k else -g
             t = self.lr
         self.g_prev = g.clone()
         self.step_prev = d * t
@@ -147,11 +154,11 @@ class LBFGS:
     def load_state_dict(self, state: dict) -> None:
         S, Y = state["S"].to(self.S), state["Y"].to(self.Y)
         self.k, self.head = 0, 0
-        self.S.zero_(), self.Y.zero_(), self.SY.zero_(), self.YY.zero_()
+        self.H.zero_(), self.SY.zero_(), self.YY.zero_()
         for s, y in zip(S[-self.m:], Y[-self.m:]):
             self._push(s, y)
         self.gamma, self.lr = float(state["gamma"]), float(state["lr"])
-        dev = self.S.device
+        dev = self.H.device
         self.g_prev = None if state["g_prev"] is None else state["g_prev"].to(dev)
         self.step_prev = None if state["step_prev"] is None else state["step_prev"].to(dev)
 
