@@ -5,7 +5,8 @@ Perceptual score
 The paper used PEMO-Q, which is not available. We use **ViSQOL v3 in audio mode** (Hines et al. 2015;
 Chinen et al. 2020) via the pure-Python ``visqol-python`` package (Apache-2.0, installs offline from PyPI with
 no compiler): a full-reference model of perceived quality for music/general audio that reports MOS-LQO on a
-1-5 scale (higher is better). ``zimtohrli`` was the other candidate; it needs a C++ build from source. ViSQOL's
+1-5 scale (higher is better). ``zimtohrli`` was the other candidate; it ships as a source distribution needing a
+C++ build (not attempted). ViSQOL's
 audio mode is defined at 48 kHz, so both signals are resampled from 16 kHz to 48 kHz with librosa first.
 
 The resynthesised note uses the *original* phase with the reconstructed magnitudes, so the score measures the
