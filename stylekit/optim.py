@@ -89,27 +89,35 @@ class LBFGS:
         self.step_prev: torch.Tensor | None = None
 
     def _push(self, s: torch.Tensor, y: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor | None:
-        """Store a pair; returns ``H @ g`` (the history's products with ``g``) when ``g`` is given."""
+        """Store a pair; returns the history's products with ``g`` (``[S g; Y g]``, 2m) when ``g`` is given."""
         p, m = self.head, self.m
         self.S[p] = s
         self.Y[p] = y
-        vecs = torch.stack([y, s] if g is None else [y, s, g], 1)
-        prods = (self.H @ vecs).double()          # (2m, 2 or 3)
-        self.SY[:, p] = prods[:m, 0]              # s_i . y_new
-        self.SY[p, :] = prods[m:, 1]              # s_new . y_j
-        self.YY[:, p] = prods[m:, 0]
-        self.YY[p, :] = prods[m:, 0]
         self.head = (p + 1) % m
         self.k = min(self.k + 1, m)
-        return None if g is None else prods[:, 2]
+        k = self.k  # slots 0..k-1 are filled (all of them once the history is full): touch only those rows
+        vecs = torch.stack([y, s] if g is None else [y, s, g], 1)
+        ps = (self.S[:k] @ vecs).double()         # (k, 2 or 3)
+        py = (self.Y[:k] @ vecs).double()
+        self.SY[:k, p] = ps[:, 0]                 # s_i . y_new
+        self.SY[p, :k] = py[:, 1]                 # s_new . y_j
+        self.YY[:k, p] = py[:, 0]
+        self.YY[p, :k] = py[:, 0]
+        if g is None:
+            return None
+        out = torch.zeros(2 * m, dtype=torch.float64, device=g.device)
+        out[:k], out[m:m + k] = ps[:, 2], py[:, 2]
+        return out
 
     def _order(self) -> torch.Tensor:
         return torch.tensor([(self.head - self.k + i) % self.m for i in range(self.k)], device=self.H.device)
 
     def _apply_inverse_hessian(self, g: torch.Tensor, hg: torch.Tensor | None = None) -> torch.Tensor:
         m = self.m
+        k = self.k
         if hg is None:
-            hg = (self.H @ g).double()
+            hg = torch.cat([(self.S[:k] @ g).double(), torch.zeros(m - k, dtype=torch.float64, device=g.device),
+                            (self.Y[:k] @ g).double(), torch.zeros(m - k, dtype=torch.float64, device=g.device)])
         idx = self._order()
         a, b = hg[:m][idx], hg[m:][idx]
         sy = self.SY[idx][:, idx]
@@ -122,7 +130,8 @@ class LBFGS:
         coef = torch.zeros(2 * m, dtype=torch.float64, device=g.device)
         coef[idx] = q
         coef[m + idx] = -gam * p
-        return gam * g + coef.to(g.dtype) @ self.H
+        coef = coef.to(g.dtype)
+        return gam * g + coef[:k] @ self.S[:k] + coef[m:m + k] @ self.Y[:k]
 
     def step(self, g: torch.Tensor) -> torch.Tensor:
         """Given the gradient at the current point, return the update to add to it."""
