@@ -211,10 +211,8 @@ def image(content, styles, output, size, iterations, coarse_iterations, optimize
     from .image import resize_long_edge
     content_img_size = resize_long_edge(content_img, cfg.resolved_size(dev)).shape[-2:]
 
-    def on_term(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, on_term)
+    from ._signals import sigterm_as_interrupt
+    previous = sigterm_as_interrupt()
     t0 = time.perf_counter()
     try:
         result = stylize_image(content_img, style_imgs, config=cfg, callback=callback, resume=resume_state)

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+import torch
+
 from stylekit.spectral.synth import SynthConfig, synthesize
 
 TINY = SynthConfig(programs=(0, 40), pitches=(48, 60, 72), velocities=(100,), seed=0)
@@ -16,3 +19,12 @@ def make_tiny_dataset(root: Path) -> Path:
     """Render :data:`TINY` into ``root`` and return it."""
     synthesize(root, TINY, jobs=2)
     return root
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: a second torch thread only adds contention on a shared 2-core machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

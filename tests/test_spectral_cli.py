@@ -23,12 +23,7 @@ from stylekit.spectral.resynth import (DEFAULT_CHECKPOINT, DEFAULT_CHECKPOINT_SH
 pytestmark = pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="needs Debian's fluidsynth")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+from _spectral_data import one_thread  # noqa: E402,F401  (autouse fixture)
 
 
 @pytest.fixture(scope="module")

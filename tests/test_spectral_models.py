@@ -15,13 +15,7 @@ F = 33  # a small STFT: n_fft 64
 STFT = SpectralSTFTConfig(n_fft=64, hop_length=16)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny tensors: a second thread only adds contention on a shared 2-core machine.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+from _spectral_data import one_thread  # noqa: E402,F401  (autouse fixture)
 
 
 def _segments(n=24, t=8, seed=0) -> torch.Tensor:

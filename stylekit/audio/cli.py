@@ -148,10 +148,8 @@ def audio(content: Path, styles: tuple[Path, ...], output: Path, style_blend: st
             bar.set_postfix({k: f"{v:.3g}" for k, v in p.terms.items()}, refresh=False)
             bar.update(1)
 
-    def on_term(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, on_term)
+    from .._signals import sigterm_as_interrupt
+    previous = sigterm_as_interrupt()
     t0 = time.perf_counter()
     try:
         result = stylize_audio(content, list(styles), config=cfg, style_weights=blend, callback=callback)

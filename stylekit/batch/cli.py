@@ -122,10 +122,8 @@ def batch(inputs, out_dir, styles, size, iterations, coarse_iterations, optimize
             if row["status"] == "error":
                 bar.write(f"error: {row['error']}", file=sys.stderr)
 
-    def on_term(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, on_term)
+    from .._signals import sigterm_as_interrupt
+    previous = sigterm_as_interrupt()
     try:
         rows = run_batch(items, engine=engine, workers=workers, threads=threads, address=address,
                          overwrite=overwrite, max_retries=max_retries, results=results_path, on_result=on_result)
