@@ -59,7 +59,41 @@ class ContentLoss(nn.Module):
         return Fn.content_loss(input, self.target, normalize=self.normalize)
 
 
-class GramStyleLoss(nn.Module):
+class _StyleLossBase(nn.Module):
+    """Shared set-up of the style losses: styles, per-layer weights and blend; subclasses say which
+    statistics of a style's features are its target (:meth:`_targets`) and how a layer's loss is computed."""
+
+    def __init__(self, targets: Features | Sequence[Features], *, layer_weights: Mapping[str, float] | None = None,
+                 blend: Sequence[float] | None = None, normalize: bool = False) -> None:
+        super().__init__()
+        styles = [targets] if isinstance(targets, Mapping) else list(targets)
+        if not styles:
+            raise ConfigError(f"{type(self).__name__} needs at least one style target")
+        layers = list(layer_weights) if layer_weights is not None else list(styles[0])
+        self.layer_weights = _check_weights(layer_weights or {k: 1.0 / len(layers) for k in layers}, "style layer")
+        self.normalize = normalize
+        bw = _blend_weights(len(styles), blend)
+        with torch.no_grad():
+            for layer in layers:
+                for s in styles:
+                    if layer not in s:
+                        raise ConfigError(f"style target has no features for layer {layer!r}")
+                for name, value in self._targets([s[layer] for s in styles], bw).items():
+                    self.register_buffer(f"{name}_{layer}", value)
+
+    def _targets(self, features: list[torch.Tensor], blend: list[float]) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def layer_losses(self, features: Features) -> dict[str, torch.Tensor]:
+        """Unweighted per-layer losses."""
+        raise NotImplementedError
+
+    def forward(self, features: Features) -> torch.Tensor:
+        losses = self.layer_losses(features)
+        return sum(self.layer_weights[k] * v for k, v in losses.items())
+
+
+class GramStyleLoss(_StyleLossBase):
     """Gram-matrix style loss over several layers, against one style or a blend of several.
 
     Parameters
@@ -74,64 +108,44 @@ class GramStyleLoss(nn.Module):
     -----
     Styles are blended by averaging their Gram matrices. For the MSE this has the same minimiser as a
     weighted sum of per-style losses (the two differ by a constant), at the cost of one target per layer.
+    :meth:`from_grams` builds the loss from Gram matrices computed elsewhere (for example tile by tile, see
+    :mod:`stylekit.tiling`).
     """
 
-    def __init__(self, targets: Features | Sequence[Features], *, layer_weights: Mapping[str, float] | None = None,
-                 blend: Sequence[float] | None = None, normalize: bool = False) -> None:
-        super().__init__()
-        styles = [targets] if isinstance(targets, Mapping) else list(targets)
-        if not styles:
-            raise ConfigError("GramStyleLoss needs at least one style target")
-        layers = list(layer_weights) if layer_weights is not None else list(styles[0])
-        self.layer_weights = _check_weights(layer_weights or {k: 1.0 / len(layers) for k in layers}, "style layer")
-        self.normalize = normalize
-        bw = _blend_weights(len(styles), blend)
-        with torch.no_grad():
-            for layer in layers:
-                grams = []
-                for s in styles:
-                    if layer not in s:
-                        raise ConfigError(f"style target has no features for layer {layer!r}")
-                    grams.append(Fn.gram_matrix(s[layer]).mean(0, keepdim=True))
-                self.register_buffer(self._buf(layer), sum(w * g for w, g in zip(bw, grams)))
+    @classmethod
+    def from_grams(cls, grams: Features | Sequence[Features], *, layer_weights: Mapping[str, float] | None = None,
+                   blend: Sequence[float] | None = None, normalize: bool = False) -> "GramStyleLoss":
+        """The same loss from precomputed ``{layer: (1, C, C)}`` Gram matrices (one dict per style)."""
+        self = cls.__new__(cls)
+        self._given_grams = True
+        _StyleLossBase.__init__(self, grams, layer_weights=layer_weights, blend=blend, normalize=normalize)
+        return self
 
-    @staticmethod
-    def _buf(layer: str) -> str:
-        return f"gram_{layer}"
+    def _targets(self, features, blend):
+        grams = features if getattr(self, "_given_grams", False) else [Fn.gram_matrix(f) for f in features]
+        return {"gram": sum(w * g.float().mean(0, keepdim=True) for w, g in zip(blend, grams))}
 
     def target(self, layer: str) -> torch.Tensor:
-        return getattr(self, self._buf(layer))
+        return getattr(self, f"gram_{layer}")
 
     def layer_losses(self, features: Features) -> dict[str, torch.Tensor]:
-        """Unweighted per-layer losses."""
         return {k: Fn.style_loss(features[k], self.target(k), normalize=self.normalize) for k in self.layer_weights}
 
-    def forward(self, features: Features) -> torch.Tensor:
-        losses = self.layer_losses(features)
-        return sum(self.layer_weights[k] * v for k, v in losses.items())
+    def gram_losses(self, grams: Features) -> dict[str, torch.Tensor]:
+        """Unweighted per-layer losses of already-computed Gram matrices ``{layer: (B, C, C)}``."""
+        return {k: Fn.gram_loss(grams[k], self.target(k), normalize=self.normalize) for k in self.layer_weights}
 
 
-class MeanStdStyleLoss(GramStyleLoss):
+class MeanStdStyleLoss(_StyleLossBase):
     """Style loss on per-channel mean and standard deviation of features (cheaper than Grams, O(C) not O(C^2)).
 
     Same parameters as :class:`GramStyleLoss`; blended styles average their statistics.
     """
 
-    def __init__(self, targets: Features | Sequence[Features], *, layer_weights: Mapping[str, float] | None = None,
-                 blend: Sequence[float] | None = None, normalize: bool = False) -> None:
-        nn.Module.__init__(self)
-        styles = [targets] if isinstance(targets, Mapping) else list(targets)
-        if not styles:
-            raise ConfigError("MeanStdStyleLoss needs at least one style target")
-        layers = list(layer_weights) if layer_weights is not None else list(styles[0])
-        self.layer_weights = _check_weights(layer_weights or {k: 1.0 / len(layers) for k in layers}, "style layer")
-        self.normalize = normalize
-        bw = _blend_weights(len(styles), blend)
-        with torch.no_grad():
-            for layer in layers:
-                stats = [Fn.mean_std(s[layer]) for s in styles]
-                self.register_buffer(f"mean_{layer}", sum(w * m.mean(0, keepdim=True) for w, (m, _) in zip(bw, stats)))
-                self.register_buffer(f"std_{layer}", sum(w * d.mean(0, keepdim=True) for w, (_, d) in zip(bw, stats)))
+    def _targets(self, features, blend):
+        stats = [Fn.mean_std(f) for f in features]
+        return {"mean": sum(w * m.mean(0, keepdim=True) for w, (m, _) in zip(blend, stats)),
+                "std": sum(w * d.mean(0, keepdim=True) for w, (_, d) in zip(blend, stats))}
 
     def layer_losses(self, features: Features) -> dict[str, torch.Tensor]:
         return {k: Fn.mean_std_loss(features[k], getattr(self, f"mean_{k}"), getattr(self, f"std_{k}"),

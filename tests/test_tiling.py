@@ -1,0 +1,89 @@
+"""Exact tiled evaluation: the tiled objective and gradient equal the whole-image ones."""
+import pytest
+import torch
+
+from stylekit.features import VGG19Features
+from stylekit.losses import StyleTransferLoss, gram_matrix
+from stylekit.tiling import TiledStyleTransferLoss, halo_for, layer_stride, receptive_field, tile_grid, tiled_grams
+
+
+def test_receptive_fields_match_the_architecture():
+    # 3x3 convs add 2 * jump, 2x2 pools add jump and double it (VGG16's conv5_3 is the textbook 196).
+    assert receptive_field("conv1_1") == 3
+    assert receptive_field("relu1_2") == 5
+    assert receptive_field("pool1") == 6
+    assert receptive_field("relu3_1") == 24
+    assert receptive_field("relu5_1") == 156
+    assert layer_stride("relu1_1") == 1 and layer_stride("relu4_2") == 8 and layer_stride("pool5") == 32
+    halo = halo_for(["relu1_1", "relu5_1"])
+    assert halo % 16 == 0 and halo >= 156 // 2 + 16
+
+
+@pytest.mark.parametrize("hw,tile", [((70, 101), 16), ((33, 17), 8), ((64, 64), 200)])
+def test_cores_cover_the_image_exactly_once(hw, tile):
+    cover = torch.zeros(hw, dtype=torch.int32)
+    for t, _, _ in tile_grid(*hw, tile, layers=["relu3_1"]):
+        y0, y1, x0, x1 = t.core
+        ry0, ry1, rx0, rx1 = t.region
+        assert ry0 <= y0 < y1 <= ry1 and rx0 <= x0 < x1 <= rx1
+        assert ry0 % 4 == 0 and rx0 % 4 == 0      # regions start on the deepest stride: pools line up
+        cover[y0:y1, x0:x1] += 1
+    assert bool((cover == 1).all())
+
+
+def _pair(layers_c, layers_s, tile, **kw):
+    net = VGG19Features([*layers_c, *layers_s])
+    args = dict(content_layers={k: 1.0 for k in layers_c}, style_layers={k: 1.0 / len(layers_s) for k in layers_s},
+                content_weight=1.0, style_weight=5.0, **kw)
+    return net, StyleTransferLoss(net, **args), TiledStyleTransferLoss(net, tile=tile, **args)
+
+
+def _value_grad(loss, x):
+    x = x.clone().requires_grad_(True)
+    total, terms = loss(x)
+    (g,) = torch.autograd.grad(total, x)
+    return total.detach(), {k: float(v.detach()) for k, v in terms.items()}, g
+
+
+@pytest.mark.parametrize("normalize,tv", [(True, 0.0), (False, 0.5)])
+def test_tiled_objective_and_gradient_equal_whole_image(normalize, tv):
+    torch.manual_seed(0)
+    content, style, x = torch.rand(1, 3, 70, 101), torch.rand(1, 3, 40, 50), torch.rand(1, 3, 70, 101)
+    net, plain, tiled = _pair(["relu2_2"], ["relu1_1", "relu2_1", "relu3_1"], 16, normalize=normalize, tv_weight=tv)
+    plain.set_content(content)
+    plain.set_style(style)
+    tiled.set_content(content)
+    tiled.set_style_features({k: v for k, v in net(style).items()})
+    assert len(tiled.grid(70, 101)) == 5 * 7
+    t0, terms0, g0 = _value_grad(plain, x)
+    t1, terms1, g1 = _value_grad(tiled, x)
+    assert float(t1) == pytest.approx(float(t0), rel=1e-5)
+    assert terms1 == pytest.approx(terms0, rel=1e-5)
+    assert float((g1 - g0).norm() / g0.norm()) < 1e-5
+
+
+def test_tiled_deep_layers_exact():
+    """Up to relu5_1 (receptive field 156 px) with cores smaller than the halo."""
+    torch.manual_seed(1)
+    content, x = torch.rand(1, 3, 200, 176), torch.rand(1, 3, 200, 176)
+    net, plain, tiled = _pair(["relu4_2"], ["relu1_1", "relu3_1", "relu5_1"], 64)
+    grams = tiled_grams(net, content.flip(-1), ["relu1_1", "relu3_1", "relu5_1"], 64)
+    full = net(content.flip(-1))
+    for k, g in grams.items():
+        torch.testing.assert_close(g, gram_matrix(full[k]), rtol=1e-5, atol=1e-4)
+    plain.set_content(content)
+    plain.set_style_features({k: v for k, v in full.items()})
+    tiled.set_content(content)
+    tiled.set_style_grams(grams)
+    t0, _, g0 = _value_grad(plain, x)
+    t1, _, g1 = _value_grad(tiled, x)
+    assert float(t1) == pytest.approx(float(t0), rel=1e-5)
+    assert float((g1 - g0).norm() / g0.norm()) < 1e-5
+
+
+def test_tiled_needs_matching_content():
+    net, _, tiled = _pair(["relu2_2"], ["relu1_1"], 16)
+    tiled.set_content(torch.rand(1, 3, 40, 40))
+    tiled.set_style_features(net(torch.rand(1, 3, 40, 40)))
+    with pytest.raises(Exception, match="same size"):
+        tiled(torch.rand(1, 3, 48, 40))
