@@ -18,8 +18,10 @@ _SY = SynthConfig()
 
 
 def _tqdm(**kw):
+    # disable=None: no bar when stderr is not a terminal, so a log holds only the result or the one error line;
+    # on a terminal leave=False erases the bar before an error line is printed.
     from tqdm import tqdm
-    return tqdm(leave=False, dynamic_ncols=True, **kw)
+    return tqdm(leave=False, dynamic_ncols=True, disable=None, **kw)
 
 
 def _threads(n: int | None) -> None:

@@ -158,4 +158,6 @@ def load_audio(path: str | os.PathLike, *, sample_rate: int) -> np.ndarray:
         raise InputError(f"{p}: sample rate is {sr} Hz but the STFT config expects {sample_rate} Hz")
     if y.shape[0] == 0:
         raise InputError(f"{p}: empty audio file")
+    if not np.isfinite(y).all():
+        raise InputError(f"{p}: contains NaN or infinite samples")
     return y.mean(axis=1).astype(np.float32)

@@ -123,5 +123,10 @@ def write_wav(path: str | os.PathLike, y: np.ndarray, sample_rate: int, *, overw
 
 
 def read_note(path: str | os.PathLike, stft) -> np.ndarray:
-    """Mono audio at the checkpoint's rate (a mismatch is an :class:`InputError` naming the file)."""
-    return load_audio(path, sample_rate=stft.sample_rate)
+    """Mono audio at the checkpoint's rate, at least one FFT window long (else an :class:`InputError` naming
+    the file)."""
+    y = load_audio(path, sample_rate=stft.sample_rate)
+    if len(y) < stft.n_fft:
+        raise InputError(f"{path}: too short ({len(y)} samples; a note needs at least one {stft.n_fft}-sample "
+                         "FFT window)")
+    return y
