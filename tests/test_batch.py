@@ -10,6 +10,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +18,9 @@ from click.testing import CliRunner
 from conftest import smooth_image, stripes_image
 from PIL import Image
 
+from stylekit.audio.pipeline import AudioStyleConfig
 from stylekit.batch import collect_items, read_results, run_batch
+from stylekit.batch.manifest import AudioItemConfig
 from stylekit.cli import cli
 from stylekit.errors import ConfigError
 from stylekit.image import load_image, save_image
@@ -315,3 +318,181 @@ def test_ray_engine_20_images_killed_worker_and_rerun(tmp_path, data, references
     rows2 = run_batch(items, engine="ray", results=out / "results.jsonl")
     assert [r["status"] for r in rows2] == ["skipped"] * N
     assert len(read_results(out / "results.jsonl")) == N
+
+
+# --- sounds -------------------------------------------------------------------------------------------------
+
+SR = 22050
+AFAST = ["--steps", "3", "--griffin-lim-iters", "4", "--n-mels", "32", "--seed", "3"]
+
+
+def _sine(seconds=0.5, freq=440.0):
+    t = np.arange(int(seconds * SR)) / SR
+    return (0.3 * np.sin(2 * np.pi * freq * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+
+
+def _noise(seconds=0.5, seed=0):
+    y = np.convolve(np.random.default_rng(seed).standard_normal(int(seconds * SR)), np.hanning(7), mode="same")
+    return (0.3 * y / np.abs(y).max()).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def sounds(tmp_path_factory):
+    """Tiny clips at 22,050 Hz: a sine (WAV), noise (FLAC), a chord (OGG), an unreadable and a silent WAV."""
+    import soundfile as sf
+    d = tmp_path_factory.mktemp("sounds")
+    (d / "in").mkdir()
+    sf.write(str(d / "in" / "a_sine.wav"), _sine(), SR)
+    sf.write(str(d / "in" / "b_noise.flac"), _noise(seed=1), SR)
+    sf.write(str(d / "in" / "c_chord.ogg"), _sine(0.5, 330.0) + _sine(0.5, 415.0), SR)
+    (d / "in" / "d_broken.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt nothing else")
+    sf.write(str(d / "in" / "e_silent.wav"), np.zeros(SR // 2, np.float32), SR)
+    sf.write(str(d / "style.wav"), _noise(0.6, seed=5) + _sine(0.6, 880.0), SR)
+    sf.write(str(d / "style2.wav"), _sine(0.4, 220.0), SR)
+    return d
+
+
+def test_collect_decides_image_or_sound_per_file(tmp_path, data, sounds):
+    import shutil
+    root, inp, style = data
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    shutil.copy(inp / "img00.png", mixed / "photo.png")
+    shutil.copy(sounds / "in" / "a_sine.wav", mixed / "voice.wav")
+    shutil.copy(sounds / "in" / "a_sine.wav", mixed / "take1")      # no suffix: a RIFF/WAVE header
+    swav = sounds / "style.wav"
+
+    photo, voice = collect_items([mixed], tmp_path / "o", styles=[swav], fmt="jpg")  # folders: by suffix
+    assert (photo.kind, voice.kind) == ("image", "audio")
+    assert voice.output == tmp_path / "o" / "voice.wav" and voice.error is None
+    assert voice.config.config.steps == 50  # AudioStyleConfig's default
+    # an image with an audio style (and the reverse) is an error row with a clear reason, never run
+    assert photo.config is None and "photo.png is an image but its style" in photo.error
+    assert "a sound" in photo.error
+    [v] = collect_items([mixed / "voice.wav"], tmp_path / "o", styles=[style])
+    assert v.config is None and "voice.wav is a sound but its style" in v.error and "an image" in v.error
+
+    items = collect_items([str(mixed / "*")], tmp_path / "o", styles=[swav])      # globs: sniffed
+    assert [(it.input.name, it.kind, it.output.name) for it in items] == [
+        ("photo.png", "image", "photo.png"), ("take1", "audio", "take1.wav"), ("voice.wav", "audio", "voice.wav")]
+    assert [it.input.name for it in collect_items([mixed], tmp_path / "o", styles=[style], media="image")] \
+        == ["photo.png"]
+    with pytest.raises(ConfigError, match="no audio files"):
+        collect_items([inp], tmp_path / "o", styles=[swav], media="audio")
+
+    man = tmp_path / "jobs.csv"
+    man.write_text("input,style,output,media,steps,n_mels,style_blend,iterations\n"
+                   f"{mixed}/voice.wav,{swav};{sounds}/style2.wav,,,7,48,\"1,3\",\n"
+                   f"{mixed}/take1,{swav},t.wav,audio,,,,\n"
+                   f"{mixed}/voice.wav,{swav},v2.wav,,,,,5\n"       # an image setting on a sound
+                   f"{mixed}/photo.png,{style},,,9,,,\n"            # an audio setting on an image
+                   f"{mixed}/voice.wav,{swav},v3.flac,,,,,\n"       # a sound is written as WAV
+                   f"{mixed}/photo.png,{style},p2.png,,,,,4\n")
+    a, b, c, d, e, f = collect_items([man], tmp_path / "o", audio_config=AudioStyleConfig(seed=9))
+    assert a.kind == "audio" and a.config.config.steps == 7 and a.config.config.spectrogram.n_mels == 48
+    assert a.config.config.seed == 9 and a.config.style_blend == (1.0, 3.0) and len(a.styles) == 2
+    assert b.kind == "audio" and b.output.name == "t.wav" and b.config.config.steps == 50
+    assert c.config is None and "jobs.csv:4: iterations is an image setting" in c.error
+    assert d.config is None and "jobs.csv:5: steps is an audio setting" in d.error
+    assert e.config is None and "must be a .wav file" in e.error
+    assert f.kind == "image" and f.config.iterations == 4
+
+
+def read_wav(path):
+    import soundfile as sf
+    y, rate = sf.read(str(path), dtype="int16")
+    return y, rate
+
+
+def test_sounds_through_the_local_engine_match_single_runs_and_a_bad_file_is_isolated(tmp_path, sounds):
+    out = tmp_path / "out"
+    r = run_cli(sounds / "in", "-o", out, "--style", sounds / "style.wav", *AFAST, "--workers", "0", "-q")
+    assert r.exit_code == 1, r.output  # the broken and the silent file failed; the others are written
+    rows = read_results(out / "results.jsonl")
+    assert [Path(x["output"]).name for x in rows] == ["a_sine.wav", "b_noise.wav", "c_chord.wav", "d_broken.wav",
+                                                      "e_silent.wav"]
+    assert [x["status"] for x in rows] == ["done", "done", "done", "error", "error"]
+    assert "d_broken.wav: not a readable audio file" in rows[3]["error"]
+    assert "e_silent.wav: is silent" in rows[4]["error"]
+    assert not (out / "d_broken.wav").exists() and not (out / "e_silent.wav").exists()
+    assert rows[0]["settings"]["steps"] == 3 and rows[0]["settings"]["spectrogram"]["n_mels"] == 32
+
+    # identical samples to single `stylekit audio` runs with the same options and seed
+    for name, src in (("a_sine", "a_sine.wav"), ("b_noise", "b_noise.flac"), ("c_chord", "c_chord.ogg")):
+        single = tmp_path / f"{name}.single.wav"
+        r = CliRunner().invoke(cli, ["audio", str(sounds / "in" / src), str(sounds / "style.wav"), "-o",
+                                     str(single), *AFAST, "-q"], catch_exceptions=False)
+        assert r.exit_code == 0, r.output
+        batch_y, batch_rate = read_wav(out / f"{name}.wav")
+        single_y, single_rate = read_wav(single)
+        assert batch_rate == single_rate == SR and np.array_equal(batch_y, single_y), name
+
+    # a rerun skips the finished sounds; other settings are refused, --overwrite recomputes
+    mtime = os.stat(out / "a_sine.wav").st_mtime_ns
+    r = run_cli(sounds / "in" / "a_sine.wav", "-o", out, "--style", sounds / "style.wav", *AFAST, "--workers", "0")
+    assert r.exit_code == 0 and "0 done, 1 skipped, 0 failed" in r.output
+    assert os.stat(out / "a_sine.wav").st_mtime_ns == mtime
+    r = run_cli(sounds / "in" / "a_sine.wav", "-o", out, "--style", sounds / "style.wav", *AFAST, "--steps", "4",
+                "--workers", "0", "-q")
+    assert r.exit_code == 1 and "other settings" in read_results(out / "results.jsonl")[0]["error"]
+    assert os.stat(out / "a_sine.wav").st_mtime_ns == mtime
+
+
+def test_sounds_share_prepared_styles_and_blend(tmp_path, sounds, monkeypatch):
+    """One style preparation per style set; several styles are blended with --style-blend as in a single run."""
+    from stylekit.audio import io as aio
+    from stylekit.audio.pipeline import stylize_audio
+    from stylekit.batch import engines
+
+    loads = []
+    real = engines._load_style_clips
+    monkeypatch.setattr(engines, "_load_style_clips", lambda paths, job: loads.append(list(paths)) or real(paths, job))
+    cfg = AudioStyleConfig(steps=2, channels=16, seed=4)
+    job = AudioItemConfig(cfg, style_blend=(0.25, 0.75))
+    styles = [sounds / "style.wav", sounds / "style2.wav"]
+    items = collect_items([sounds / "in" / "a_sine.wav", sounds / "in" / "b_noise.flac"], tmp_path / "o",
+                          styles=styles, audio_config=job)
+    rows = run_batch(items, workers=0)
+    assert [r["status"] for r in rows] == ["done", "done"] and loads == [styles]
+    single = stylize_audio(sounds / "in" / "b_noise.flac", styles, config=cfg, style_weights=(0.25, 0.75))
+    aio.write_audio(tmp_path / "single.wav", single.samples, single.sample_rate)
+    assert np.array_equal(read_wav(tmp_path / "o" / "b_noise.wav")[0], read_wav(tmp_path / "single.wav")[0])
+
+
+def test_ray_task_functions_on_sounds(tmp_path, sounds):
+    """The Ray engine's task bodies, called in this process: style clips prepared from bytes once, a sound
+    stylized from bytes into WAV bytes identical to a single run, and a bad sound reported by its own name."""
+    from stylekit.audio import io as aio
+    from stylekit.audio.pipeline import stylize_audio
+    from stylekit.batch import engines
+
+    cfg = AudioStyleConfig(steps=2, channels=16, seed=4)
+    job = AudioItemConfig(cfg)
+    style = sounds / "style.wav"
+    errors, group = engines._ray_targets([(str(style), style.read_bytes())], {"audio": job}, 1)
+    assert errors == {} and group[0][0].source == str(style)
+    src = sounds / "in" / "c_chord.ogg"
+    out = engines._ray_stylize(str(src), src.read_bytes(), [str(style)], str(tmp_path / "c.wav"), job, group, 1)
+    assert out["status"] == "done"
+    (tmp_path / "c.wav").write_bytes(out["data"])
+    single = stylize_audio(src, [style], config=cfg)
+    aio.write_audio(tmp_path / "single.wav", single.samples, single.sample_rate)
+    assert np.array_equal(read_wav(tmp_path / "c.wav")[0], read_wav(tmp_path / "single.wav")[0])
+    bad = sounds / "in" / "d_broken.wav"
+    out = engines._ray_stylize(str(bad), bad.read_bytes(), [str(style)], str(tmp_path / "d.wav"), job, group, 1)
+    assert out["status"] == "error" and out["error"].startswith(f"{bad}: not a readable audio file")
+    errors, group = engines._ray_targets([(str(bad), bad.read_bytes())], {"audio": job}, 1)
+    assert group is None and errors["audio"].startswith(f"{bad}: not a readable audio file")
+
+
+def test_cli_audio_option_errors_are_one_line(tmp_path, data, sounds):
+    root, inp, style = data
+    swav = sounds / "style.wav"
+    assert "steps" in one_line_error(run_cli(sounds / "in", "-o", tmp_path / "o", "--style", swav, "--steps", "0",
+                                             "--workers", "0", "-q"))
+    # an image --init file means nothing to a sound: refused only when the batch has sounds
+    assert "init" in one_line_error(run_cli(sounds / "in", "-o", tmp_path / "o", "--style", swav,
+                                            "--init", style, "--workers", "0", "-q"))
+    r = run_cli(inp / "img00.png", "-o", tmp_path / "o2", "--style", style, "--size", "32", "--iterations", "1",
+                "--scales", "1", "--device", "cpu", "--init", style, "--workers", "0", "-q")
+    assert r.exit_code == 0, r.output

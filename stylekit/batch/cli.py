@@ -1,6 +1,12 @@
-"""``stylekit batch``: stylize many inputs with one config (thin: parse, plan, run, report)."""
+"""``stylekit batch``: stylize many inputs with one config (thin: parse, plan, run, report).
+
+The image options are those of ``stylekit image`` and the audio options those of ``stylekit audio``; an option
+both commands have (``--style-weight``, ``--seed``, ...) applies to both kinds, and when it is left out each
+kind keeps its own default (read from :class:`ImageStyleConfig` / :class:`AudioStyleConfig`).
+"""
 from __future__ import annotations
 
+import dataclasses
 import signal
 import sys
 from pathlib import Path
@@ -19,13 +25,15 @@ _IMAGE_OPTIONS = [
                  help="Iterations at the finest scale."),
     click.option("--coarse-iterations", type=int, default=_default("coarse_iterations"), show_default=True,
                  help="Iterations at each coarser scale."),
-    click.option("--optimizer", type=click.Choice(["lbfgs", "adam"]), default=_default("optimizer"),
-                 show_default=True),
+    click.option("--optimizer", type=click.Choice(["lbfgs", "adam"]), default=None,
+                 help="Optimiser, images and sounds."),
     click.option("--lr", type=float, default=None, help="Step size [default: 1 for L-BFGS, 0.02 for Adam]."),
-    click.option("--content-weight", type=float, default=_default("content_weight"), show_default=True),
-    click.option("--style-weight", type=float, default=_default("style_weight"), show_default=True),
+    click.option("--content-weight", type=float, default=None,
+                 help="Weight of the content term, images and sounds."),
+    click.option("--style-weight", type=float, default=None,
+                 help="Weight of the style term, images and sounds."),
     click.option("--tv-weight", type=float, default=_default("tv_weight"), show_default=True),
-    click.option("--style-blend", default=None, help="Weights of the style images, e.g. 0.7,0.3."),
+    click.option("--style-blend", default=None, help="Weights of the styles, e.g. 0.7,0.3 (images and sounds)."),
     click.option("--style-scale", type=float, default=_default("style_scale"), show_default=True,
                  help="Style image long edge relative to the output's."),
     click.option("--content-layers", default=_layers_text(_default("content_layers")), show_default=True,
@@ -33,7 +41,8 @@ _IMAGE_OPTIONS = [
     click.option("--style-layers", default=_layers_text(_default("style_layers")), show_default=True,
                  help="Comma-separated layer[:weight] list."),
     click.option("--pooling", type=click.Choice(["max", "avg"]), default=_default("pooling"), show_default=True),
-    click.option("--init", default=_default("init"), show_default=True, help="content, noise, or an image file."),
+    click.option("--init", default=None,
+                 help="content, noise, or (images) an image file."),
     click.option("--scales", type=int, default=_default("scales"), show_default=True,
                  help="Coarse-to-fine levels (1 = single scale)."),
     click.option("--preserve-color", type=click.Choice(["none", "luminance", "histogram"]),
@@ -44,8 +53,60 @@ _IMAGE_OPTIONS = [
                  help="Input preprocessing of a --weights PATH."),
     click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=_default("device"),
                  show_default=True),
-    click.option("--seed", type=int, default=_default("seed"), show_default=True),
+    click.option("--seed", type=int, default=None, help="Random seed, images and sounds."),
 ]
+
+# (AudioStyleConfig / SpectrogramConfig field, option names, click arguments, help); defaults come from the
+# config (see _AUDIO_DEFAULT), so they are those of `stylekit audio`.
+_AUDIO_OPTIONS = [
+    ("network", ("--network",), dict(type=click.Choice(["random", "vgg19"])),
+     "Audio feature network: random 1-D conv bank or VGG19 on the spectrogram image."),
+    ("steps", ("--steps",), dict(type=int), "Audio: optimisation steps per chunk."),
+    ("band_weight", ("--band-weight",), dict(type=float), "Audio: weight of the band-statistics term."),
+    ("envelope_weight", ("--envelope-weight",), dict(type=float), "Audio: weight of the loudness-contour term."),
+    ("rhythm_weight", ("--rhythm-weight",), dict(type=float),
+     "Audio: weight of the style autocorrelation (rhythm) term; 0 is off."),
+    ("kind", ("--kind",), dict(type=click.Choice(["mel", "linear"])),
+     "Audio representation: log-mel or linear log-magnitude STFT."),
+    ("n_mels", ("--n-mels",), dict(type=int), "Audio: mel bands."),
+    ("fmin", ("--fmin",), dict(type=float), "Audio: lowest mel frequency (Hz)."),
+    ("fmax", ("--fmax",), dict(type=float), "Audio: highest mel frequency (Hz)."),
+    ("n_fft", ("--n-fft",), dict(type=int), "Audio: FFT size."),
+    ("hop_length", ("--hop-length",), dict(type=int), "Audio: STFT hop (samples)."),
+    ("mel_inverse", ("--mel-inverse",), dict(type=click.Choice(["pinv", "nnls"])), "Audio: mel to linear inversion."),
+    ("griffin_lim_iters", ("--griffin-lim-iters",), dict(type=int), "Audio: fast Griffin-Lim iterations."),
+    ("chunk_seconds", ("--chunk-seconds",), dict(type=float), "Audio: longest chunk processed at once (seconds)."),
+]
+
+
+def _audio_default(name: str):
+    from ..audio.pipeline import AudioStyleConfig
+    cfg = AudioStyleConfig()
+    return getattr(cfg, name) if hasattr(cfg, name) else getattr(cfg.spectrogram, name)
+
+
+_SHARED = ("optimizer", "content_weight", "style_weight", "init", "seed")
+
+
+def _shown(value) -> str:
+    return "Nyquist" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+class _BatchCommand(click.Command):
+    """Appends the audio and shared options' defaults to their help at --help time (read from the configs,
+    so they are those of ``stylekit image`` and ``stylekit audio``; building the command stays light)."""
+
+    def get_help(self, ctx):
+        audio = {n for n, *_ in _AUDIO_OPTIONS}
+        for p in self.params:
+            if not isinstance(p, click.Option) or "[default" in (p.help or ""):
+                continue
+            if p.name in audio:
+                p.help = f"{p.help} [default: {_shown(_audio_default(p.name))}]"
+            elif p.name in _SHARED:
+                im, au = _shown(_default(p.name)), _shown(_audio_default(p.name))
+                p.help = f"{p.help} [default: {im if im == au else f'image {im}, audio {au}'}]"
+        return super().get_help(ctx)
 
 
 def _image_options(f):
@@ -54,55 +115,81 @@ def _image_options(f):
     return f
 
 
-@click.command("batch")
+def _audio_options(f):
+    for name, decls, kw, help in reversed(_AUDIO_OPTIONS):
+        f = click.option(*decls, name, default=None, help=help, **kw)(f)
+    return f
+
+
+@click.command("batch", cls=_BatchCommand)
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--out-dir", required=True, type=click.Path(file_okay=False),
               help="Output folder (created when missing).")
 @click.option("--style", "styles", multiple=True, type=click.Path(dir_okay=False),
-              help="Style image; repeat to blend several. Needed unless every manifest row names its style.")
+              help="Style image or sound; repeat to blend several. Needed unless every manifest row names its "
+                   "style.")
+@click.option("--media", type=click.Choice(["auto", "image", "audio"]), default="auto", show_default=True,
+              help="What the inputs are: decided per file (auto), or all images, or all sounds.")
 @_image_options
+@_audio_options
 @click.option("--format", "fmt", type=click.Choice(["png", "jpg", "tif"]), default="png", show_default=True,
-              help="Output format.")
+              help="Image output format (sounds are written as WAV).")
+@click.option("--float", "float_out", is_flag=True, help="Write sounds as 32-bit float WAV instead of 16-bit.")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True)
 @click.option("--address", default=None, help="Ray cluster address (auto, ray://HEAD:10001); default: a local Ray.")
 @click.option("--workers", type=int, default=None,
               help="Local engine: worker processes [default: one per GPU, else 1; 0 = in this process].")
 @click.option("--threads", type=int, default=None,
-              help="CPU threads per worker or Ray task [default: cores / workers; 1 per Ray task].")
+              help="CPU threads per worker or Ray task [default: cores / workers; 1 per Ray task; sounds: 1, "
+                   "as stylekit audio].")
 @click.option("--max-retries", type=int, default=2, show_default=True,
               help="Times an input is retried after its worker died.")
 @click.option("--results", type=click.Path(dir_okay=False), default=None,
               help="Results manifest, .jsonl or .csv [default: OUT_DIR/results.jsonl].")
 @click.option("--overwrite", is_flag=True, help="Recompute and replace existing outputs.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
-def batch(inputs, out_dir, styles, size, iterations, coarse_iterations, optimizer, lr, content_weight, style_weight,
-          tv_weight, style_blend, style_scale, content_layers, style_layers, pooling, init, scales, preserve_color,
-          weights, preprocessing, device, seed, fmt, engine, address, workers, threads, max_retries, results,
-          overwrite, quiet):
-    """Stylize every image of INPUTS (folders, glob patterns, image files, or .csv/.jsonl manifests with
+def batch(inputs, out_dir, styles, media, size, iterations, coarse_iterations, optimizer, lr, content_weight,
+          style_weight, tv_weight, style_blend, style_scale, content_layers, style_layers, pooling, init, scales,
+          preserve_color, weights, preprocessing, device, seed, fmt, float_out, engine, address, workers, threads,
+          max_retries, results, overwrite, quiet, **audio_options):
+    """Stylize every image and sound of INPUTS (folders, glob patterns, files, or .csv/.jsonl manifests with
     columns input, style, output and setting overrides) with one config, writing OUT_DIR.
 
-    Finished outputs are skipped, so rerunning a stopped batch resumes it. One row per input (status,
-    seconds, error) goes to the results manifest. Exit code 0 when every input is done or skipped, 1 when
-    some failed.
+    Images (PNG, JPEG, ...) take image styles and the image options; sounds (WAV, FLAC, OGG, MP3) take audio
+    styles and the audio options, and are written as WAV. Finished outputs are skipped, so rerunning a
+    stopped batch resumes it. One row per input (status, seconds, error) goes to the results manifest. Exit
+    code 0 when every input is done or skipped, 1 when some failed.
     """
     from ..pipelines import ImageStyleConfig, parse_layers
     from .engines import run_batch
-    from .manifest import collect_items
+    from .manifest import AudioItemConfig, collect_items
 
     if not styles and not any(Path(i).suffix.lower() in (".csv", ".jsonl") for i in inputs):
-        raise ConfigError("no style image: pass --style (or use a manifest with a style column)")
+        raise ConfigError("no style: pass --style (or use a manifest with a style column)")
+    blend = _floats(style_blend, "--style-blend") if style_blend else None
+    shared = {k: v for k, v in dict(optimizer=optimizer, content_weight=content_weight, style_weight=style_weight,
+                                    init=init, seed=seed).items() if v is not None}
     cfg = ImageStyleConfig(
-        size=size, iterations=iterations, coarse_iterations=coarse_iterations, optimizer=optimizer, lr=lr,
-        content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,
-        style_blend=_floats(style_blend, "--style-blend") if style_blend else None, style_scale=style_scale,
-        content_layers=parse_layers(content_layers), style_layers=parse_layers(style_layers), pooling=pooling,
-        init=init, scales=scales, preserve_color=preserve_color, weights=weights, preprocessing=preprocessing,
-        device=device, seed=seed)
+        size=size, iterations=iterations, coarse_iterations=coarse_iterations, lr=lr, tv_weight=tv_weight,
+        style_blend=blend, style_scale=style_scale, content_layers=parse_layers(content_layers),
+        style_layers=parse_layers(style_layers), pooling=pooling, scales=scales, preserve_color=preserve_color,
+        weights=weights, preprocessing=preprocessing, device=device, **shared)
+    # the audio settings are checked only when the batch has sounds (an image --init path means nothing there)
+    from ..audio.pipeline import AudioStyleConfig, build_config
+    audio_error = None
+    try:
+        acfg = build_config(AudioStyleConfig(), **audio_options, **shared)
+        if threads is not None:
+            acfg = dataclasses.replace(acfg, threads=threads)
+        audio = AudioItemConfig(acfg, style_blend=blend, float_output=float_out)
+    except ConfigError as e:
+        audio_error, audio = e, None
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out}: exists and is not a folder")
-    items = collect_items(inputs, out, styles=styles, config=cfg, fmt=fmt)
+    items = collect_items(inputs, out, styles=styles, config=cfg, audio_config=audio, fmt=fmt, media=media)
+    if audio_error is not None and any(it.kind == "audio" for it in items):
+        raise audio_error
     results_path = Path(results) if results else out / "results.jsonl"
     if results and not results_path.parent.is_dir():
         raise ConfigError(f"{results_path}: folder {results_path.parent} does not exist")
@@ -112,7 +199,7 @@ def batch(inputs, out_dir, styles, size, iterations, coarse_iterations, optimize
     bar = None
     if not quiet:
         from tqdm.auto import tqdm
-        bar = tqdm(total=len(items), unit="img", dynamic_ncols=True, file=sys.stderr, desc="batch")
+        bar = tqdm(total=len(items), unit="file", dynamic_ncols=True, file=sys.stderr, desc="batch")
 
     def on_result(row):
         counts[row["status"]] += 1

@@ -44,7 +44,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..errors import ConfigError, InputError, StylekitError
-from .manifest import BatchItem, check_results_path, write_results
+from .manifest import AudioItemConfig, BatchItem, check_results_path, write_results
 
 __all__ = ["run_batch", "ENGINES"]
 
@@ -67,21 +67,71 @@ def _jsonable(d):
 
 def _metadata(item_input: str, styles: Sequence[str], cfg, seconds: float, device: str) -> dict:
     from .. import __version__
-    return {"stylekit": __version__, "content": item_input, "styles": list(styles), "config": cfg.to_dict(),
-            "device": device, "seconds": seconds, "batch": True}
+    return {"stylekit": __version__, "content": item_input, "styles": [os.path.abspath(s) for s in styles],
+            "config": cfg.to_dict(), "device": device, "seconds": seconds, "batch": True}
+
+
+# A sound's settings go into its WAV file's comment (a RIFF INFO string), where libsndfile keeps about 2,000
+# characters: the full settings when they fit, and always a digest of them, which decides "same settings".
+_WAV_COMMENT_MAX = 1900
+
+
+def _audio_digest(job: AudioItemConfig, styles: Sequence[str]) -> str:
+    import hashlib
+    text = json.dumps({"config": _jsonable(job.to_dict()), "styles": [os.path.abspath(s) for s in styles]},
+                      sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _audio_metadata(item_input: str, styles: Sequence[str], job: AudioItemConfig, seconds: float) -> str:
+    from .. import __version__
+    meta = {"stylekit": __version__, "settings_sha256": _audio_digest(job, styles), "seconds": seconds,
+            "batch": True}
+    full = {**meta, "content": item_input, "styles": [os.path.abspath(s) for s in styles],
+            "config": _jsonable(job.to_dict())}
+    text = json.dumps(full, sort_keys=True)
+    return text if len(text) <= _WAV_COMMENT_MAX else json.dumps(meta, sort_keys=True)
+
+
+def _read_wav_metadata(path) -> dict:
+    import soundfile as sf
+    with sf.SoundFile(str(path)) as f:
+        text = f.comment
+    return json.loads(text) if text else {}
+
+
+def _write_wav(path, samples, rate: int, job: AudioItemConfig, comment: str, *, overwrite: bool) -> None:
+    """Write a sound atomically, as ``stylekit audio`` does (16-bit PCM or float WAV), with its settings."""
+    import numpy as np
+    import soundfile as sf
+
+    from .._io import atomic_write
+
+    y = np.asarray(samples, dtype=np.float32)
+
+    def write(tmp: Path) -> None:
+        with sf.SoundFile(str(tmp), "w", int(rate), 1, "FLOAT" if job.float_output else "PCM_16",
+                          format="WAV") as f:
+            f.comment = comment
+            f.write(y)
+
+    atomic_write(path, write, overwrite=overwrite)
 
 
 def _existing_output(item: BatchItem) -> tuple[str, str | None, float | None]:
     """``("skipped", None, seconds)`` when ``item.output`` holds this item's result, else an error row."""
     from ..image import read_metadata
     try:
-        meta = read_metadata(item.output)
+        meta = _read_wav_metadata(item.output) if item.kind == "audio" else read_metadata(item.output)
     except Exception:  # noqa: BLE001 - anything unreadable is "not ours"
         meta = {}
-    if not meta.get("config"):
+    if not isinstance(meta, dict) or not (meta.get("config") or meta.get("settings_sha256")):
         return "error", f"{item.output}: already exists and was not written by stylekit (use --overwrite)", None
-    same = (meta.get("config") == _jsonable(item.config.to_dict())
-            and meta.get("styles") == [os.path.abspath(s) for s in item.styles])
+    if item.kind == "audio":
+        same = meta.get("settings_sha256") == _audio_digest(item.config, [str(s) for s in item.styles])
+    else:
+        same = (meta.get("config") == _jsonable(item.config.to_dict())
+                and meta.get("styles") == [os.path.abspath(s) for s in item.styles])
     if not same:
         return ("error", f"{item.output}: already exists with other settings or styles "
                          "(use --overwrite or another output folder)", None)
@@ -90,11 +140,16 @@ def _existing_output(item: BatchItem) -> tuple[str, str | None, float | None]:
 
 def _group_key(item: BatchItem) -> tuple:
     c = item.config
+    if item.kind == "audio":  # the style clips depend on the working rate and loudness only
+        return (tuple(os.path.abspath(s) for s in item.styles), "audio", c.config.spectrogram.sample_rate,
+                c.config.target_rms)
     return (tuple(os.path.abspath(s) for s in item.styles), str(c.weights), c.preprocessing)
 
 
 def _warm_key(cfg) -> str:
     """Settings that decide which style features a run needs (the rest do not change them)."""
+    if isinstance(cfg, AudioItemConfig):
+        return "audio"
     keep = ("size", "scales", "min_size", "style_scale", "content_layers", "style_layers", "pooling", "weights",
             "preprocessing", "device", "preserve_color")
     d = cfg.to_dict()
@@ -113,7 +168,7 @@ def _style_targets(style_imgs, cfgs: dict) -> tuple[dict, dict]:
     cache: dict = {}
     errors: dict = {}
     for key, cfg in cfgs.items():
-        if cfg.preserve_color != "none":
+        if isinstance(cfg, AudioItemConfig) or cfg.preserve_color != "none":
             continue  # the style then depends on the content: nothing to share (the pipeline ignores the cache)
         warm = dataclasses.replace(cfg, iterations=1, coarse_iterations=1, init="content", style_blend=None)
         blank = torch.full((1, 3, warm.size, warm.size), 0.5)
@@ -151,11 +206,40 @@ class _Results:
 
 # --- the work on one item (local engine) -----------------------------------------------------------------
 
+def _load_style_clips(paths: Sequence, job: AudioItemConfig) -> list:
+    """The style sounds of an audio group, read and prepared once (mono, working rate, loudness)."""
+    from ..audio.io import load_audio
+    return [load_audio(s, target_rate=job.config.spectrogram.sample_rate, target_rms=job.config.target_rms)
+            for s in paths]
+
+
+def _stylize_audio(inp: str, clips, job: AudioItemConfig):
+    """(samples, rate) of one sound: :func:`stylekit.stylize_audio` with the group's prepared style clips,
+    which gives the samples of a single run on the style files (same preparation, same seed)."""
+    from ..audio.pipeline import stylize_audio
+    result = stylize_audio(inp, list(clips), config=job.config, style_weights=job.style_blend)
+    return result.samples, result.sample_rate
+
+
+def _process_audio(inp: str, styles: Sequence[str], out: str, job: AudioItemConfig, clips,
+                   overwrite: bool) -> dict:
+    t0 = time.perf_counter()
+    try:
+        samples, rate = _stylize_audio(inp, clips, job)
+        seconds = round(time.perf_counter() - t0, 3)
+        _write_wav(out, samples, rate, job, _audio_metadata(inp, styles, job, seconds), overwrite=overwrite)
+        return {"status": "done", "error": None, "seconds": seconds}
+    except Exception as e:  # noqa: BLE001 - isolation: one bad input never stops the batch
+        return {"status": "error", "error": _one_line(e), "seconds": round(time.perf_counter() - t0, 3)}
+
+
 def _process(inp: str, styles: Sequence[str], out: str, cfg, style_imgs, cache, overwrite: bool) -> dict:
     """Stylize one input and write its output; never raises for a problem with the input."""
     from ..image import load_image, save_image
     from ..pipelines import resolve_device, stylize_image
 
+    if isinstance(cfg, AudioItemConfig):
+        return _process_audio(inp, styles, out, cfg, style_imgs, overwrite)
     t0 = time.perf_counter()
     try:
         content = load_image(inp)
@@ -314,16 +398,18 @@ def _import_ray():
     return ray
 
 
-def _load_blob(name: str, data: bytes):
-    """Decode image bytes read on the driver; errors name the original file."""
-    from ..image import load_image
+def _load_blob(name: str, data: bytes, load=None):
+    """Decode file bytes read on the driver with ``load(path)`` (default: an image); errors name the
+    original file."""
+    if load is None:
+        from ..image import load_image as load
     with tempfile.TemporaryDirectory(prefix="stylekit-") as d:
         p = Path(d) / (Path(name).name or "input")
         p.write_bytes(data)
         try:
-            return load_image(p)
-        except InputError as e:
-            raise InputError(str(e).replace(str(p), name)) from None
+            return load(p)
+        except StylekitError as e:
+            raise type(e)(str(e).replace(str(p), name)) from None
 
 
 def _ray_threads(threads: int) -> None:
@@ -334,7 +420,12 @@ def _ray_threads(threads: int) -> None:
 def _ray_targets(style_blobs: list, cfgs: dict, threads: int):
     """Ray task: the style images and their filled style cache for one group (see the module notes)."""
     _ray_threads(threads)
+    job = next(iter(cfgs.values()))
     try:
+        if isinstance(job, AudioItemConfig):  # sounds: the prepared style clips are what is shared
+            clips = [dataclasses.replace(_load_blob(name, data, lambda p: _load_style_clips([p], job)[0]),
+                                         source=name) for name, data in style_blobs]
+            return {}, (clips, None)
         style_imgs = [_load_blob(name, data) for name, data in style_blobs]
     except Exception as e:  # noqa: BLE001
         return {k: _one_line(e) for k in cfgs}, None
@@ -352,6 +443,8 @@ def _ray_stylize(inp: str, data: bytes, styles: list, out: str, cfg, group, thre
     _ray_threads(threads)
     t0 = time.perf_counter()
     style_imgs, cache = group
+    if isinstance(cfg, AudioItemConfig):
+        return _ray_stylize_audio(inp, data, styles, out, cfg, style_imgs, t0)
     try:
         content = _load_blob(inp, data)
         result = stylize_image(content, list(style_imgs), config=cfg, style_cache=cache)
@@ -361,6 +454,25 @@ def _ray_stylize(inp: str, data: bytes, styles: list, out: str, cfg, group, thre
         with tempfile.TemporaryDirectory(prefix="stylekit-") as d:
             tmp = Path(d) / f"out{Path(out).suffix}"
             save_image(result, tmp, metadata=meta)
+            encoded = tmp.read_bytes()
+        return {"status": "done", "error": None, "seconds": seconds, "data": encoded}
+    except Exception as e:  # noqa: BLE001 - isolation
+        return {"status": "error", "error": _one_line(e), "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def _ray_stylize_audio(inp: str, data: bytes, styles: list, out: str, job: AudioItemConfig, clips,
+                       t0: float) -> dict:
+    try:
+        with tempfile.TemporaryDirectory(prefix="stylekit-") as d:
+            p = Path(d) / (Path(inp).name or "input")
+            p.write_bytes(data)
+            try:
+                samples, rate = _stylize_audio(str(p), clips, job)
+            except StylekitError as e:
+                raise type(e)(str(e).replace(str(p), inp)) from None
+            seconds = round(time.perf_counter() - t0, 3)
+            tmp = Path(d) / "out.wav"
+            _write_wav(tmp, samples, rate, job, _audio_metadata(inp, styles, job, seconds), overwrite=True)
             encoded = tmp.read_bytes()
         return {"status": "done", "error": None, "seconds": seconds, "data": encoded}
     except Exception as e:  # noqa: BLE001 - isolation
@@ -381,6 +493,10 @@ def _run_ray(ray, todo: list[BatchItem], group_items: dict, res: _Results, *, gp
                  "retry_exceptions": False}
     targets = ray.remote(_ray_targets).options(num_returns=2, **task_opts)
     stylize = ray.remote(_ray_stylize).options(**task_opts)
+    # the audio pipeline runs on the CPU: its tasks never hold a GPU
+    cpu_opts = {**task_opts, "num_gpus": 0}
+    targets_cpu = ray.remote(_ray_targets).options(num_returns=2, **cpu_opts)
+    stylize_cpu = ray.remote(_ray_stylize).options(**cpu_opts)
 
     group_refs: dict = {}
     for gid, (items, cfgs) in group_items.items():
@@ -388,9 +504,10 @@ def _run_ray(ray, todo: list[BatchItem], group_items: dict, res: _Results, *, gp
             blobs = [(str(s), Path(s).read_bytes()) for s in items[0].styles]
         except OSError as e:
             for it in items:
-                res.set(it.index, status="error", error=f"{e.filename}: cannot read style image ({e.strerror})")
+                res.set(it.index, status="error", error=f"{e.filename}: cannot read style file ({e.strerror})")
             continue
-        errors_ref, payload_ref = targets.remote(blobs, cfgs, threads)
+        remote = targets_cpu if items[0].kind == "audio" else targets
+        errors_ref, payload_ref = remote.remote(blobs, cfgs, threads)
         group_refs[gid] = (errors_ref, payload_ref)
 
     runnable: list[BatchItem] = []
@@ -426,7 +543,8 @@ def _run_ray(ray, todo: list[BatchItem], group_items: dict, res: _Results, *, gp
                     res.set(it.index, status="error", error=f"{it.input}: {why}", attempts=0)
                     continue
                 gid = _group_key(it)
-                ref = stylize.remote(str(it.input), data, res.rows[it.index]["styles"], str(it.output),
+                remote = stylize_cpu if it.kind == "audio" else stylize
+                ref = remote.remote(str(it.input), data, res.rows[it.index]["styles"], str(it.output),
                                      it.config, group_refs[gid][1], threads)
                 inflight[ref] = it
                 res.set(it.index, attempts=1)
@@ -502,7 +620,7 @@ def run_batch(items: Sequence[BatchItem], *, engine: str = "local", workers: int
     results_path = check_results_path(results, overwrite=overwrite) if results is not None else None
 
     items = list(items)
-    devices = {it.config.device for it in items if it.config is not None}
+    devices = {it.config.device for it in items if it.config is not None and it.kind == "image"} or {"cpu"}
     ray = started_ray = None
     if engine == "ray":
         ray = _import_ray()
@@ -518,7 +636,8 @@ def run_batch(items: Sequence[BatchItem], *, engine: str = "local", workers: int
     try:
         # 1. one size for the whole batch when it was left to the device
         items = [dataclasses.replace(it, config=dataclasses.replace(it.config, size=512 if gpus else 384))
-                 if it.config is not None and it.config.size is None else it for it in items]
+                 if it.config is not None and it.kind == "image" and it.config.size is None else it
+                 for it in items]
         res = _Results(items, results_path, on_result)
 
         # 2. skip finished outputs; report items known to be bad
@@ -571,7 +690,10 @@ def _local_targets(group_items: dict, res: _Results):
     runnable: list[BatchItem] = []
     for n, (gid, (items, cfgs)) in enumerate(group_items.items()):
         try:
-            style_imgs = [load_image(s) for s in items[0].styles]
+            if items[0].kind == "audio":
+                style_imgs = _load_style_clips(items[0].styles, items[0].config)
+            else:
+                style_imgs = [load_image(s) for s in items[0].styles]
         except StylekitError as e:
             for it in items:
                 res.set(it.index, status="error", error=_one_line(e))
