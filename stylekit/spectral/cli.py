@@ -87,11 +87,23 @@ def synth_cmd(out_dir, programs, pitches, velocities, soundfonts, test_fraction,
 @click.option("--overwrite", is_flag=True)
 def train_cmd(data_dir, model_name, latent, output, epochs, batch_frames, lr, seq_len, segments_per_note, beta,
               seed, n_fft, hop, top_db, threads, resume, overwrite):
-    """Train a model on DATA_DIR's train split and save it to MODEL.pt."""
+    """Train a model on DATA_DIR's train split and save it to MODEL.pt.
+
+    After every epoch a resume point MODEL.pt.partial is written atomically. Ctrl-C (or SIGTERM) stops with
+    exit code 130 and keeps it; --resume continues from it, with the same options, to the weights an
+    uninterrupted run gives.
+    """
+    import signal
+    import sys
+
+    from .._signals import sigterm_as_interrupt
     from .nsynth import read_split
     from .train import train_to_file
     _threads(threads)
     check_output_path(output, overwrite=overwrite)
+    partial = Path(output).with_name(Path(output).name + ".partial")
+    if resume and not partial.is_file():
+        raise ConfigError(f"{partial}: no resume point to continue (it is written after each finished epoch)")
     cfg = TrainConfig(model=model_name, latent=latent, epochs=epochs, batch_frames=batch_frames, lr=lr,
                       seed=seed, seq_len=seq_len, segments_per_note=segments_per_note, beta=beta)
     stft = SpectralSTFTConfig(n_fft=n_fft, hop_length=hop, top_db=top_db)
@@ -108,10 +120,22 @@ def train_cmd(data_dir, model_name, latent, output, epochs, batch_frames, lr, se
         bar.update(1)
         bar.set_postfix(epoch=p.epoch, loss=f"{p.loss:.4f}")
 
+    previous = sigterm_as_interrupt()
     try:
         train_to_file(data_dir, output, cfg, stft=stft, resume=resume, overwrite=overwrite,
                       on_load=load_bar.update, on_step=on_step)
+    except KeyboardInterrupt:
+        load_bar.close()
+        if bar is not None:
+            bar.close()
+        if partial.is_file():
+            click.echo(f"interrupted: the last finished epoch is saved in {partial}; continue with the same "
+                       "options and --resume", err=True)
+        else:
+            click.echo("interrupted before the first epoch finished; nothing was saved", err=True)
+        sys.exit(130)
     finally:
+        signal.signal(signal.SIGTERM, previous)
         load_bar.close()
         if bar is not None:
             bar.close()

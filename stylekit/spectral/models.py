@@ -259,14 +259,38 @@ def _digest(header: dict, state: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
+def _tree_digest(obj) -> str:
+    """sha256 over a nested dict/list of tensors, numbers, strings and None (a resume point's ``extra``)."""
+    h = hashlib.sha256()
+
+    def walk(o) -> None:
+        if isinstance(o, torch.Tensor):
+            t = o.detach().cpu().contiguous()
+            h.update(f"T:{t.dtype}:{tuple(t.shape)}:".encode())
+            h.update(t.numpy().tobytes())
+        elif isinstance(o, dict):
+            h.update(f"D{len(o)}:".encode())
+            for k in sorted(o, key=repr):
+                h.update(f"{k!r}=".encode())
+                walk(o[k])
+        elif isinstance(o, (list, tuple)):
+            h.update(f"L{len(o)}:".encode())
+            for v in o:
+                walk(v)
+        else:
+            h.update(f"V:{o!r};".encode())
+    walk(obj)
+    return h.hexdigest()
+
+
 def save_model(path: str | os.PathLike, model: SpectralModel, stft: SpectralSTFTConfig, *,
                meta: dict | None = None, overwrite: bool = False, extra: dict | None = None) -> Path:
     """Write a checkpoint: format tag, model name, constructor args, STFT config, ``meta``, state_dict, digest.
 
     ``meta`` is free JSON-able provenance (training config, data set, seed). ``extra`` holds tensors/values
-    that are not part of the model (e.g. optimiser state of a resumable run) and is not covered by the digest.
-    The digest (sha256 over the header and every tensor's bytes) lets :func:`load_model` refuse a tampered
-    file.
+    that are not part of the model (e.g. optimiser state of a resumable run); it has its own digest, so the
+    model's digest (which identifies the weights) does not depend on it. The digests (sha256 over the header
+    and every tensor's bytes) let :func:`load_model` refuse a tampered file.
     """
     header = {"format": CHECKPOINT_FORMAT, "model": model.name, "config": model.config(),
               "stft": stft.to_dict(), "meta": meta or {}}
@@ -274,6 +298,7 @@ def save_model(path: str | os.PathLike, model: SpectralModel, stft: SpectralSTFT
     ckpt = {**header, "state_dict": state, "digest": _digest(header, state)}
     if extra:
         ckpt["extra"] = extra
+        ckpt["extra_digest"] = _tree_digest(extra)
     buf = io.BytesIO()
     torch.save(ckpt, buf)
     return atomic_write(path, lambda t: t.write_bytes(buf.getvalue()), overwrite=overwrite)
@@ -286,7 +311,7 @@ def load_model(path: str | os.PathLike, *, with_extra: bool = False):
     ----------
     path : path
     with_extra : bool
-        Also return the unverified ``extra`` dict (resume state).
+        Also return the ``extra`` dict (resume state), verified against its own digest.
 
     Returns
     -------
@@ -324,6 +349,11 @@ def load_model(path: str | os.PathLike, *, with_extra: bool = False):
         ok = _digest(header, state) == digest
     except (TypeError, ValueError):
         ok = False
+    if ok and "extra" in ckpt:
+        try:
+            ok = _tree_digest(ckpt["extra"]) == ckpt.get("extra_digest")
+        except (TypeError, ValueError):
+            ok = False
     if not ok:
         raise WeightsError(f"{p}: checksum mismatch: the checkpoint was modified or is corrupt; "
                            "re-train or re-download it")
