@@ -63,6 +63,15 @@ def _plot_losses(history: list[tuple[int, int, dict]], path: Path, overwrite: bo
     plt.close(fig)
 
 
+def _tile_option(text: str):
+    if text in ("auto", "off"):
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"--tile must be auto, off or a number of pixels, got {text!r}") from None
+
+
 CHECKPOINT_FORMAT = "stylekit-image-checkpoint/1"
 
 
@@ -135,6 +144,14 @@ def _load_checkpoint(path: str, content, styles) -> tuple[dict, dict]:
               help="Input preprocessing of a --weights PATH.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=_default("device"), show_default=True)
 @click.option("--seed", type=int, default=_default("seed"), show_default=True)
+@click.option("--precision", type=click.Choice(["auto", "fp32", "tf32", "bf16"]), default=_default("precision"),
+              show_default=True, help="Convolution precision: auto = TF32 on CUDA, fp32 on the CPU; Grams stay fp32.")
+@click.option("--tile", default=str(_default("tile")), show_default=True,
+              help="auto (tile only when the image would not fit in memory), off, or a tile size in pixels: "
+                   "exact tiled optimisation for outputs of any size.")
+@click.option("--max-memory", type=float, default=None,
+              help="Memory budget in GB for tiling and the fit check [default: 80% of free memory].")
+@click.option("--dry-run", is_flag=True, help="Print the estimated peak memory and time, and exit.")
 @click.option("--save-every", type=int, default=0, help="Also save the current result every N iterations.")
 @click.option("--plot", is_flag=True, help="Write OUTPUT_STEM.loss.png, the loss terms over iterations.")
 @click.option("--bit-depth", type=click.Choice(["8", "16"]), default="8", show_default=True, help="16 for TIFF only.")
@@ -144,7 +161,7 @@ def _load_checkpoint(path: str, content, styles) -> tuple[dict, dict]:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def image(content, styles, output, size, iterations, coarse_iterations, optimizer, lr, content_weight, style_weight,
           tv_weight, style_blend, style_scale, content_layers, style_layers, pooling, init, scales, min_size, preserve_color,
-          weights, preprocessing, device, seed, save_every, plot, bit_depth, resume_path, overwrite, quiet):
+          weights, preprocessing, device, seed, precision, tile, max_memory, dry_run, save_every, plot, bit_depth, resume_path, overwrite, quiet):
     """Paint CONTENT in the style of STYLES (one or more images) and write OUTPUT.
 
     Ctrl-C (or SIGTERM) saves the best result so far to OUTPUT and a checkpoint to OUTPUT_STEM.ckpt.pt, and
@@ -153,7 +170,8 @@ def image(content, styles, output, size, iterations, coarse_iterations, optimize
     from . import __version__
     from .image import OUTPUT_FORMATS, load_image, save_image
     from .optim import OptimizationInterrupted
-    from .pipelines import ImageStyleConfig, parse_layers, resolve_device, stylize_image
+    from .pipelines import (ImageStyleConfig, estimate_image_run, finish_image, parse_layers, resolve_device,
+                            stylize_image)
 
     out = Path(output)
     if out.suffix.lower() not in OUTPUT_FORMATS:
@@ -163,9 +181,10 @@ def image(content, styles, output, size, iterations, coarse_iterations, optimize
     if save_every < 0:
         raise ConfigError(f"--save-every must be >= 0, got {save_every}")
     inputs = [content, *styles] + ([init] if init not in ("content", "noise") else [])
-    check_output_path(out, overwrite=overwrite, inputs=inputs)
+    if not dry_run:
+        check_output_path(out, overwrite=overwrite, inputs=inputs)
     plot_path = _sibling(out, "loss", ".png")
-    if plot:
+    if plot and not dry_run:
         check_output_path(plot_path, overwrite=overwrite, inputs=inputs)
     resume_state = None
     if resume_path:
@@ -180,36 +199,43 @@ def image(content, styles, output, size, iterations, coarse_iterations, optimize
         style_blend=_floats(style_blend, "--style-blend") if style_blend else None, style_scale=style_scale,
         content_layers=parse_layers(content_layers), style_layers=parse_layers(style_layers), pooling=pooling,
         init=init, scales=scales, min_size=min_size, preserve_color=preserve_color, weights=weights, preprocessing=preprocessing,
-        device=device, seed=seed)
+        device=device, seed=seed, precision=precision, tile=_tile_option(tile), max_memory=max_memory)
     dev = resolve_device(cfg.device)
     # Read every input before any long work, so a bad file fails at once with its name.
     content_img = load_image(content)
     style_imgs = [load_image(s) for s in styles]
+    if dry_run:
+        from .image import resize_long_edge
+        est = estimate_image_run(tuple(content_img.shape[-2:]), config=cfg)
+        click.echo(f"{content}: {content_img.shape[-1]}x{content_img.shape[-2]} px -> "
+                   f"{resize_long_edge(content_img, cfg.resolved_size(dev)).shape[-1]} px wide output")
+        click.echo(est.describe())
+        return
     meta = {"stylekit": __version__, "content": str(content), "styles": [str(s) for s in styles],
             "config": cfg.to_dict(), "device": str(dev)}
 
     history: list[tuple[int, int, dict]] = []
     bar = None
-    if not quiet:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=None, unit="it", dynamic_ncols=True, file=sys.stderr)
 
     def callback(p):
+        nonlocal bar
         history.append((p.scale, p.step, p.terms))
+        if bar is None and not quiet:
+            # Made at the first iteration, so that errors found while setting up stay one clean line.
+            from tqdm.auto import tqdm
+            bar = tqdm(total=cfg.coarse_iterations * (p.n_scales - 1) + cfg.iterations, unit="it",
+                       dynamic_ncols=True, file=sys.stderr)
         if bar is not None:
-            if bar.total is None:
-                bar.total = cfg.coarse_iterations * (p.n_scales - 1) + cfg.iterations
             bar.set_description(f"scale {p.scale}/{p.n_scales} {p.image.shape[-1]}x{p.image.shape[-2]}")
             bar.set_postfix({k: f"{v:.3g}" for k, v in p.terms.items()}, refresh=False)
             bar.update(1)
         if save_every and len(history) % save_every == 0:
-            from .image import resize
-            snap = resize(p.image.detach().float().cpu().clamp(0, 1), tuple(content_img_size))
+            snap = finish_image(p.image, content_at_size, cfg.preserve_color)
             save_image(snap, _sibling(out, f"step{len(history):05d}"),
                        metadata={**meta, "step": len(history)}, overwrite=overwrite)
 
     from .image import resize_long_edge
-    content_img_size = resize_long_edge(content_img, cfg.resolved_size(dev)).shape[-2:]
+    content_at_size = resize_long_edge(content_img, cfg.resolved_size(dev))
 
     from ._signals import sigterm_as_interrupt
     previous = sigterm_as_interrupt()

@@ -5,6 +5,7 @@ file -> tensor (:mod:`stylekit.image`) -> features (:mod:`stylekit.features`) ->
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -18,11 +19,13 @@ from .features import LAYER_NAMES, VGG19Features, min_input_size
 from .losses import StyleTransferLoss
 from .optim import OPTIMIZERS, OptimizationInterrupted, Progress, coarse_to_fine, pyramid_sizes
 
-__all__ = ["ImageStyleConfig", "stylize_image", "resolve_device", "parse_layers", "PRESERVE_COLOR", "INITS"]
+__all__ = ["ImageStyleConfig", "stylize_image", "estimate_image_run", "finish_image", "resolve_device",
+           "parse_layers", "PRESERVE_COLOR", "INITS", "PRECISIONS"]
 
 PRESERVE_COLOR = ("none", "luminance", "histogram")
 INITS = ("content", "noise")
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "tf32", "bf16")
 DEFAULT_STYLE_LAYERS = {"relu1_1": 0.2, "relu2_1": 0.2, "relu3_1": 0.2, "relu4_1": 0.2, "relu5_1": 0.2}
 DEFAULT_CONTENT_LAYERS = {"relu4_2": 1.0}
 
@@ -51,6 +54,11 @@ class ImageStyleConfig:
         ``preprocessing`` names what it expects).
     device : ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
     seed : seeds the noise initialisation; runs are deterministic on the CPU.
+    precision : ``"auto"`` (TF32 convolutions on CUDA, fp32 on the CPU), ``"fp32"``, ``"tf32"`` (CUDA) or
+        ``"bf16"`` (convolutions in bfloat16 under autocast). Gram matrices and losses are always fp32.
+    tile : ``"auto"`` (tile only when the whole image would not fit the memory budget), ``"off"``, or a tile
+        size in pixels: the objective is then evaluated exactly, tile by tile (:mod:`stylekit.tiling`).
+    max_memory : memory budget in GB for ``tile="auto"`` and the fit check; default 80% of what is free.
     """
 
     size: int | None = None
@@ -74,6 +82,9 @@ class ImageStyleConfig:
     preprocessing: str | None = None
     device: str = "auto"
     seed: int = 0
+    precision: str = "auto"
+    tile: int | str = "auto"
+    max_memory: float | None = None
 
     def __post_init__(self) -> None:
         def positive_int(name, v, lo=1):
@@ -100,6 +111,13 @@ class ImageStyleConfig:
             raise ConfigError(f"preserve-color must be one of {', '.join(PRESERVE_COLOR)}, got {self.preserve_color!r}")
         if self.device not in DEVICES:
             raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.tile not in ("auto", "off"):
+            if isinstance(self.tile, bool) or not isinstance(self.tile, int) or self.tile < 16:
+                raise ConfigError(f"tile must be auto, off or a size in pixels >= 16, got {self.tile!r}")
+        if self.max_memory is not None and not (self.max_memory > 0 and self.max_memory != float("inf")):
+            raise ConfigError(f"max-memory must be a positive number of GB, got {self.max_memory!r}")
         if self.lr is not None and not self.lr > 0:
             raise ConfigError(f"lr must be positive, got {self.lr!r}")
         for what, layers in (("content", self.content_layers), ("style", self.style_layers)):
@@ -162,6 +180,115 @@ def _as_tensor(x, what: str) -> torch.Tensor:
     return im.load_image(x)
 
 
+@contextlib.contextmanager
+def _tf32(enabled: bool):
+    """TF32 for CUDA matmuls and convolutions inside the block (restored after)."""
+    if not enabled:
+        yield
+        return
+    mm, conv = torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision
+    torch.backends.cuda.matmul.fp32_precision = torch.backends.cudnn.conv.fp32_precision = "tf32"
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision = mm, conv
+
+
+class _Precision:
+    """Calls a criterion in the run's precision: channels_last input on CUDA, bf16 autocast when asked."""
+
+    def __init__(self, criterion, device: torch.device, bf16: bool) -> None:
+        self.criterion, self.device, self.bf16 = criterion, device, bf16
+
+    def __call__(self, x: torch.Tensor):
+        if self.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        if self.bf16:
+            with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16):
+                return self.criterion(x)
+        return self.criterion(x)
+
+
+def _shapes(cfg: ImageStyleConfig, hw: tuple[int, int], size: int) -> list[tuple[int, int]]:
+    need = min_input_size(cfg.layers)
+    H, W = hw
+    return [(max(need, round(H * s / size)), max(need, round(W * s / size)))
+            for s in pyramid_sizes(size, scales=cfg.scales, min_edge=max(cfg.min_size, need))]
+
+
+def _tiles(cfg: ImageStyleConfig, net, device: torch.device, shapes) -> list[int | None]:
+    """The tile size of each scale (None: whole image); refuses, with the estimate, a run that cannot fit."""
+    from .estimate import available_memory, choose_tile, estimate_run, format_bytes
+    budget = cfg.max_memory * 1024 ** 3 if cfg.max_memory else 0.8 * available_memory(device)
+    kw = dict(layers=cfg.layers, content_layers=list(cfg.content_layers), optimizer=cfg.optimizer)
+    out = []
+    for hw in shapes:
+        if cfg.tile == "off":
+            est = estimate_run(net, device, [hw], [1], calibrate=False, **kw)
+            if est.peak_bytes > budget:
+                raise ConfigError(f"a {hw[1]}x{hw[0]} run needs about {format_bytes(est.peak_bytes)} (estimated), "
+                                  f"more than the {format_bytes(budget)} available on {device}; "
+                                  "allow tiling (--tile auto) or use a smaller --size")
+            out.append(None)
+        elif cfg.tile == "auto":
+            out.append(choose_tile(net, device, hw, budget=budget, **kw))
+        else:
+            out.append(cfg.tile if cfg.tile < max(hw) else None)
+    return out
+
+
+def _check_size(cfg: ImageStyleConfig, size: int) -> None:
+    need = min_input_size(cfg.layers)
+    if size < need:
+        raise ConfigError(f"size {size} px is too small for layers up to "
+                          f"{max(cfg.layers, key=LAYER_NAMES.index)}: the minimum is {need} px")
+
+
+def _network(cfg: ImageStyleConfig, device: torch.device) -> VGG19Features:
+    net = VGG19Features(cfg.layers, weights=cfg.weights, pooling=cfg.pooling, preprocessing=cfg.preprocessing)
+    net = net.to(device)
+    if device.type == "cuda":
+        net = net.to(memory_format=torch.channels_last)
+    return net
+
+
+def estimate_image_run(content, *, config: ImageStyleConfig | None = None, calibrate: bool = True, **options):
+    """Predict the peak memory and time of :func:`stylize_image` with these settings, without running it.
+
+    ``content`` is a path, a ``(1, 3, H, W)`` tensor or an ``(H, W)`` shape. Returns a
+    :class:`stylekit.estimate.RunEstimate` (``.describe()`` gives the text ``stylekit image --dry-run`` prints).
+    Raises :class:`ConfigError` with the estimate when the run cannot fit even in tiles.
+    """
+    from .estimate import estimate_run
+    cfg = dataclasses.replace(config or ImageStyleConfig(), **options)
+    device = resolve_device(cfg.device)
+    size = cfg.resolved_size(device)
+    _check_size(cfg, size)
+    if isinstance(content, tuple):
+        h, w = content
+        s = size / max(h, w)
+        hw = (round(h * s), round(w * s))
+    else:
+        hw = tuple(im.resize_long_edge(_as_tensor(content, "content"), size).shape[-2:])
+    shapes = _shapes(cfg, hw, size)
+    net = _network(cfg, device)
+    tiles = _tiles(cfg, net, device, shapes)
+    steps = [cfg.coarse_iterations] * (len(shapes) - 1) + [cfg.iterations]
+    return estimate_run(net, device, shapes, steps, layers=cfg.layers, content_layers=list(cfg.content_layers),
+                        optimizer=cfg.optimizer, tiles=tiles, calibrate=calibrate)
+
+
+def finish_image(x: torch.Tensor, content: torch.Tensor, preserve_color: str = "none") -> torch.Tensor:
+    """An iterate as an output image: resized to ``content``'s size, clamped to [0, 1], and, for
+    ``preserve_color="luminance"``, given back the content's colours (the iterate is then a luminance image)."""
+    x = im.resize(x.detach().float().cpu(), tuple(content.shape[-2:])).clamp(0, 1)
+    if preserve_color == "luminance":
+        yiq = im.rgb_to_yiq(content)
+        y = im.rgb_to_yiq(x)[:, :1]
+        x = im.yiq_to_rgb(torch.cat([y, yiq[:, 1:]], 1)).clamp(0, 1)
+    return x
+
+
 def stylize_image(content, styles, *, config: ImageStyleConfig | None = None,
                   callback: Callable[[Progress], bool | None] | None = None, style_cache: dict | None = None,
                   resume: dict | None = None, **options) -> torch.Tensor:
@@ -188,11 +315,19 @@ def stylize_image(content, styles, *, config: ImageStyleConfig | None = None,
     ------
     OptimizationInterrupted
         on Ctrl-C; its ``best`` is the best result so far, already at the output size.
+    ConfigError
+        for bad settings, and (with the estimate) when the run cannot fit in memory even in tiles.
+
+    Notes
+    -----
+    Scales larger than the memory budget are optimised tile by tile with the exact tiled objective of
+    :mod:`stylekit.tiling` (``tile="auto"``); the result is the same as an untiled run up to rounding.
 
     Example
     -------
     >>> out = stylize_image("photo.jpg", ["starry_night.jpg"], size=256, iterations=50)
     """
+    from .tiling import TiledStyleTransferLoss, tiled_grams
     cfg = dataclasses.replace(config or ImageStyleConfig(), **options)
     device = resolve_device(cfg.device)
     size = cfg.resolved_size(device)
@@ -201,10 +336,8 @@ def stylize_image(content, styles, *, config: ImageStyleConfig | None = None,
         raise ConfigError("at least one style image is needed")
     if cfg.style_blend is not None and len(cfg.style_blend) != len(style_list):
         raise ConfigError(f"style-blend has {len(cfg.style_blend)} weights for {len(style_list)} style images")
+    _check_size(cfg, size)
     need = min_input_size(cfg.layers)
-    if size < need:
-        raise ConfigError(f"size {size} px is too small for layers up to "
-                          f"{max(cfg.layers, key=LAYER_NAMES.index)}: the minimum is {need} px")
 
     content_full = im.resize_long_edge(_as_tensor(content, "content"), size)
     style_imgs = [_as_tensor(s, "style") for s in style_list]
@@ -216,8 +349,7 @@ def stylize_image(content, styles, *, config: ImageStyleConfig | None = None,
         target_content = im.rgb_to_yiq(content_full)[:, :1].clamp(0, 1).expand(-1, 3, -1, -1).contiguous()
 
     H, W = content_full.shape[-2:]
-    shapes = [(max(need, round(H * s / size)), max(need, round(W * s / size)))
-              for s in pyramid_sizes(size, scales=cfg.scales, min_edge=max(cfg.min_size, need))]
+    shapes = _shapes(cfg, (H, W), size)
 
     if cfg.init == "content":
         init = target_content
@@ -231,41 +363,44 @@ def stylize_image(content, styles, *, config: ImageStyleConfig | None = None,
             init = im.rgb_to_yiq(init)[:, :1].clamp(0, 1).expand(-1, 3, -1, -1).contiguous()
 
     torch.manual_seed(cfg.seed)
-    net = VGG19Features(cfg.layers, weights=cfg.weights, pooling=cfg.pooling, preprocessing=cfg.preprocessing).to(device)
+    net = _network(cfg, device)
+    tiles = dict(zip(shapes, _tiles(cfg, net, device, shapes)))
+    precision = cfg.precision if cfg.precision != "auto" else ("tf32" if device.type == "cuda" else "fp32")
 
-    def make_criterion(hw: tuple[int, int]) -> StyleTransferLoss:
-        loss = StyleTransferLoss(net, content_layers=cfg.content_layers, style_layers=cfg.style_layers,
-                                 content_weight=cfg.content_weight, style_weight=cfg.style_weight,
-                                 tv_weight=cfg.tv_weight)
+    def make_criterion(hw: tuple[int, int]):
+        tile = tiles[tuple(hw)]
+        args = dict(content_layers=cfg.content_layers, style_layers=cfg.style_layers,
+                    content_weight=cfg.content_weight, style_weight=cfg.style_weight, tv_weight=cfg.tv_weight)
+        loss = TiledStyleTransferLoss(net, tile=tile, **args) if tile else StyleTransferLoss(net, **args)
         loss.set_content(im.resize(target_content, hw).to(device))
         edge = max(need, round(max(hw) * cfg.style_scale))
         cacheable = style_cache is not None and cfg.preserve_color == "none"
-        key = ("style", edge, cfg.weights, cfg.pooling, tuple(cfg.style_layers))
+        kind = "grams" if tile else "style"
+        key = (kind, edge, cfg.weights, cfg.pooling, tuple(cfg.style_layers))
         if cacheable and key in style_cache:
-            feats = [{k: v.to(device) for k, v in f.items()} for f in style_cache[key]]
+            stored = [{k: v.to(device) for k, v in f.items()} for f in style_cache[key]]
         else:
             with torch.no_grad():
-                feats = [{k: v for k, v in net(im.resize_long_edge(s, edge).to(device)).items() if k in cfg.style_layers}
-                         for s in style_imgs]
+                if tile:
+                    stored = [tiled_grams(net, im.resize_long_edge(s, edge).to(device), list(cfg.style_layers), tile)
+                              for s in style_imgs]
+                else:
+                    stored = [{k: v for k, v in net(im.resize_long_edge(s, edge).to(device)).items()
+                               if k in cfg.style_layers} for s in style_imgs]
             if cacheable:
-                style_cache[key] = [{k: v.cpu() for k, v in f.items()} for f in feats]
-        loss.set_style_features(feats, blend=cfg.style_blend)
-        return loss
+                style_cache[key] = [{k: v.cpu() for k, v in f.items()} for f in stored]
+        if tile:
+            loss.set_style_grams(stored, blend=cfg.style_blend)
+        else:
+            loss.set_style_features(stored, blend=cfg.style_blend)
+        return _Precision(loss, device, precision == "bf16")
 
     steps = [cfg.coarse_iterations] * (len(shapes) - 1) + [cfg.iterations]
-
-    def finish(x: torch.Tensor) -> torch.Tensor:
-        x = im.resize(x.detach().float().cpu(), (H, W)).clamp(0, 1)
-        if cfg.preserve_color == "luminance":
-            yiq = im.rgb_to_yiq(content_full)
-            y = im.rgb_to_yiq(x)[:, :1]
-            x = im.yiq_to_rgb(torch.cat([y, yiq[:, 1:]], 1)).clamp(0, 1)
-        return x
-
     try:
-        out = coarse_to_fine(init.to(device), make_criterion, shapes, steps=steps, callback=callback,
-                             optimizer=cfg.optimizer, lr=cfg.lr, state=resume)
+        with _tf32(precision == "tf32" and device.type == "cuda"):
+            out = coarse_to_fine(init.to(device), make_criterion, shapes, steps=steps, callback=callback,
+                                 optimizer=cfg.optimizer, lr=cfg.lr, state=resume)
     except OptimizationInterrupted as e:
-        e.best = finish(e.best)
+        e.best = finish_image(e.best, content_full, cfg.preserve_color)
         raise
-    return finish(out)
+    return finish_image(out, content_full, cfg.preserve_color)

@@ -206,3 +206,27 @@ def test_foreign_or_mismatched_checkpoint_is_refused(tmp_path, content_png, styl
     _save_checkpoint(good, ImageStyleConfig(size=32), content_png, [style_jpg], {"scale": 0}, overwrite=False)
     assert "different content or style" in one_line_error(
         run(content_png, style2_png, "-o", tmp_path / "o.png", *FAST, "--resume", good))
+
+
+def test_dry_run_prints_estimate_and_writes_nothing(tmp_path, content_png, style_jpg):
+    out = tmp_path / "out.png"
+    r = run(content_png, style_jpg, "-o", out, "--size", "64", "--dry-run")
+    assert r.exit_code == 0, r.output
+    assert "estimated peak memory" in r.output and "estimated time" in r.output
+    assert not out.exists()
+
+
+def test_run_that_cannot_fit_fails_with_the_estimate(tmp_path, content_png, style_jpg):
+    out = tmp_path / "out.png"
+    line = one_line_error(run(content_png, style_jpg, "-o", out, "--size", "64", "--tile", "off",
+                              "--max-memory", "0.001"))
+    assert "needs about" in line
+    assert not out.exists()
+
+
+def test_save_every_in_luminance_mode_saves_colour_images(tmp_path, content_png, style_jpg):
+    out = tmp_path / "out.png"
+    r = run(content_png, style_jpg, "-o", out, *FAST, "--preserve-color", "luminance", "--save-every", "2")
+    assert r.exit_code == 0, r.output
+    snap = load_image(tmp_path / "out.step00002.png")
+    assert float((snap[:, 0] - snap[:, 2]).abs().mean()) > 0.01   # the content's colours, not a grey iterate

@@ -87,3 +87,60 @@ def test_tiled_needs_matching_content():
     tiled.set_style_features(net(torch.rand(1, 3, 40, 40)))
     with pytest.raises(Exception, match="same size"):
         tiled(torch.rand(1, 3, 48, 40))
+
+
+# --- the pipeline: tiles, estimates, precision ---------------------------------------------------------------
+
+def test_stylize_image_tiled_equals_untiled(content_png, style_jpg):
+    from stylekit import stylize_image
+    kw = dict(size=72, scales=1, iterations=4, style_layers={"relu1_1": 0.5, "relu2_1": 0.5},
+              content_layers={"relu2_2": 1.0}, device="cpu")
+    whole = stylize_image(content_png, [style_jpg], tile="off", **kw)
+    tiled = stylize_image(content_png, [style_jpg], tile=16, **kw)
+    assert tiled.shape == whole.shape
+    assert float((tiled - whole).abs().max()) < 2e-3
+
+
+def test_estimates_scale_with_size_and_pick_tiles():
+    import torch
+
+    from stylekit.errors import ConfigError
+    from stylekit.estimate import choose_tile, estimate_run, saved_bytes_per_pixel
+    layers = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1"]
+    net, cpu = VGG19Features(layers), torch.device("cpu")
+    per_px = saved_bytes_per_pixel(net, cpu)
+    assert 64 * 4 < per_px < 64 * 4 * 40          # at least conv1_1's output, at most a few dozen maps
+    kw = dict(layers=layers, content_layers=["relu4_2"], calibrate=False)
+    small = estimate_run(net, cpu, [(512, 512)], [1], **kw).peak_bytes
+    big = estimate_run(net, cpu, [(1024, 1024)], [1], **kw).peak_bytes
+    assert 3.0 < big / small < 4.2                # activations and vectors grow with the pixels
+    tiled = estimate_run(net, cpu, [(1024, 1024)], [1], tiles=[256], **kw).peak_bytes
+    assert tiled < big / 2
+    opts = dict(layers=layers, content_layers=["relu4_2"], optimizer="lbfgs")
+    assert choose_tile(net, cpu, (512, 512), budget=big, **opts) is None
+    assert choose_tile(net, cpu, (1024, 1024), budget=(tiled + big) / 2, **opts) is not None
+    with pytest.raises(ConfigError, match="needs about"):
+        choose_tile(net, cpu, (1024, 1024), budget=1e6, **opts)
+
+
+def test_bf16_objective_close_to_fp32():
+    import torch
+    torch.manual_seed(0)
+    net, plain, _ = _pair(["relu2_2"], ["relu1_1", "relu2_1", "relu3_1"], 16)
+    plain.set_content(torch.rand(1, 3, 64, 64))
+    plain.set_style(torch.rand(1, 3, 64, 64))
+    x = torch.rand(1, 3, 64, 64)
+    t32, _, g32 = _value_grad(plain, x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        t16, _, g16 = _value_grad(plain, x)
+    assert t16.dtype == torch.float32                 # Grams and losses stay fp32 under autocast
+    assert float(t16) == pytest.approx(float(t32), rel=0.05)
+    assert float(torch.nn.functional.cosine_similarity(g16.flatten(), g32.flatten(), dim=0)) > 0.98
+
+
+def test_precision_and_tile_options_validated():
+    from stylekit import ImageStyleConfig
+    from stylekit.errors import ConfigError
+    for bad in (dict(precision="fp8"), dict(tile=3), dict(tile="sometimes"), dict(max_memory=-1.0)):
+        with pytest.raises(ConfigError):
+            ImageStyleConfig(**bad)
