@@ -604,9 +604,7 @@ NO_QUIET_CASES = [
     pytest.param("image: unreadable style", ["image", "C", "BADIMG", "-o", "OUT.png", *IMAGE_FAST], "BADIMG",
                  id="image: unreadable style"),
     pytest.param("image: size too small", ["image", "C", "S", "-o", "OUT.png", *IMAGE_FAST, "--size", "8"],
-                 "too small", id="image: size too small",
-                 marks=pytest.mark.xfail(strict=True, reason="stylekit/image_cli.py starts its tqdm bar before the "
-                                         "pipeline checks the size, so stderr is '0it [00:00, ?it/s]error: ...'")),
+                 "too small", id="image: size too small"),
     pytest.param("audio: silent style", ["audio", "A", "SILENT", "-o", "OUT.wav", "--steps", "2"], "SILENT",
                  id="audio: silent style",
                  marks=pytest.mark.xfail(strict=True, reason="stylekit/audio/cli.py starts its tqdm bar before the "
@@ -626,6 +624,76 @@ def test_error_is_one_line_without_quiet(tmp_path, good_files, audio_corpus, wha
             "OUT.wav": str(tmp_path / "o.wav"), "SILENT": str(audio_corpus[0]["silence"]),
             "MODEL": str(DEFAULT_CHECKPOINT), "BADDATA": str(tmp_path / "data"), "BADNOTE": note.name}
     code, lines, tb = _invoke([subs.get(a, a) for a in args])
-    assert tb is None and code == 2, (code, tb, lines)
-    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    ok = tb is None and code == 2 and len(lines) == 1 and lines[0].startswith("error: ")
+    detail = lines[0] if ok else (f"traceback: {tb}" if tb else f"exit {code}: {' | '.join(map(repr, lines))}")
+    command = f"stylekit {args[0]}" + (f" {args[1]}" if args[0] == "spectral" else "")
+    _record("no -q", what.split(": ", 1)[1], what.split(": ", 1)[1], command, "refused" if ok else "FAILED",
+            detail, ok)
+    assert ok, detail
     assert subs.get(needle, needle) in lines[0]
+
+
+# --- SIGTERM (`kill`) ends a run the way Ctrl-C does: best result saved atomically, exit 130 ---------------
+
+class _Unhandled(Exception):
+    pass
+
+
+def _unhandled_sigterm(signum, frame):
+    raise _Unhandled("the command did not handle SIGTERM")
+
+
+@pytest.fixture
+def sigterm_guard():
+    """Should a command not install its own SIGTERM handler, fail the test instead of killing pytest."""
+    import signal
+    previous = signal.signal(signal.SIGTERM, _unhandled_sigterm)
+    yield
+    assert signal.getsignal(signal.SIGTERM) is _unhandled_sigterm, "the command did not restore the handler"
+    signal.signal(signal.SIGTERM, previous)
+
+
+def _kill_self_on_call(monkeypatch, n: int) -> None:
+    import signal
+
+    import stylekit.optim as optim
+    real = optim._evaluate
+    calls = {"n": 0}
+
+    def evaluate(criterion, x):
+        calls["n"] += 1
+        if calls["n"] == n:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(criterion, x)
+    monkeypatch.setattr(optim, "_evaluate", evaluate)
+
+
+def test_image_sigterm_saves_best_and_checkpoint_then_resume_matches(tmp_path, image_corpus, monkeypatch,
+                                                                     sigterm_guard):
+    from stylekit.image import load_image
+    _, content, style = image_corpus
+    args = [content, style, "--size", "32", "--iterations", "6", "--coarse-iterations", "4", "--scales", "2",
+            "--min-size", "16", "--device", "cpu", "-q"]
+    full = tmp_path / "full.png"
+    assert _invoke(["image", *args, "-o", full])[0] == 0
+    _kill_self_on_call(monkeypatch, 7)  # during the second scale
+    part = tmp_path / "part.png"
+    code, lines, tb = _invoke(["image", *args, "-o", part])
+    assert tb is None and code == 130, (code, tb, lines)
+    assert load_image(part).shape == (1, 3, 21, 32)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["full.png", "part.ckpt.pt", "part.png"]
+    monkeypatch.undo()
+    done = tmp_path / "done.png"
+    code, lines, tb = _invoke(["image", *args, "-o", done, "--resume", tmp_path / "part.ckpt.pt"])
+    assert code == 0, (tb, lines)
+    assert float((load_image(full) - load_image(done)).abs().max()) <= 2 / 255
+
+
+def test_audio_sigterm_saves_best_so_far(tmp_path, audio_corpus, monkeypatch, sigterm_guard):
+    _, content, style = audio_corpus
+    _kill_self_on_call(monkeypatch, 2)
+    out = tmp_path / "out.wav"
+    code, lines, tb = _invoke(["audio", content, style, "-o", out, "--steps", "20", "--griffin-lim-iters", "4", "-q"])
+    assert tb is None and code == 130, (code, tb, lines)
+    _wav_check(out, frames=sf.info(str(content)).frames, rate=SR)()
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left
