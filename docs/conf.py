@@ -1,0 +1,107 @@
+"""Sphinx configuration for stylekit's documentation (Markdown pages through MyST, API pages through autodoc).
+
+Build (offline; warnings are errors)::
+
+    python -m sphinx -W --keep-going -b html docs build/docs
+
+Needs the ``docs`` extra: ``pip install -e ".[docs]"``.
+"""
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+
+# Import the stylekit of this checkout, installed or not.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+project = "stylekit"
+author = "the stylekit authors"
+copyright = "stylekit authors"
+
+from sphinx.util import logging as _logging  # noqa: E402
+
+from stylekit import __version__ as release  # noqa: E402
+
+logger = _logging.getLogger(__name__)
+
+version = release
+
+extensions = [
+    "myst_parser",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",
+]
+
+source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
+root_doc = "index"
+# table.md is a fragment written by `stylekit spectral compare`; spectral.md carries its content.
+exclude_patterns = ["_build", "**/.ipynb_checkpoints", "spectral/table.md"]
+
+# MyST: ```{directive} fences, ::: fences, $math$, and heading anchors for #section links.
+myst_enable_extensions = ["colon_fence", "dollarmath"]
+myst_heading_anchors = 3
+
+# autodoc: numpydoc-style docstrings, signatures as written, members in source order.
+autodoc_member_order = "bysource"
+autodoc_typehints = "signature"
+autodoc_default_options = {"members": True, "show-inheritance": False}
+napoleon_google_docstring = False
+napoleon_numpy_docstring = True
+napoleon_use_rtype = False
+
+html_theme = "alabaster"
+html_title = f"stylekit {release}"
+html_static_path: list[str] = []
+html_theme_options = {
+    "description": "Neural style transfer for images and sound",
+    "fixed_sidebar": False,
+    "page_width": "1100px",
+}
+# Pages show the project's own pictures; no web fonts or other files are fetched.
+html_show_sourcelink = False
+
+# batch.md shows a CSV manifest in a ```csv block; Pygments has no CSV lexer and shows it as plain text,
+# which is what we want, so that one notice is not an error.
+suppress_warnings = ["misc.highlighting_failure"]
+
+_SECTION_RULE = re.compile(r"^-{3,}\s*$")
+_ENTRY_SECTIONS = {"Parameters", "Other Parameters", "Attributes"}
+
+
+def _lift_free_paragraphs(app, what, name, obj, options, lines: list[str]) -> None:
+    """numpydoc sections hold only their entries (``name : description``); a free paragraph written after the
+    entries of a Parameters/Attributes section belongs to the summary. Move such paragraphs in front of the
+    first section, so napoleon does not read them as parameters. Runs before napoleon (priority 400)."""
+    first = next((i for i in range(len(lines) - 1) if lines[i].strip() and _SECTION_RULE.match(lines[i + 1])), None)
+    if first is None:
+        return
+    out, lifted, section, i = [], [], None, 0
+    while i < len(lines):
+        line = lines[i]
+        if i + 1 < len(lines) and line.strip() and _SECTION_RULE.match(lines[i + 1]):
+            section = line.strip()
+            out += [line, lines[i + 1]]
+            i += 2
+            continue
+        free = (section in _ENTRY_SECTIONS and line and not line[0].isspace() and " : " not in line
+                and i > 0 and not lines[i - 1].strip())
+        if free:
+            # the paragraph runs to the next blank line
+            while i < len(lines) and lines[i].strip():
+                lifted.append(lines[i])
+                i += 1
+            lifted.append("")
+            continue
+        out.append(line)
+        i += 1
+    if lifted:
+        logger.info("docs/conf.py: moved a free paragraph of %s in front of its sections", name)
+        out[first:first] = lifted
+        lines[:] = out
+
+
+def setup(app):
+    app.connect("autodoc-process-docstring", _lift_free_paragraphs, priority=400)
