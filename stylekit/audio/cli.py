@@ -75,8 +75,14 @@ _OPTIONS = [
     ("mel_inverse", ("--mel-inverse",), dict(type=click.Choice(["pinv", "nnls"])), "Mel to linear inversion."),
     ("griffin_lim_iters", ("--griffin-lim-iters",), dict(type=int), "Fast Griffin-Lim iterations."),
     ("chunk_seconds", ("--chunk-seconds",), dict(type=float), "Longest chunk processed at once (seconds)."),
+    ("overlap_seconds", ("--overlap-seconds",), dict(type=float), "Cross-fade between chunks (seconds)."),
+    ("device", ("--device",), dict(type=click.Choice(["auto", "cpu", "cuda"])),
+     "Where everything runs: auto picks CUDA when available."),
     ("threads", ("--threads",), dict(type=int), "Torch CPU threads during the run (0 keeps torch's own setting)."),
 ]
+
+# Options that do not change the result: a resumed run takes them from the command line, not the checkpoint.
+_RUNTIME = ("device", "threads")
 
 
 def _add_options(f):
@@ -105,15 +111,18 @@ class _AudioCommand(click.Command):
 @click.option("--float", "float_out", is_flag=True, help="Write 32-bit float WAV instead of 16-bit.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write a PNG of the content, style and result spectrograms.")
+@click.option("--resume", "resume_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Continue an interrupted run from its OUT_STEM.ckpt.pt (its settings are used).")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
 def audio(content: Path, styles: tuple[Path, ...], output: Path, style_blend: str | None, float_out: bool,
-          plot: Path | None, overwrite: bool, quiet: bool, **options) -> None:
+          plot: Path | None, resume_path: Path | None, overwrite: bool, quiet: bool, **options) -> None:
     """Put the texture of STYLE sound(s) onto the words and rhythm of CONTENT; write OUT.wav.
 
     Reads WAV, FLAC, OGG (and MP3 where librosa can); inputs are mixed to mono, resampled to 22,050 Hz and
-    loudness-normalised. The output has the content's length, rate and loudness. Ctrl-C saves the best
-    result so far and exits with code 130.
+    loudness-normalised. The output has the content's length, rate and loudness. Ctrl-C (or SIGTERM) saves
+    the best result so far to OUT.wav and a checkpoint to OUT_STEM.ckpt.pt, and exits with code 130;
+    --resume continues from it to the result an uninterrupted run gives.
     """
     if output.suffix.lower() != ".wav":
         raise ConfigError(f"{output}: the output must be a .wav file")
@@ -122,18 +131,32 @@ def audio(content: Path, styles: tuple[Path, ...], output: Path, style_blend: st
         if plot.suffix.lower() != ".png":
             raise ConfigError(f"{plot}: the plot must be a .png file")
         check_output_path(plot, overwrite=overwrite, inputs=(content, *styles, output))
+    ckpt = output.with_name(f"{output.stem}.ckpt.pt")
+    check_output_path(ckpt, overwrite=True, inputs=(content, *styles, output))
     blend = _floats(style_blend, "--style-blend")
     if blend is not None and len(blend) != len(styles):
         raise ConfigError(f"--style-blend has {len(blend)} weights for {len(styles)} styles")
 
+    from .checkpoint import load_checkpoint, save_checkpoint
     from .io import write_audio
-    from .pipeline import StylizeInterrupted, build_config, plot_spectrograms, stylize_audio
+    from .pipeline import StylizeInterrupted, build_config, plot_spectrograms, resolve_device, stylize_audio
 
+    progress = None
+    if resume_path is not None:
+        # The checkpoint's settings are the run's settings; only where and how fast it runs may change.
+        stored, stored_blend, progress = load_checkpoint(resume_path, inputs=(content, *styles))
+        runtime = {k: options[k] for k in _RUNTIME if options.get(k) is not None}
+        options = {**{k: None for k in options}, **runtime}
+        blend = None if stored_blend is None else tuple(stored_blend)
+        base = stored
+    else:
+        base = None
     if options.get("threads") == 0:
         options["threads"] = None
-        cfg = dataclasses.replace(build_config(**options), threads=None)
+        cfg = dataclasses.replace(build_config(base, **options), threads=None)
     else:
-        cfg = build_config(**options)
+        cfg = build_config(base, **options)
+    resolve_device(cfg.device)      # fail now, with one line, when CUDA is asked for and missing
     subtype = "float" if float_out else "pcm16"
     bar = None
     if not quiet:
@@ -152,12 +175,20 @@ def audio(content: Path, styles: tuple[Path, ...], output: Path, style_blend: st
     previous = sigterm_as_interrupt()
     t0 = time.perf_counter()
     try:
-        result = stylize_audio(content, list(styles), config=cfg, style_weights=blend, callback=callback)
+        result = stylize_audio(content, list(styles), config=cfg, style_weights=blend, callback=callback,
+                               resume=progress)
     except StylizeInterrupted as e:
         if bar is not None:
             bar.close()
-        write_audio(output, e.result.samples, e.result.sample_rate, subtype=subtype, overwrite=overwrite)
-        click.echo(f"interrupted: saved the best result so far to {output}", err=True)
+        save_checkpoint(ckpt, config=cfg, inputs=(content, *styles), style_blend=blend, progress=e.progress,
+                        overwrite=True)
+        if e.result is not None:
+            write_audio(output, e.result.samples, e.result.sample_rate, subtype=subtype, overwrite=overwrite)
+            saved = f"saved the best result so far to {output}"
+        else:
+            saved = "no result to save yet"
+        again = " --overwrite" if e.result is not None or output.exists() else ""
+        click.echo(f"interrupted: {saved}; continue with --resume {ckpt}{again}", err=True)
         sys.exit(130)
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -16,8 +16,8 @@ import torch
 __all__ = ["stft", "istft", "griffin_lim"]
 
 
-def _window(n_fft: int, dtype=torch.float32) -> torch.Tensor:
-    return torch.hann_window(n_fft, periodic=True, dtype=dtype)
+def _window(n_fft: int, dtype=torch.float32, device=None) -> torch.Tensor:
+    return torch.hann_window(n_fft, periodic=True, dtype=dtype, device=device)
 
 
 def stft(y: torch.Tensor, *, n_fft: int, hop_length: int) -> torch.Tensor:
@@ -26,7 +26,7 @@ def stft(y: torch.Tensor, *, n_fft: int, hop_length: int) -> torch.Tensor:
     Parameters
     ----------
     y : torch.Tensor
-        Shape (n,), float32.
+        Shape (n,), float32, on any device (the result is on the same device).
 
     Returns
     -------
@@ -34,18 +34,19 @@ def stft(y: torch.Tensor, *, n_fft: int, hop_length: int) -> torch.Tensor:
         Shape (n_fft // 2 + 1, 1 + n // hop_length), complex64, *not* normalised (a full-scale sine of a bin
         frequency has magnitude ``n_fft / 4``).
     """
-    return torch.stft(y, n_fft, hop_length=hop_length, window=_window(n_fft, y.dtype), center=True,
+    return torch.stft(y, n_fft, hop_length=hop_length, window=_window(n_fft, y.dtype, y.device), center=True,
                       pad_mode="reflect", return_complex=True)
 
 
 def istft(spec: torch.Tensor, *, n_fft: int, hop_length: int, length: int) -> torch.Tensor:
     """Inverse of :func:`stft` (weighted overlap-add), returning exactly ``length`` samples (shape (length,))."""
-    return torch.istft(spec, n_fft, hop_length=hop_length, window=_window(n_fft), center=True, length=length)
+    return torch.istft(spec, n_fft, hop_length=hop_length, window=_window(n_fft, device=spec.device), center=True,
+                       length=length)
 
 
 def griffin_lim(magnitude: torch.Tensor | np.ndarray, *, n_fft: int, hop_length: int, length: int,
                 n_iter: int = 32, momentum: float = 0.99, init_phase: torch.Tensor | np.ndarray | None = None,
-                seed: int = 0) -> np.ndarray:
+                seed: int = 0, device: torch.device | str | None = None) -> np.ndarray:
     """Reconstruct a signal from an STFT magnitude by fast Griffin-Lim.
 
     Parameters
@@ -63,7 +64,9 @@ def griffin_lim(magnitude: torch.Tensor | np.ndarray, *, n_fft: int, hop_length:
     init_phase : array, optional
         Shape like ``magnitude``, phase in radians to start from; random (seeded) when omitted.
     seed : int, optional
-        Seed for the random start.
+        Seed for the random start (drawn on the CPU, so every device starts from the same phase).
+    device : torch.device or str, optional
+        Where the FFTs run (default: the magnitude's device when it is a tensor, else the CPU).
 
     Returns
     -------
@@ -74,12 +77,14 @@ def griffin_lim(magnitude: torch.Tensor | np.ndarray, *, n_fft: int, hop_length:
         raise ValueError(f"momentum must be in [0, 1), got {momentum}")
     mag = torch.as_tensor(np.asarray(magnitude) if not torch.is_tensor(magnitude) else magnitude,
                           dtype=torch.float32)
+    if device is not None:
+        mag = mag.to(device)
     if init_phase is None:
         g = torch.Generator().manual_seed(seed)
-        phase = 2 * np.pi * torch.rand(mag.shape, generator=g)
+        phase = (2 * np.pi * torch.rand(mag.shape, generator=g)).to(mag.device)
     else:
         phase = torch.as_tensor(np.asarray(init_phase) if not torch.is_tensor(init_phase) else init_phase,
-                                dtype=torch.float32)
+                                dtype=torch.float32).to(mag.device)
         if phase.shape != mag.shape:
             raise ValueError(f"init_phase shape {tuple(phase.shape)} != magnitude shape {tuple(mag.shape)}")
     angles = torch.polar(torch.ones_like(mag), phase)
@@ -101,4 +106,4 @@ def griffin_lim(magnitude: torch.Tensor | np.ndarray, *, n_fft: int, hop_length:
             y = istft(mag * angles, n_fft=n_fft, hop_length=hop_length, length=length)
     finally:
         torch.set_num_threads(threads)
-    return y.numpy().astype(np.float32)
+    return y.cpu().numpy().astype(np.float32)

@@ -27,9 +27,22 @@ from .transform import MelProjection, SpectrogramConfig, chunk_spans, content_ph
     to_spectrogram
 
 __all__ = ["AudioStyleConfig", "AudioResult", "StylizeInterrupted", "stylize_audio", "build_config",
-           "plot_spectrograms"]
+           "plot_spectrograms", "resolve_device", "config_to_dict", "config_from_dict"]
 
 _INITS = ("content", "noise")
+_DEVICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` -> CUDA when available, else the CPU; ``"cuda"`` without a CUDA device -> :class:`ConfigError`."""
+    if name not in _DEVICES:
+        raise ConfigError(f"device must be one of {', '.join(_DEVICES)}, got {name!r}")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for, but no CUDA device is available (torch.cuda.is_available() "
+                          "is False); use --device cpu or auto")
+    return torch.device(name)
 
 
 @dataclass(frozen=True)
@@ -70,6 +83,9 @@ class AudioStyleConfig:
         and cross-faded; memory is bounded by the chunk size.
     target_rms : float
         Working loudness of content and style (RMS); the output is matched back to the content's loudness.
+    device : {"auto", "cpu", "cuda"}
+        Where the spectrograms, the feature network, the losses, the optimisation and Griffin-Lim run;
+        ``"auto"`` (default) picks CUDA when available. The result does not depend on it beyond float rounding.
     threads : int, optional
         Torch CPU threads during the run (restored afterwards); None keeps torch's setting. Default 1: on the
         shared 2-core development machine one thread ran a step in 0.3-0.4 s and two threads in 4-10 s
@@ -94,6 +110,7 @@ class AudioStyleConfig:
     chunk_seconds: float = 20.0
     overlap_seconds: float = 1.0
     target_rms: float = 0.1
+    device: str = "auto"
     threads: int | None = 1
 
     def __post_init__(self) -> None:
@@ -112,6 +129,8 @@ class AudioStyleConfig:
                               f"({self.overlap_seconds}), which must be > 0")
         if not 0 < self.target_rms < 1:
             raise ConfigError(f"target_rms must be in (0, 1), got {self.target_rms}")
+        if self.device not in _DEVICES:
+            raise ConfigError(f"device must be one of {', '.join(_DEVICES)}, got {self.device!r}")
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"threads must be >= 1, got {self.threads}")
         if self.rhythm_max_lag <= 0:
@@ -174,11 +193,48 @@ class AudioResult:
 
 
 class StylizeInterrupted(KeyboardInterrupt):
-    """Raised by :func:`stylize_audio` on Ctrl-C / SIGTERM; ``.result`` is the best :class:`AudioResult` so far."""
+    """Raised by :func:`stylize_audio` on Ctrl-C / SIGTERM.
 
-    def __init__(self, result: AudioResult) -> None:
+    Attributes
+    ----------
+    result : AudioResult or None
+        The best result so far (finished chunks stylized, the interrupted chunk at its best iterate, later
+        chunks the content); None when the interrupt came before the first step or while the finished
+        spectrograms were being turned back into sound.
+    progress : dict
+        What :func:`stylize_audio` needs to continue (its ``resume`` argument): ``{"chunk": int, "done":
+        [tensor (1, 1, F, T_i), ...], "state": optimiser state or None}``, all tensors on the CPU, loadable with
+        ``torch.load(..., weights_only=True)``.
+    """
+
+    def __init__(self, result: AudioResult | None, progress: dict) -> None:
         super().__init__("interrupted")
         self.result = result
+        self.progress = progress
+
+
+def config_to_dict(config: AudioStyleConfig) -> dict:
+    """The config as plain data (for checkpoints and metadata); :func:`config_from_dict` inverts it."""
+    d = dataclasses.asdict(config)
+    d["widths"] = list(config.widths)
+    return d
+
+
+def config_from_dict(data: dict) -> AudioStyleConfig:
+    """Rebuild an :class:`AudioStyleConfig` from :func:`config_to_dict`'s output (validated)."""
+    if not isinstance(data, dict) or not isinstance(data.get("spectrogram"), dict):
+        raise ConfigError("not an audio style config")
+    spec = data["spectrogram"]
+    unknown = (set(data) - _TOP_FIELDS - {"spectrogram"}) | (set(spec) - _SPEC_FIELDS)
+    if unknown:
+        raise ConfigError(f"unknown audio option(s): {', '.join(sorted(map(str, unknown)))}")
+    top = {k: v for k, v in data.items() if k != "spectrogram"}
+    if "widths" in top:
+        top["widths"] = tuple(int(w) for w in top["widths"])
+    try:
+        return AudioStyleConfig(spectrogram=SpectrogramConfig(**spec), **top)
+    except TypeError as e:
+        raise ConfigError(f"not an audio style config ({e})") from None
 
 
 @dataclass
@@ -237,10 +293,6 @@ def _min_frames(config: AudioStyleConfig) -> int:
     return max(config.widths) if config.network == "random" else 16
 
 
-def _as_net_input(spec: np.ndarray, cfg: SpectrogramConfig) -> torch.Tensor:
-    return to_network(torch.from_numpy(np.ascontiguousarray(spec))[None, None], cfg)
-
-
 def _pad_frames(z: torch.Tensor, need: int) -> torch.Tensor:
     """Reflect-pad a (1, 1, F, T) spectrogram in time to at least ``need`` frames (very short inputs)."""
     while z.shape[-1] < need:
@@ -251,7 +303,7 @@ def _pad_frames(z: torch.Tensor, need: int) -> torch.Tensor:
 
 def stylize_audio(content, styles, *, config: AudioStyleConfig | None = None,
                   style_weights: Sequence[float] | None = None,
-                  callback: Callable | None = None, **options) -> AudioResult:
+                  callback: Callable | None = None, resume: dict | None = None, **options) -> AudioResult:
     """Put the texture of one or several style sounds onto a content sound.
 
     Parameters
@@ -267,6 +319,10 @@ def stylize_audio(content, styles, *, config: AudioStyleConfig | None = None,
     callback : callable, optional
         Receives a :class:`stylekit.optim.Progress` after each step; ``progress.scale`` / ``n_scales`` are the
         chunk number and the number of chunks.
+    resume : dict, optional
+        :attr:`StylizeInterrupted.progress` of an interrupted run with the same inputs and config: finished
+        chunks are reused and the interrupted chunk continues from its optimiser state, so the result is the
+        one an uninterrupted run gives (to float rounding).
     **options
         Field overrides of ``config`` or of its spectrogram config (see :func:`build_config`).
 
@@ -279,10 +335,10 @@ def stylize_audio(content, styles, *, config: AudioStyleConfig | None = None,
     InputError
         An input is unreadable, too short, silent or non-finite (the message names it).
     ConfigError
-        An option is invalid.
+        An option is invalid, CUDA was asked for and is missing, or ``resume`` does not fit these inputs.
     StylizeInterrupted
-        On KeyboardInterrupt (Ctrl-C; the CLI maps SIGTERM to it) during optimisation, carrying the best
-        result so far.
+        On KeyboardInterrupt (Ctrl-C; the CLI maps SIGTERM to it), carrying the best result so far and the
+        progress to resume from.
 
     Notes
     -----
@@ -293,16 +349,34 @@ def stylize_audio(content, styles, *, config: AudioStyleConfig | None = None,
     ``style_weights`` and by each chunk's length.
     """
     config = build_config(config, **options)
+    device = resolve_device(config.device)
     threads = torch.get_num_threads()
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     try:
-        return _stylize(content, styles, config, style_weights, callback)
+        return _stylize(content, styles, config, style_weights, callback, device, resume)
     finally:
         torch.set_num_threads(threads)
 
 
-def _stylize(content, styles, config: AudioStyleConfig, style_weights, callback) -> AudioResult:
+def _check_resume(resume: dict, n_chunks: int) -> tuple[int, list, dict | None]:
+    """Validate a resume dict's structure (types only; shapes are checked against each chunk)."""
+    bad = ConfigError("the checkpoint's progress is not valid for these inputs and settings")
+    if not isinstance(resume, dict) or not {"chunk", "done", "state"} <= set(resume):
+        raise bad
+    chunk, done, state = resume["chunk"], resume["done"], resume["state"]
+    if not isinstance(chunk, int) or not isinstance(done, list) or not 0 <= chunk <= n_chunks or len(done) != chunk:
+        raise bad
+    if any(not torch.is_tensor(z) or z.dim() != 4 for z in done):
+        raise bad
+    if state is not None and (not isinstance(state, dict) or not torch.is_tensor(state.get("x"))
+                              or not torch.is_tensor(state.get("best")) or "step" not in state):
+        raise bad
+    return chunk, done, state
+
+
+def _stylize(content, styles, config: AudioStyleConfig, style_weights, callback, device: torch.device,
+             resume: dict | None) -> AudioResult:
     from ..losses import StyleTransferLoss
     from ..optim import OptimizationInterrupted, optimize
 
@@ -319,45 +393,57 @@ def _stylize(content, styles, config: AudioStyleConfig, style_weights, callback)
     if any(not (math.isfinite(w) and w >= 0) for w in sweights) or sum(sweights) <= 0:
         raise ConfigError(f"style weights must be >= 0 and not all zero, got {list(sweights)}")
 
-    torch.manual_seed(config.seed)
-    extractor, content_layers, style_layers = _extractor_and_layers(config)
-    tap = _Tap(extractor)
-    loss = StyleTransferLoss(tap, content_layers=content_layers, style_layers=style_layers,
-                             content_weight=config.content_weight, style_weight=config.style_weight,
-                             tv_weight=0.0, normalize=True)
-    need = _min_frames(config)
     sr = cfg.sample_rate
     chunk = int(round(config.chunk_seconds * sr))
     overlap = int(round(config.overlap_seconds * sr))
+    y = content_clip.samples
+    spans = chunk_spans(len(y), chunk=chunk, overlap=overlap)
+    first, done, state = (0, [], None) if resume is None else _check_resume(resume, len(spans))
+    done = list(done)
 
-    # Style targets: every style, cut into chunks no longer than a content chunk (bounded memory), blended
-    # by style weight x chunk length. Grams are normalised by the number of positions, so this is the Gram
-    # of the whole style.
-    feats, blend, rhythm_feats, style_z = [], [], [], []
-    for clip, w in zip(style_clips, sweights):
-        spans = chunk_spans(len(clip.samples), chunk=chunk, overlap=0 if len(clip.samples) <= chunk else overlap)
-        for a, b in spans:
-            z = _pad_frames(_as_net_input(to_spectrogram(clip.samples[a:b], cfg), cfg), need)
-            style_z.append(z)
-            with torch.no_grad():
-                f = extractor(z)
-            feats.append({k: f[k] for k in style_layers})
-            rhythm_feats.append({k: f[k] for k in content_layers if f[k].dim() == 3} if config.rhythm_weight else {})
-            blend.append(w * (b - a) / len(clip.samples))
-    loss.set_style_features(feats, blend=blend)
-    bands = BandStatsLoss(style_z, blend=blend) if config.band_weight > 0 else None
-    del style_z
-    rhythm = None
-    if config.rhythm_weight > 0:
-        if config.network != "random":
-            raise ConfigError("the rhythm term needs the 'random' network (time must be the last feature axis)")
-        rhythm = RhythmLoss(rhythm_feats, max_lag=max(1, int(config.rhythm_max_lag * sr / cfg.hop_length)),
-                            blend=blend)
+    def interrupted(result: AudioResult | None, at: int, st: dict | None) -> StylizeInterrupted:
+        return StylizeInterrupted(result, {"chunk": at, "done": [d.detach().cpu() for d in done], "state": st})
+
+    try:
+        torch.manual_seed(config.seed)
+        extractor, content_layers, style_layers = _extractor_and_layers(config)
+        extractor = extractor.to(device)
+        tap = _Tap(extractor)
+        loss = StyleTransferLoss(tap, content_layers=content_layers, style_layers=style_layers,
+                                 content_weight=config.content_weight, style_weight=config.style_weight,
+                                 tv_weight=0.0, normalize=True).to(device)
+        need = _min_frames(config)
+
+        # Style targets: every style, cut into chunks no longer than a content chunk (bounded memory), blended
+        # by style weight x chunk length. Grams are normalised by the number of positions, so this is the Gram
+        # of the whole style.
+        feats, blend, rhythm_feats, style_z = [], [], [], []
+        for clip, w in zip(style_clips, sweights):
+            samples = torch.from_numpy(np.ascontiguousarray(clip.samples, dtype=np.float32)).to(device)
+            sspans = chunk_spans(len(samples), chunk=chunk, overlap=0 if len(samples) <= chunk else overlap)
+            for a, b in sspans:
+                z = _pad_frames(to_network(to_spectrogram(samples[a:b], cfg)[None, None], cfg), need)
+                style_z.append(z)
+                with torch.no_grad():
+                    f = extractor(z)
+                feats.append({k: f[k] for k in style_layers})
+                rhythm_feats.append({k: f[k] for k in content_layers if f[k].dim() == 3} if config.rhythm_weight else {})
+                blend.append(w * (b - a) / len(samples))
+        loss.set_style_features(feats, blend=blend)
+        bands = BandStatsLoss(style_z, blend=blend).to(device) if config.band_weight > 0 else None
+        del style_z
+        rhythm = None
+        if config.rhythm_weight > 0:
+            if config.network != "random":
+                raise ConfigError("the rhythm term needs the 'random' network (time must be the last feature axis)")
+            rhythm = RhythmLoss(rhythm_feats, max_lag=max(1, int(config.rhythm_max_lag * sr / cfg.hop_length)),
+                                blend=blend).to(device)
+    except KeyboardInterrupt:
+        raise interrupted(None, first, state) from None
 
     span = math.log(cfg.ref) - math.log(cfg.log_floor)
     envelope: EnvelopeLoss | None = None
-
-    project = MelProjection(cfg) if cfg.kind == "mel" and config.project else None
+    project = MelProjection(cfg).to(device) if cfg.kind == "mel" and config.project else None
 
     def prepare(x: torch.Tensor) -> torch.Tensor:
         return project(x) if project is not None else x
@@ -379,50 +465,76 @@ def _stylize(content, styles, config: AudioStyleConfig, style_weights, callback)
             total = total + r
         return total, terms
 
-    y = content_clip.samples
-    spans = chunk_spans(len(y), chunk=chunk, overlap=overlap)
-    pieces: list[np.ndarray] = []
-    interrupted = False
-    g = torch.Generator().manual_seed(config.seed)
-    for i, (a, b) in enumerate(spans):
-        seg = y[a:b]
-        spec = to_spectrogram(seg, cfg)
-        n_frames = spec.shape[1]
-        z = _pad_frames(_as_net_input(spec, cfg), need)
-        if not interrupted:
+    y_dev = torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32)).to(device)
+    contents = []   # network-scale content spectrogram of every chunk (padded), on the device
+    for a, b in spans:
+        contents.append(_pad_frames(to_network(to_spectrogram(y_dev[a:b], cfg)[None, None], cfg), need))
+    for i, z in enumerate(done):
+        if tuple(z.shape) != tuple(contents[i].shape):
+            raise ConfigError("the checkpoint's progress is not valid for these inputs and settings")
+    if state is not None and tuple(state["x"].shape) != tuple(contents[first].shape):
+        raise ConfigError("the checkpoint's progress is not valid for these inputs and settings")
+    done = [z.to(device) for z in done]
+
+    # Optimise every chunk (chunks are independent; each keeps its own content targets).
+    stop: tuple[int, torch.Tensor, dict | None] | None = None    # (chunk, best so far, optimiser state)
+    for i in range(first, len(spans)):
+        z = contents[i]
+        try:
             loss.set_content(z)
             if bands is not None:
                 bands.set_content(z)
-            if config.envelope_weight > 0:
-                envelope = EnvelopeLoss(z, span=span, offset=math.log(cfg.log_floor))
+            envelope = (EnvelopeLoss(z, span=span, offset=math.log(cfg.log_floor)).to(device)
+                        if config.envelope_weight > 0 else None)
             if config.init == "content":
                 x0 = z.clone()
             else:
-                x0 = (z.mean() + z.std() * torch.randn(z.shape, generator=g)).clamp(0, 1)
+                g = torch.Generator().manual_seed(config.seed * 100_003 + i)    # per chunk, so resume can redo it
+                x0 = (z.mean() + z.std() * torch.randn(z.shape, generator=g).to(device)).clamp(0, 1)
             cb = None
             if callback is not None:
                 def cb(p, _i=i):
                     return callback(dataclasses.replace(p, scale=_i + 1, n_scales=len(spans)))
-            try:
-                z = optimize(x0, criterion, optimizer=config.optimizer, steps=config.steps, clamp=(0.0, 1.0),
-                             callback=cb)
-            except OptimizationInterrupted as e:
-                z, interrupted = e.best, True
-            with torch.no_grad():
-                z = prepare(z).clamp(0.0, 1.0)
-        out_spec = (z[0, 0, :, :n_frames] * (math.log(cfg.ref) - math.log(cfg.log_floor))
-                    + math.log(cfg.log_floor)).numpy()
-        pieces.append(to_audio(out_spec, cfg, length=len(seg), init_phase=content_phase(seg, cfg), seed=config.seed))
-    working = overlap_add(pieces, spans, len(y)) if len(spans) > 1 else pieces[0]
-    out = working
-    if orig.rate != sr:
-        import librosa
+            done.append(optimize(x0, criterion, optimizer=config.optimizer, steps=config.steps, clamp=(0.0, 1.0),
+                                 callback=cb, state=state if i == first else None))
+        except OptimizationInterrupted as e:
+            stop = (i, e.best, e.state)
+            break
+        except KeyboardInterrupt:
+            stop = (i, None, state if i == first else None)
+            break
 
-        out = librosa.resample(working.astype(np.float64), orig_sr=sr, target_sr=orig.rate, res_type="soxr_hq")
-    out = aio.finalize_output(out, length=orig.length, target_rms=orig.rms, source=content_clip.source)
-    result = AudioResult(out, orig.rate, working.astype(np.float32), content_clip, style_clips, config, interrupted)
-    if interrupted:
-        raise StylizeInterrupted(result)
+    # Back to sound: finished chunks, the interrupted chunk's best iterate, the content for the rest.
+    try:
+        pieces: list[np.ndarray] = []
+        for i, (a, b) in enumerate(spans):
+            seg = y_dev[a:b]
+            if i < len(done):
+                z = done[i]
+            elif stop is not None and i == stop[0] and stop[1] is not None:
+                z = stop[1].to(device)
+            else:
+                z = contents[i]
+            with torch.no_grad():
+                z = prepare(z).clamp(0.0, 1.0) if z is not contents[i] else z
+            n_frames = cfg.n_frames(b - a)
+            out_spec = z[0, 0, :, :n_frames] * span + math.log(cfg.log_floor)
+            pieces.append(to_audio(out_spec, cfg, length=b - a, init_phase=content_phase(seg, cfg), seed=config.seed))
+        working = overlap_add(pieces, spans, len(y)) if len(spans) > 1 else pieces[0]
+        out = working
+        if orig.rate != sr:
+            import librosa
+
+            out = librosa.resample(working.astype(np.float64), orig_sr=sr, target_sr=orig.rate, res_type="soxr_hq")
+        out = aio.finalize_output(out, length=orig.length, target_rms=orig.rms, source=content_clip.source)
+    except KeyboardInterrupt:
+        if stop is None:
+            raise interrupted(None, len(done), None) from None
+        raise interrupted(None, stop[0], stop[2]) from None
+    result = AudioResult(out, orig.rate, working.astype(np.float32), content_clip, style_clips, config,
+                         stop is not None)
+    if stop is not None:
+        raise interrupted(result, stop[0], stop[2])
     return result
 
 

@@ -122,39 +122,64 @@ def mel_basis(config: SpectrogramConfig) -> np.ndarray:
     return _mel_basis(config.sample_rate, config.n_fft, config.n_mels, float(config.fmin), config.fmax)
 
 
+@lru_cache(maxsize=8)
+def _mel_pinv(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None) -> np.ndarray:
+    return np.linalg.pinv(_mel_basis(sr, n_fft, n_mels, fmin, fmax)).astype(np.float32)
+
+
+def _basis_tensor(config: SpectrogramConfig, device, *, inverse: bool = False) -> torch.Tensor:
+    fn = _mel_pinv if inverse else _mel_basis
+    return torch.from_numpy(fn(config.sample_rate, config.n_fft, config.n_mels, float(config.fmin),
+                               config.fmax)).to(device)
+
+
+def _stft_t(y, config: SpectrogramConfig) -> torch.Tensor:
+    if not torch.is_tensor(y):
+        y = torch.as_tensor(np.ascontiguousarray(np.asarray(y, dtype=np.float32)))
+    return stft(y.float(), n_fft=config.n_fft, hop_length=config.hop_length)
+
+
 def _magnitude(y: np.ndarray, config: SpectrogramConfig) -> tuple[np.ndarray, np.ndarray]:
-    spec = stft(torch.as_tensor(np.ascontiguousarray(y), dtype=torch.float32), n_fft=config.n_fft,
-                hop_length=config.hop_length)
-    return (spec.abs() / (config.n_fft / 2)).numpy(), spec.angle().numpy()
+    spec = _stft_t(y, config)
+    return (spec.abs() / (config.n_fft / 2)).cpu().numpy(), spec.angle().cpu().numpy()
 
 
-def to_spectrogram(y: np.ndarray, config: SpectrogramConfig = SpectrogramConfig()) -> np.ndarray:
+def to_spectrogram(y, config: SpectrogramConfig = SpectrogramConfig()):
     """Signal to log spectrogram.
 
     Parameters
     ----------
-    y : np.ndarray
-        Shape (n,), float, at ``config.sample_rate``.
+    y : np.ndarray or torch.Tensor
+        Shape (n,), float, at ``config.sample_rate``. A tensor is transformed on its own device (CPU or CUDA).
     config : SpectrogramConfig
 
     Returns
     -------
-    np.ndarray
-        Shape (config.n_bins, config.n_frames(n)), float32, natural-log magnitude, >= log(log_floor).
+    np.ndarray or torch.Tensor
+        Shape (config.n_bins, config.n_frames(n)), float32, natural-log magnitude, >= log(log_floor); a tensor
+        on ``y``'s device when ``y`` is a tensor, else an array.
     """
-    mag, _ = _magnitude(np.asarray(y, dtype=np.float32), config)
+    mag = _stft_t(y, config).abs() / (config.n_fft / 2)
     if config.kind == "mel":
-        mag = mel_basis(config) @ mag
-    return np.log(mag + config.log_floor).astype(np.float32)
+        mag = _basis_tensor(config, mag.device) @ mag
+    out = torch.log(mag + config.log_floor)
+    return out if torch.is_tensor(y) else out.cpu().numpy().astype(np.float32)
 
 
-def content_phase(y: np.ndarray, config: SpectrogramConfig = SpectrogramConfig()) -> np.ndarray:
-    """STFT phase of ``y`` (radians, shape (n_fft // 2 + 1, frames)), the Griffin-Lim start for results."""
-    return _magnitude(np.asarray(y, dtype=np.float32), config)[1]
+def content_phase(y, config: SpectrogramConfig = SpectrogramConfig()):
+    """STFT phase of ``y`` (radians, shape (n_fft // 2 + 1, frames)), the Griffin-Lim start for results.
+
+    A tensor on ``y``'s device when ``y`` is a tensor, else an array.
+    """
+    phase = _stft_t(y, config).angle()
+    return phase if torch.is_tensor(y) else phase.cpu().numpy()
 
 
-def mel_to_linear(mel: np.ndarray, config: SpectrogramConfig) -> np.ndarray:
+def mel_to_linear(mel, config: SpectrogramConfig):
     """Mel magnitude (n_mels, T), >= 0, to linear magnitude (n_fft // 2 + 1, T), >= 0.
+
+    An array gives an array; a tensor gives a tensor on its device (``"pinv"`` runs there, ``"nnls"`` on the
+    CPU).
 
     Notes
     -----
@@ -162,27 +187,34 @@ def mel_to_linear(mel: np.ndarray, config: SpectrogramConfig) -> np.ndarray:
     module's row-normalised filterbank; ``"pinv"`` is the Moore-Penrose pseudo-inverse clipped at 0 (faster,
     blurrier above a few kHz).
     """
+    if torch.is_tensor(mel):
+        m = torch.clamp(mel.float(), min=0)
+        if config.mel_inverse == "pinv":
+            return torch.relu(_basis_tensor(config, m.device, inverse=True) @ m)
+        return torch.from_numpy(mel_to_linear(m.cpu().numpy(), config)).to(m.device)
     import librosa
 
     w = mel_basis(config)
     mel = np.maximum(np.asarray(mel, dtype=np.float32), 0)
     if config.mel_inverse == "pinv":
-        return np.maximum(np.linalg.pinv(w) @ mel, 0).astype(np.float32)
+        return np.maximum(_mel_pinv(config.sample_rate, config.n_fft, config.n_mels, float(config.fmin),
+                                    config.fmax) @ mel, 0).astype(np.float32)
     return librosa.util.nnls(w, mel).astype(np.float32)
 
 
-def to_audio(spec: np.ndarray, config: SpectrogramConfig = SpectrogramConfig(), *, length: int,
-             init_phase: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
+def to_audio(spec, config: SpectrogramConfig = SpectrogramConfig(), *, length: int,
+             init_phase=None, seed: int = 0) -> np.ndarray:
     """Log spectrogram back to a signal: the inverse of :func:`to_spectrogram` under the same config.
 
     Parameters
     ----------
-    spec : np.ndarray
-        Shape (config.n_bins, frames), as returned by :func:`to_spectrogram`.
+    spec : np.ndarray or torch.Tensor
+        Shape (config.n_bins, frames), as returned by :func:`to_spectrogram`; a tensor is inverted on its own
+        device (mel inversion and Griffin-Lim).
     config : SpectrogramConfig
     length : int
         Samples to return (the original signal's length).
-    init_phase : np.ndarray, optional
+    init_phase : np.ndarray or torch.Tensor, optional
         Shape (n_fft // 2 + 1, frames), the phase Griffin-Lim starts from (e.g. :func:`content_phase`);
         seeded random phase when omitted.
     seed : int, optional
@@ -193,10 +225,10 @@ def to_audio(spec: np.ndarray, config: SpectrogramConfig = SpectrogramConfig(), 
     np.ndarray
         Shape (length,), float32.
     """
-    spec = np.asarray(spec, dtype=np.float32)
-    if spec.ndim != 2 or spec.shape[0] != config.n_bins:
-        raise ValueError(f"expected a spectrogram of shape ({config.n_bins}, frames), got {spec.shape}")
-    mag = np.maximum(np.exp(spec) - config.log_floor, 0)
+    spec = spec.float() if torch.is_tensor(spec) else torch.from_numpy(np.asarray(spec, dtype=np.float32))
+    if spec.dim() != 2 or spec.shape[0] != config.n_bins:
+        raise ValueError(f"expected a spectrogram of shape ({config.n_bins}, frames), got {tuple(spec.shape)}")
+    mag = torch.clamp(torch.exp(spec) - config.log_floor, min=0)
     if config.kind == "mel":
         mag = mel_to_linear(mag, config)
     mag = mag * (config.n_fft / 2)
