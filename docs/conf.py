@@ -21,11 +21,7 @@ project = "stylekit"
 author = "the stylekit authors"
 copyright = "stylekit authors"
 
-from sphinx.util import logging as _logging  # noqa: E402
-
 from stylekit import __version__ as release  # noqa: E402
-
-logger = _logging.getLogger(__name__)
 
 version = release
 
@@ -48,6 +44,8 @@ myst_heading_anchors = 3
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
 autodoc_default_options = {"members": True, "show-inheritance": False}
+# A method without a docstring shows none, rather than its base class's (nn.Module.forward's, for instance).
+autodoc_inherit_docstrings = False
 napoleon_google_docstring = False
 napoleon_numpy_docstring = True
 napoleon_use_rtype = False
@@ -69,12 +67,17 @@ suppress_warnings = ["misc.highlighting_failure"]
 
 _SECTION_RULE = re.compile(r"^-{3,}\s*$")
 _ENTRY_SECTIONS = {"Parameters", "Other Parameters", "Attributes"}
+_ENTRY = re.compile(r"^(\*{0,2}[A-Za-z_][\w, ]*?) : (.+)$")
 
 
-def _lift_free_paragraphs(app, what, name, obj, options, lines: list[str]) -> None:
-    """numpydoc sections hold only their entries (``name : description``); a free paragraph written after the
-    entries of a Parameters/Attributes section belongs to the summary. Move such paragraphs in front of the
-    first section, so napoleon does not read them as parameters. Runs before napoleon (priority 400)."""
+def _numpydoc_entries(app, what, name, obj, options, lines: list[str]) -> None:
+    """Adapt stylekit's docstrings to napoleon before it runs (priority 400; napoleon's is 500).
+
+    stylekit writes entries as ``name : description``, with the shape and range of a tensor on that line as
+    prose (CONVENTIONS.md, 6), not a bare type. Napoleon would render that prose as the entry's *type* and
+    the following lines as its description; here the whole text becomes the description. A free paragraph
+    written after a section's entries belongs to the summary and is moved in front of the first section.
+    """
     first = next((i for i in range(len(lines) - 1) if lines[i].strip() and _SECTION_RULE.match(lines[i + 1])), None)
     if first is None:
         return
@@ -86,11 +89,13 @@ def _lift_free_paragraphs(app, what, name, obj, options, lines: list[str]) -> No
             out += [line, lines[i + 1]]
             i += 2
             continue
-        free = (section in _ENTRY_SECTIONS and line and not line[0].isspace() and " : " not in line
-                and i > 0 and not lines[i - 1].strip())
-        if free:
-            # the paragraph runs to the next blank line
-            while i < len(lines) and lines[i].strip():
+        at_base = bool(line) and not line[0].isspace()
+        if section in _ENTRY_SECTIONS and at_base and (m := _ENTRY.match(line)):
+            out += [m.group(1), "    " + m.group(2)]
+            i += 1
+            continue
+        if section in _ENTRY_SECTIONS and at_base and i > 0 and not lines[i - 1].strip():
+            while i < len(lines) and lines[i].strip():  # a free paragraph runs to the next blank line
                 lifted.append(lines[i])
                 i += 1
             lifted.append("")
@@ -98,10 +103,9 @@ def _lift_free_paragraphs(app, what, name, obj, options, lines: list[str]) -> No
         out.append(line)
         i += 1
     if lifted:
-        logger.info("docs/conf.py: moved a free paragraph of %s in front of its sections", name)
         out[first:first] = lifted
-        lines[:] = out
+    lines[:] = out
 
 
 def setup(app):
-    app.connect("autodoc-process-docstring", _lift_free_paragraphs, priority=400)
+    app.connect("autodoc-process-docstring", _numpydoc_entries, priority=400)
