@@ -36,7 +36,11 @@ GUARANTEES = [
          "the optimiser's saved state resumes to the uninterrupted iterates (L-BFGS and Adam)"),
         ("tests/test_audio_cli.py::test_interrupt_saves_best_so_far_and_exits_130",
          "`stylekit audio`: Ctrl-C writes the best result so far, exit 130, no temp files"),
-        ("tests/test_reliability.py::test_audio_sigterm_saves_best_so_far",
+        ("tests/test_audio_resume.py::test_cli_interrupt_writes_result_and_checkpoint_then_resume_matches",
+         "`stylekit audio --resume` after Ctrl-C matches an uninterrupted run (1e-4)"),
+        ("tests/test_audio_resume.py::test_resume_gives_the_uninterrupted_result",
+         "the same through the Python API, stopped at several points"),
+        ("tests/test_reliability.py::test_audio_sigterm_saves_best_and_checkpoint_then_resume_matches",
          "`stylekit audio`: the same with SIGTERM"),
         ("tests/test_spectral_resume.py::test_train_interrupt_then_resume_equals_uninterrupted_run",
          "`stylekit spectral train`: Ctrl-C or SIGTERM keeps the last epoch's resume point, exit 130; "
@@ -73,6 +77,12 @@ GUARANTEES = [
          "a resume point with changed optimiser state or weights, or a code-running pickle: one line, exit 2"),
         ("tests/test_spectral_resume.py::test_tampered_or_foreign_model_is_refused_in_one_line",
          "`spectral eval` / `encode` with a tampered, foreign or malicious model: one line, exit 2"),
+        ("tests/test_audio_resume.py::test_checkpoint_loads_with_weights_only_and_keeps_settings",
+         "audio checkpoints load with weights_only=True"),
+        ("tests/test_audio_resume.py::test_cli_refuses_bad_checkpoints_in_one_line",
+         "`stylekit audio --resume` with a tampered, foreign or mismatched checkpoint: one line, exit 2"),
+        ("tests/test_audio_resume.py::test_pickled_object_is_refused_by_the_loader",
+         "a code-running pickle is refused by the audio checkpoint loader"),
         ("tests/test_spectral_cli.py::test_latents_from_another_model_are_refused",
          "latents made by another checkpoint are refused"),
     ]),
@@ -92,8 +102,9 @@ GROUP_TITLES = {"image": "Images", "audio": "Sounds", "options": "Options", "no 
 
 
 def _short(text: str) -> str:
-    """Drop the temporary folders from paths: keep the file name."""
-    text = re.sub(r"(?:/[^\s/:'\"()]+)+/([^\s/:'\"()]+)", r"\1", text)
+    """Drop the tests' temporary folders from paths (keep the file or folder name)."""
+    tmp = re.escape(tempfile.gettempdir().rstrip("/"))
+    text = re.sub(tmp + r"(?:/[^\s/:'\"()]+)*/([^\s/:'\"()]+)", r"\1", text)
     return text.replace("|", "\\|")
 
 

@@ -60,7 +60,7 @@ def _record(group: str, case: str, what: str, command: str, outcome: str, detail
 # --- running a command and judging the result --------------------------------------------------------------
 
 def _invoke(args) -> tuple[int, list[str], str | None]:
-    r = CliRunner().invoke(cli, [str(a) for a in args])
+    r = CliRunner().invoke(cli, [str(a) for a in args], prog_name="stylekit")
     tb = None
     if r.exception is not None and not isinstance(r.exception, SystemExit):
         tb = "".join(traceback.format_exception_only(type(r.exception), r.exception)).strip().splitlines()[-1]
@@ -590,6 +590,11 @@ def test_option_validation(tmp_path, good_files, what, args, needle):
     command = f"stylekit {args[0]}" + (f" {args[1]}" if args[0] == "spectral" else "")
     ok = tb is None and code == 2 and len(lines) == 1 and lines[0].startswith("error: ")
     detail = lines[0] if ok else (f"traceback: {tb}" if tb else f"exit {code}: {' | '.join(lines)}")
+    if not ok and not tb and not lines:
+        detail = f"exit {code}, nothing printed"
+        if (work / "results.jsonl").is_file():
+            errs = [json.loads(ln).get("error") for ln in (work / "results.jsonl").read_text().splitlines()]
+            detail += f"; results.jsonl says: {'; '.join(e for e in errs if e)}"
     row = _record("options", what, what, command, "refused" if ok else "FAILED", detail, ok)
     assert ok, detail
     assert needle.lower() in detail.lower(), detail
@@ -689,11 +694,19 @@ def test_image_sigterm_saves_best_and_checkpoint_then_resume_matches(tmp_path, i
     assert float((load_image(full) - load_image(done)).abs().max()) <= 2 / 255
 
 
-def test_audio_sigterm_saves_best_so_far(tmp_path, audio_corpus, monkeypatch, sigterm_guard):
+def test_audio_sigterm_saves_best_and_checkpoint_then_resume_matches(tmp_path, audio_corpus, monkeypatch,
+                                                                     sigterm_guard):
     _, content, style = audio_corpus
-    _kill_self_on_call(monkeypatch, 2)
+    args = [content, style, "--steps", "6", "--griffin-lim-iters", "4", "-q"]
+    full = tmp_path / "full.wav"
+    assert _invoke(["audio", *args, "-o", full])[0] == 0
+    _kill_self_on_call(monkeypatch, 4)
     out = tmp_path / "out.wav"
-    code, lines, tb = _invoke(["audio", content, style, "-o", out, "--steps", "20", "--griffin-lim-iters", "4", "-q"])
+    code, lines, tb = _invoke(["audio", *args, "-o", out])
     assert tb is None and code == 130, (code, tb, lines)
     _wav_check(out, frames=sf.info(str(content)).frames, rate=SR)()
-    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["full.wav", "out.ckpt.pt", "out.wav"]  # no temp files
+    monkeypatch.undo()
+    code, lines, tb = _invoke(["audio", *args, "-o", out, "--resume", tmp_path / "out.ckpt.pt", "--overwrite"])
+    assert code == 0, (tb, lines)
+    np.testing.assert_allclose(sf.read(str(out))[0], sf.read(str(full))[0], atol=1e-4)
