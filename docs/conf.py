@@ -107,5 +107,22 @@ def _numpydoc_entries(app, what, name, obj, options, lines: list[str]) -> None:
     lines[:] = out
 
 
+_PROSE: dict[str, list[str]] = {}
+
+
+def _keep_prose(app, what, name, obj, options, lines: list[str]) -> None:
+    """The ``#:`` comments on module constants are prose ("Every layer name, in network order: ...");
+    napoleon would read the text before the first colon as a type. Keep them as written."""
+    if what in ("data", "attribute"):
+        _PROSE[name] = list(lines)
+
+
+def _restore_prose(app, what, name, obj, options, lines: list[str]) -> None:
+    if what in ("data", "attribute") and name in _PROSE:
+        lines[:] = _PROSE.pop(name)
+
+
 def setup(app):
     app.connect("autodoc-process-docstring", _numpydoc_entries, priority=400)
+    app.connect("autodoc-process-docstring", _keep_prose, priority=401)
+    app.connect("autodoc-process-docstring", _restore_prose, priority=600)
