@@ -55,16 +55,28 @@ def write_nspt_weights(path: Path) -> None:
     torch.save(state, path)
 
 
-def timed(cmd: list[str]) -> float:
+CLOCK = "wall"
+
+
+def timed(cmd: list[str], env: dict | None = None) -> float:
+    """Seconds of one command: wall-clock, or (``--clock cpu``) the CPU time of the child process, which
+    background load on other cores barely changes (with one thread per tool, CPU time = wall time on an idle
+    machine)."""
+    import resource
+    c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    r = subprocess.run(cmd, capture_output=True, text=True)
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
     dt = time.perf_counter() - t
+    c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if r.returncode != 0:
         raise SystemExit(f"command failed ({r.returncode}): {' '.join(cmd)}\n{r.stderr[-2000:]}")
+    if CLOCK == "cpu":
+        return (c1.ru_utime - c0.ru_utime) + (c1.ru_stime - c0.ru_stime)
     return dt
 
 
 def per_iter(args) -> None:
+    load0 = f"{os.getloadavg()[0]:.1f}"
     tmp = Path(tempfile.mkdtemp(prefix="stylekit-bench-"))
     weights = tmp / "vgg19-caffe.pth"
     write_nspt_weights(weights)
@@ -84,16 +96,22 @@ def per_iter(args) -> None:
                 "-lbfgs_num_correction", "100", "-content_layers", "relu4_2",
                 "-style_layers", "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1"]
 
+    global CLOCK
+    CLOCK = args.clock
+    env = dict(os.environ)
+    if args.threads:
+        env["OMP_NUM_THREADS"] = str(args.threads)
     tools = {"stylekit": stylekit_cmd, "neural-style-pt": nspt_cmd}
     for name, cmd in tools.items():  # warm-up (file cache, lazy imports)
-        timed(cmd(args.n1))
+        timed(cmd(args.n1), env)
     times = {name: {args.n1: [], args.n2: []} for name in tools}
     for _ in range(args.repeats):
         for n in (args.n1, args.n2):
             for name, cmd in tools.items():
-                times[name][n].append(timed(cmd(n)))
-    print(f"machine: {machine()}")
-    print(f"size {args.size} px, iterations {args.n1} and {args.n2}, {args.repeats} repeats, device {device}")
+                times[name][n].append(timed(cmd(n), env))
+    print(f"machine: {machine()}; load average before/after: {load0} / {os.getloadavg()[0]:.1f}")
+    print(f"size {args.size} px, iterations {args.n1} and {args.n2}, {args.repeats} repeats, device {device}, "
+          f"threads {args.threads or 'torch default'}, clock {args.clock}")
     res = {}
     for name in tools:
         a, b = statistics.median(times[name][args.n1]), statistics.median(times[name][args.n2])
@@ -122,6 +140,9 @@ def main() -> None:
     p.add_argument("--n2", type=int, default=40)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS for both tools")
+    p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                   help="wall-clock, or CPU time of each process (use with --threads 1 on a busy machine)")
     p.set_defaults(fn=per_iter)
     q = sub.add_parser("load")
     q.add_argument("--repeats", type=int, default=5)

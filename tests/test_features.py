@@ -164,3 +164,21 @@ def test_torchvision_offline_error_says_where_to_put_the_file(monkeypatch, tmp_p
             VGG19Features(["relu1_1"], weights="torchvision")
     finally:
         torch.hub.set_dir(old)
+
+
+def test_winograd_convolutions_match_direct_ones():
+    layers = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1"]
+    fast, direct = VGG19Features(layers), VGG19Features(layers, winograd=False)
+    x = torch.rand(1, 3, 96, 128)
+    grads = []
+    for net in (fast, direct):
+        y = x.clone().requires_grad_(True)
+        feats = net(y)
+        sum(f.square().mean() for f in feats.values()).backward()
+        grads.append((feats, y.grad))
+    (f1, g1), (f2, g2) = grads
+    for k in layers:
+        assert float((f1[k] - f2[k]).norm() / f2[k].norm()) < 1e-4, k
+    assert float((g1 - g2).norm() / g2.norm()) < 5e-3
+    # the fast path really ran: block 1 maps (96 x 128 positions) are above the Winograd threshold
+    assert not torch.equal(f1["relu1_1"], f2["relu1_1"])

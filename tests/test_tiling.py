@@ -32,7 +32,9 @@ def test_cores_cover_the_image_exactly_once(hw, tile):
 
 
 def _pair(layers_c, layers_s, tile, **kw):
-    net = VGG19Features([*layers_c, *layers_s])
+    # Exactness is a property of the arithmetic of tiles, so compare with the direct convolutions: the Winograd
+    # kernels round differently for differently placed windows (about 1e-5 per layer).
+    net = VGG19Features([*layers_c, *layers_s], winograd=False)
     args = dict(content_layers={k: 1.0 for k in layers_c}, style_layers={k: 1.0 / len(layers_s) for k in layers_s},
                 content_weight=1.0, style_weight=5.0, **kw)
     return net, StyleTransferLoss(net, **args), TiledStyleTransferLoss(net, tile=tile, **args)
