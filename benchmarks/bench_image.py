@@ -120,6 +120,133 @@ def per_iter(args) -> None:
     print(f"ratio stylekit / neural-style-pt per iteration: {res['stylekit'] / res['neural-style-pt']:.3f}")
 
 
+SNAPSHOT_SCRIPT = r"""
+import json, sys, time
+t0 = time.process_time()                     # CPU time of this process, start-up included (as for the peer)
+w0 = time.perf_counter()
+import torch
+from stylekit import stylize_image
+from stylekit.image import load_image, save_image
+from stylekit.pipelines import finish_image
+content, style, size, every, out_dir = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+c = load_image(content)
+from stylekit.image import resize_long_edge
+target = resize_long_edge(c, size)
+snaps, n = [], [0]
+def cb(p):
+    n[0] += 1
+    if n[0] % every == 0 or (p.scale == p.n_scales and p.step == p.steps):
+        snaps.append((time.process_time() - t0, time.perf_counter() - w0, n[0], p.image.detach().clone()))
+out = stylize_image(c, [load_image(style)], size=size, device="cpu", callback=cb)
+rows = []
+for i, (cpu, wall, it, x) in enumerate(snaps):
+    path = f"{out_dir}/sk_{i:03d}.png"
+    save_image(finish_image(x, target), path, overwrite=True)
+    rows.append({"cpu": cpu, "wall": wall, "iteration": it, "path": path})
+print(json.dumps(rows))
+"""
+
+
+def nspt_objective(out_path: Path, content_path: Path, style_path: Path) -> float:
+    """neural-style-pt's objective at its default weights (content 5 x MSE of relu4_2; style 100 x MSE of Grams
+    divided by the number of elements at relu1_1..relu5_1; TV 1e-3 x L1 of the caffe-scaled image), evaluated
+    on an output file at its own size, with the original VGG19 weights (stylekit's extractor, direct convolutions).
+    The same function scores both tools' results."""
+    import torch
+
+    from stylekit.features import VGG19Features
+    from stylekit.image import load_image, resize_long_edge
+    layers = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1"]
+    net = nspt_objective.net = getattr(nspt_objective, "net", None) or VGG19Features(layers, winograd=False)
+    out = load_image(out_path)
+    size = max(out.shape[-2:])
+    content = resize_long_edge(load_image(content_path), size)
+    content = torch.nn.functional.interpolate(content, size=out.shape[-2:], mode="bilinear", align_corners=False)
+    style = resize_long_edge(load_image(style_path), size)
+    with torch.no_grad():
+        fo, fc, fs = net(out), net(content), net(style)
+        j = 5.0 * torch.mean((fo["relu4_2"] - fc["relu4_2"]) ** 2)
+        for k in ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"):
+            def g(f):
+                m = f.reshape(f.shape[1], -1)
+                return m @ m.T / f.numel()
+            j = j + 100.0 * torch.mean((g(fo[k]) - g(fs[k])) ** 2)
+        x = net.preprocess(out)
+        j = j + 1e-3 * ((x[..., 1:, :] - x[..., :-1, :]).abs().sum() + (x[..., 1:] - x[..., :-1]).abs().sum())
+    return float(j)
+
+
+def eval_tool(out_path: Path, content_path: Path, style_path: Path) -> float | None:
+    """style_ratio + content_ratio from the independent evaluator (../shared/tools/eval_image.py), if present."""
+    import json
+    tool = ROOT.parent / "shared" / "tools" / "eval_image.py"
+    if not tool.exists():
+        return None
+    r = subprocess.run([sys.executable, str(tool), str(out_path), str(content_path), str(style_path)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        return None
+    d = json.loads(r.stdout)
+    return d["style_ratio"] + d["content_ratio"]
+
+
+def time_to_quality(args) -> None:
+    import json
+    global CLOCK
+    CLOCK = args.clock
+    load0 = f"{os.getloadavg()[0]:.1f}"
+    tmp = Path(tempfile.mkdtemp(prefix="stylekit-ttq-"))
+    weights = tmp / "vgg19-caffe.pth"
+    write_nspt_weights(weights)
+    env = dict(os.environ)
+    if args.threads:
+        env["OMP_NUM_THREADS"] = str(args.threads)
+    exe = Path(sys.executable).parent
+    content, style = Path(args.content), Path(args.style)
+    ns_out = tmp / "nspt.png"
+    # neural-style-pt at its defaults (1000 L-BFGS iterations, random init, its weights and layers), at --size,
+    # with a fixed seed so the run is repeatable.
+    t_ns = timed([str(exe / "neural-style"), "-content_image", str(content), "-style_image", str(style),
+                  "-output_image", str(ns_out), "-image_size", str(args.size), "-print_iter", "0", "-save_iter", "0",
+                  "-model_file", str(weights), "-disable_check", "-gpu", "c", "-seed", "0",
+                  "-num_iterations", str(args.nspt_iterations)], env)
+    import resource
+    c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    w = time.perf_counter()
+    r = subprocess.run([sys.executable, "-c", SNAPSHOT_SCRIPT, str(content), str(style), str(args.size),
+                        str(args.every), str(tmp)], capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        raise SystemExit(r.stderr[-2000:])
+    t_sk_total = time.perf_counter() - w
+    if CLOCK == "cpu":
+        c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t_sk_total = (c1.ru_utime - c0.ru_utime) + (c1.ru_stime - c0.ru_stime)
+    rows = json.loads(r.stdout.strip().splitlines()[-1])
+    j_ns, e_ns = nspt_objective(ns_out, content, style), eval_tool(ns_out, content, style)
+    print(f"machine: {machine()}; load average before/after: {load0} / {os.getloadavg()[0]:.1f}")
+    print(f"{content.name} x {style.name}, size {args.size}, threads {args.threads or 'torch default'}, clock {CLOCK}")
+    print(f"neural-style-pt, {args.nspt_iterations} iterations: {t_ns:.1f} s; objective {j_ns:.4g}; "
+          f"evaluator style+content ratio {e_ns}")
+    print(f"stylekit at defaults, whole run: {t_sk_total:.1f} s")
+    key = "cpu" if CLOCK == "cpu" else "wall"
+    hit_j = hit_e = None
+    for row in rows:
+        row["objective"] = nspt_objective(Path(row["path"]), content, style)
+        row["eval"] = eval_tool(Path(row["path"]), content, style) if e_ns is not None else None
+        print(f"  stylekit iteration {row['iteration']:4d}  t={row[key]:7.1f} s  objective {row['objective']:.4g}  "
+              f"evaluator {row['eval']}")
+        if hit_j is None and row["objective"] <= j_ns:
+            hit_j = row
+        if hit_e is None and row["eval"] is not None and row["eval"] <= e_ns:
+            hit_e = row
+    for what, hit in (("neural-style-pt's objective", hit_j), ("the evaluator's style+content ratio", hit_e)):
+        if hit is None:
+            print(f"stylekit did not reach neural-style-pt's final value of {what}")
+        else:
+            print(f"stylekit reached neural-style-pt's final value of {what} at {hit[key]:.1f} s "
+                  f"(iteration {hit['iteration']}): {hit[key] / t_ns:.3f} of neural-style-pt's time")
+
+
 def load(args) -> None:
     code = ("import time, torch; t=time.perf_counter(); from stylekit.features import VGG19Features; "
             "VGG19Features(['relu1_1','relu2_1','relu3_1','relu4_1','relu4_2','relu5_1']); "
@@ -144,6 +271,15 @@ def main() -> None:
     p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                    help="wall-clock, or CPU time of each process (use with --threads 1 on a busy machine)")
     p.set_defaults(fn=per_iter)
+    t = sub.add_parser("time-to-quality")
+    t.add_argument("--size", type=int, default=256)
+    t.add_argument("--content", default=str(CONTENT))
+    t.add_argument("--style", default=str(STYLE))
+    t.add_argument("--every", type=int, default=10, help="snapshot stylekit every N iterations")
+    t.add_argument("--nspt-iterations", type=int, default=1000)
+    t.add_argument("--threads", type=int, default=None)
+    t.add_argument("--clock", choices=["wall", "cpu"], default="wall")
+    t.set_defaults(fn=time_to_quality)
     q = sub.add_parser("load")
     q.add_argument("--repeats", type=int, default=5)
     q.set_defaults(fn=load)

@@ -129,8 +129,21 @@ def _memory(extractor, device, hw, tile, layers, content_layers, optimizer, per_
     transient = 3 * 4 * 64 * region                   # conv1 block gradients during the backward pass
     vectors = (2 * auto_history(n) + 6) * n * 4 if optimizer == "lbfgs" else 6 * n * 4
     targets = sum(4 * _CHANNELS[k[4]] * (h // layer_stride(k)) * (w // layer_stride(k)) for k in content_layers)
-    weights = sum(b.numel() * b.element_size() for b in extractor.buffers())
-    return {"activations": activations + transient, "optimiser": vectors, "targets": targets, "weights": weights}
+    parts = {"activations": activations + transient, "optimiser": vectors, "targets": targets}
+    if device.type == "cpu":
+        parts["process now (torch, weights)"] = _rss()
+    else:
+        parts["weights"] = sum(b.numel() * b.element_size() for b in extractor.buffers())
+    return parts
+
+
+def _rss() -> float:
+    """Resident memory of this process now (Linux; 0 where /proc is missing)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def estimate_run(extractor: torch.nn.Module, device: torch.device, shapes: Sequence[tuple[int, int]],
@@ -175,7 +188,8 @@ def estimate_run(extractor: torch.nn.Module, device: torch.device, shapes: Seque
 
 def choose_tile(extractor: torch.nn.Module, device: torch.device, hw: tuple[int, int], *, layers: Sequence[str],
                 content_layers: Sequence[str], optimizer: str, budget: float) -> int | None:
-    """``None`` when the whole image fits ``budget`` bytes, else the largest tile size that does.
+    """``None`` when the whole image fits ``budget`` bytes, else the largest tile size that does (the
+    estimate includes what the process holds already on the CPU).
 
     Raises :class:`ConfigError` with the estimate when not even the smallest tile fits.
     """
