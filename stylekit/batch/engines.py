@@ -15,6 +15,12 @@ Planning (the same for every engine)
        image that cannot be read, or settings that cannot run (a size too small for the layers), turn the
        group's items into errors without stopping the others.
 
+       Sounds are grouped by style files, working rate and loudness: the group's style files are read and
+       prepared once (:func:`stylekit.audio.io.load_audio`, as :func:`stylekit.stylize_audio` prepares them)
+       and every sound of the group is stylized against those clips, which gives the samples of a single run.
+       Their style features are computed inside each :func:`~stylekit.stylize_audio` call: the audio API
+       takes no precomputed style targets.
+
 Engines
     ``"local"``
         ``workers`` processes on this machine (``spawn``), one per GPU by default, else one; ``workers=0``
@@ -585,6 +591,7 @@ def run_batch(items: Sequence[BatchItem], *, engine: str = "local", workers: int
     engine : ``"local"`` (worker processes on this machine) or ``"ray"``.
     workers : local engine: number of worker processes; default one per GPU, else 1; 0 runs in this process.
     threads : CPU threads per worker or Ray task (default: the CPU cores divided among the workers; 1 on Ray).
+        A sound's run uses its ``AudioStyleConfig.threads`` (the CLI sets it from ``--threads``).
     address : Ray cluster address (``"auto"``, ``"ray://head:10001"``); default: the running Ray session, else
         a new local one. A session the call starts is shut down at the end.
     overwrite : recompute and replace outputs that exist (default: skip the finished ones).
@@ -599,7 +606,7 @@ def run_batch(items: Sequence[BatchItem], *, engine: str = "local", workers: int
     One dict per item, in item order, with the keys of :data:`~stylekit.batch.RESULT_FIELDS`: ``status`` is
     ``"done"``, ``"skipped"`` (the output already held this result), ``"error"`` (``error`` says why) or
     ``"pending"`` (interrupted); ``seconds`` is the compute time of the output; ``settings`` the item's
-    :meth:`ImageStyleConfig.to_dict`.
+    :meth:`ImageStyleConfig.to_dict` (for a sound :meth:`AudioItemConfig.to_dict`).
 
     Raises
     ------
