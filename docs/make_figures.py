@@ -72,7 +72,7 @@ FIGURES: dict[str, list[tuple[str, list[Path], dict]]] = {
     ],
     "coarse_to_fine": [
         ("single scale, 50 it", [STARRY], {"scales": 1, "iterations": 50}),
-        ("2 scales, 20 + 30 it (default)", [STARRY], {}),
+        ("2 scales, 20 + 30 it (as above)", [STARRY], {}),
     ],
     "weights": [
         ("caffe (default)", [STARRY], {}),
@@ -188,6 +188,14 @@ def main() -> None:
             record.append({"title": title, "run": key, **runs[key]})
         strip(panels, args.out / f"{name}.jpg")
         settings["figures"][name] = record
+
+    # With --only, keep the other figures' records (when they were made with the same base settings).
+    previous = args.out / "settings.json"
+    if args.only and previous.is_file():
+        old = json.loads(previous.read_text())
+        if old.get("base") == settings["base"]:
+            settings["figures"] = {**old.get("figures", {}), **settings["figures"]}
+            settings["figures"] = {k: settings["figures"][k] for k in FIGURES if k in settings["figures"]}
 
     from stylekit._io import atomic_write
     atomic_write(args.out / "settings.json", lambda tmp: tmp.write_text(json.dumps(settings, indent=2) + "\n"),
