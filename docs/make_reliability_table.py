@@ -98,7 +98,8 @@ GUARANTEES = [
     ]),
 ]
 
-GROUP_TITLES = {"image": "Images", "audio": "Sounds", "options": "Options", "no -q": "Errors without -q"}
+GROUP_TITLES = {"image": "Images", "audio": "Sounds", "latents": "Latents files (spectral decode)",
+                "options": "Options", "no -q": "Errors without -q"}
 
 
 def _short(text: str) -> str:
@@ -153,7 +154,8 @@ def main() -> int:
            "on past a bad input: it records the reason in the input's row of `results.jsonl` and exits 1 "
            "(docs/batch.md); that counts as refused when the row names the file and the problem and no output "
            "was written. The corpus runs use tiny settings (`--size 32 --iterations 2 --scales 1`; audio "
-           "`--steps 2 --griffin-lim-iters 4`) and `-q`; the last table checks the default, with progress bars.",
+           "`--steps 2 --griffin-lim-iters 4`) and `-q`; the last table checks the default, with progress bars. "
+           "File modes do not stop root, so when the tests run as root the unwritable folder is `/proc/sys`.",
            "",
            "A row marked **no** is a known defect: its test is marked `xfail(strict=True)` (so it fails the "
            "suite once the defect is fixed, and the mark must then go), and *How* shows what the command did.",
@@ -162,17 +164,19 @@ def main() -> int:
            f"- Bad and odd inputs: **{totals(corpus)}** "
            f"(images {totals([x for x in corpus if x['group'] == 'image'])}; "
            f"sounds {totals([x for x in corpus if x['group'] == 'audio'])}).",
+           f"- Bad latents files for `stylekit spectral decode`: "
+           f"**{totals([x for x in rows if x['group'] == 'latents'])}**.",
            f"- Option and output-path errors: **{totals([x for x in rows if x['group'] == 'options'])}**.",
            f"- The same kind of error without `-q`: **{totals([x for x in rows if x['group'] == 'no -q'])}**.",
            f"- All together: **{totals(rows)}**.", ""]
     if skipped:
         out += ["Skipped here: " + "; ".join(_short(s) for s in skipped) + ".", ""]
-    for group in ("image", "audio", "options", "no -q"):
+    for group in GROUP_TITLES:
         rs = [x for x in rows if x["group"] == group]
         if not rs:
             continue
         out += [f"## {GROUP_TITLES[group]} ({totals(rs)})", ""]
-        if group in ("image", "audio"):
+        if group in ("image", "audio", "latents"):
             out += ["| Input | Command (role) | Handled | Result | How |", "|---|---|---|---|---|"]
             for x in rs:
                 out.append(f"| {_short(x['input'])} | {x['command']} | {'yes' if x['handled'] else '**no**'} | "

@@ -710,3 +710,66 @@ def test_audio_sigterm_saves_best_and_checkpoint_then_resume_matches(tmp_path, a
     code, lines, tb = _invoke(["audio", *args, "-o", out, "--resume", tmp_path / "out.ckpt.pt", "--overwrite"])
     assert code == 0, (tb, lines)
     np.testing.assert_allclose(sf.read(str(out))[0], sf.read(str(full))[0], atol=1e-4)
+
+
+# --- latents files (`stylekit spectral decode` takes these, not WAVs) -------------------------------------
+
+def _latents(p: Path, z, length) -> None:
+    import torch
+
+    from stylekit.spectral.resynth import LATENTS_FORMAT, load
+    meta = load()[2]
+    torch.save({"format": LATENTS_FORMAT, "latents": z, "length": length,
+                "checkpoint_digest": meta["checkpoint_digest"]}, p)
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+def _torch(make):
+    def f(p: Path) -> None:
+        import torch
+        make(p, torch)
+    return f
+
+
+#: name -> (description, maker, expected, needle)
+LATENT_CASES: dict[str, tuple] = {
+    "zero_byte": ("zero-byte file", lambda p: p.write_bytes(b""), "refused", "not a stylekit latents file"),
+    "text": ("text named .pt", lambda p: p.write_text("latents\n" * 10), "refused", "not a stylekit latents file"),
+    "pickle_code": ("pickle that would run a command", lambda p: p.write_bytes(__import__("pickle").dumps(_RunsCode())),
+                    "refused", "not a stylekit latents file"),
+    "foreign": ("a torch file without the latents format tag",
+                _torch(lambda p, t: t.save({"latents": t.zeros(4, 16)}, p)), "refused", "not a stylekit latents"),
+    "nan": ("latents containing NaN", _torch(lambda p, t: _latents(p, t.full((9, 16), float("nan")), 2048)),
+            "refused", "NaN"),
+    "large": ("latents of 1e30 (far outside the encoder's range; decode to finite spectra)",
+              _torch(lambda p, t: _latents(p, t.full((9, 16), 1e30), 2048)), "works", 2048),
+    "overflow": ("latents of 3e38 (the decoder overflows to inf/NaN)",
+                 _torch(lambda p, t: _latents(p, t.full((9, 16), 3e38), 2048)), "refused", "non-finite"),
+    "wrong_width": ("8 latents per frame for a 16-latent model", _torch(lambda p, t: _latents(p, t.zeros(9, 8), 2048)),
+                    "refused", "shape"),
+    "no_frames": ("zero frames", _torch(lambda p, t: _latents(p, t.zeros(0, 16), 0)), "refused", "shape"),
+    "negative_length": ("length -5", _torch(lambda p, t: _latents(p, t.zeros(9, 16), -5)), "refused", "length"),
+    "length_mismatch": ("10 frames but a length of 2000 samples (8 frames)",
+                        _torch(lambda p, t: _latents(p, t.zeros(10, 16), 2000)), "refused", "frames"),
+    "zeros": ("all-zero latents, consistent length", _torch(lambda p, t: _latents(p, t.zeros(9, 16), 2048)),
+              "works", 2048),
+}
+
+
+@pytest.mark.parametrize("name", list(LATENT_CASES))
+def test_spectral_decode_latents(tmp_path, name):
+    what, make, expected, arg = LATENT_CASES[name]
+    bad = tmp_path / f"{name}.pt"
+    make(bad)
+    out = tmp_path / "out" / "d.wav"
+    out.parent.mkdir()
+    check = _wav_check(out, frames=arg if expected == "works" else 0, rate=SR, audible=False)
+    outcome, detail, ok = judge(["spectral", "decode", bad, "-o", out], bad=bad, outputs=[out], check=check,
+                                workdir=tmp_path / "out")
+    row = _record("latents", name, what, "stylekit spectral decode", outcome, detail, ok)
+    _finish(row, expected, None if expected == "works" else arg)
+    assert "pwned" not in detail

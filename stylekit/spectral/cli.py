@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from .._io import check_output_path
-from ..errors import ConfigError
+from ..errors import ConfigError, InputError
 from .features import SpectralSTFTConfig
 from .models import MODELS
 from .synth import SynthConfig, parse_int_list
@@ -239,8 +239,11 @@ def decode_cmd(latents, output, model_path, seed, overwrite):
     check_output_path(output, overwrite=overwrite, inputs=[latents])
     model, stft, meta = load(model_path)
     z, length = load_latents(latents, meta=meta)
-    write_wav(output, decode_latents(model, stft, z, length=length, seed=seed), stft.sample_rate,
-              overwrite=overwrite)
+    try:
+        y = decode_latents(model, stft, z, length=length, seed=seed)
+    except ConfigError as e:
+        raise InputError(f"{latents}: {e}") from None
+    write_wav(output, y, stft.sample_rate, overwrite=overwrite)
     click.echo(f"wrote {output}")
 
 

@@ -57,10 +57,17 @@ def encode_audio(model: SpectralModel, stft, y: np.ndarray) -> torch.Tensor:
 def decode_latents(model: SpectralModel, stft, z: torch.Tensor, *, length: int | None = None,
                    seed: int = 0) -> np.ndarray:
     """Latent sequence ``(n_frames, latent)`` -> mono audio ``(length,)`` in [-1, 1] via Griffin-Lim."""
-    if z.dim() != 2 or z.shape[1] != model.latent:
-        raise ConfigError(f"expected latents of shape (n_frames, {model.latent}), got {tuple(z.shape)}")
-    x = np.clip(model.decode(z.float()).numpy(), 0.0, 1.0)
-    return to_audio(x, stft, length=length, seed=seed)
+    if z.dim() != 2 or z.shape[1] != model.latent or z.shape[0] < 1:
+        raise ConfigError(f"expected latents of shape (n_frames >= 1, {model.latent}), got {tuple(z.shape)}")
+    if not bool(torch.isfinite(z).all()):
+        raise ConfigError("latents contain NaN or infinite values")
+    if length is not None and 1 + length // stft.hop_length != z.shape[0]:
+        raise ConfigError(f"{z.shape[0]} latent frames do not fit a length of {length} samples "
+                          f"(that needs {1 + max(length, 0) // stft.hop_length} frames)")
+    x = model.decode(z.float()).numpy()
+    if not np.isfinite(x).all():
+        raise ConfigError("latents decode to non-finite spectra (values far outside what the encoder makes)")
+    return to_audio(np.clip(x, 0.0, 1.0), stft, length=length, seed=seed)
 
 
 def morph_latents(za: torch.Tensor, zb: torch.Tensor, *, alpha: float | None = 0.5) -> torch.Tensor:
@@ -106,13 +113,17 @@ def load_latents(path: str | os.PathLike, *, meta: dict) -> tuple[torch.Tensor, 
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling failure is the same user-facing problem
-        raise InputError(f"{p}: not a stylekit latents file ({str(e).splitlines()[0][:120]})") from None
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:120]
+        raise InputError(f"{p}: not a stylekit latents file ({reason})") from None
     if not isinstance(obj, dict) or obj.get("format") != LATENTS_FORMAT or not isinstance(
             obj.get("latents"), torch.Tensor):
         raise InputError(f"{p}: not a stylekit latents file")
     if obj.get("checkpoint_digest") != meta.get("checkpoint_digest"):
         raise InputError(f"{p}: latents were made by another checkpoint; decode with the model that encoded them")
-    return obj["latents"], int(obj.get("length", 0)) or None
+    length = obj.get("length", 0)
+    if not isinstance(length, int) or isinstance(length, bool) or length < 0:
+        raise InputError(f"{p}: invalid length {length!r} in the latents file")
+    return obj["latents"], length or None
 
 
 def write_wav(path: str | os.PathLike, y: np.ndarray, sample_rate: int, *, overwrite: bool = False) -> Path:
