@@ -773,3 +773,38 @@ def test_spectral_decode_latents(tmp_path, name):
     row = _record("latents", name, what, "stylekit spectral decode", outcome, detail, ok)
     _finish(row, expected, None if expected == "works" else arg)
     assert "pwned" not in detail
+
+
+def _nsynth_train_with(root: Path, wav: Path, good: Path) -> Path:
+    """An NSynth-format data set whose train split is a good note plus ``wav``; returns ``wav``'s copy."""
+    bad = _nsynth_with(root, wav)  # writes nsynth-test; move it to nsynth-train and add the good note
+    (root / "nsynth-test").rename(root / "nsynth-train")
+    recs = json.loads((root / "nsynth-train" / "examples.json").read_text())
+    key = "good_note-060-100"
+    (root / "nsynth-train" / "audio" / f"{key}.wav").write_bytes(good.read_bytes())
+    recs[key] = {**next(iter(recs.values())), "note_str": key, "instrument_str": "good_note", "instrument": 1}
+    (root / "nsynth-train" / "examples.json").write_text(json.dumps(recs))
+    return root / "nsynth-train" / "audio" / bad.name
+
+
+@pytest.mark.parametrize("name", AUDIO_NAMES)
+def test_spectral_train(tmp_path, audio_corpus, name):
+    import torch
+    src = _audio_case(audio_corpus, name)
+    expected, needle = AUDIO_CASES[name][3].get("train", AUDIO_CASES[name][3].get("eval",
+                                                AUDIO_CASES[name][3]["spectral"]))
+    data = tmp_path / "data"
+    bad = _nsynth_train_with(data, src, audio_corpus[1])
+    out = tmp_path / "m.pt"
+
+    def check() -> str:
+        from stylekit.spectral.models import load_model
+        model = load_model(out)[0]
+        assert all(bool(torch.isfinite(v).all()) for v in model.state_dict().values()), "non-finite weights"
+        return "model written, finite weights"
+    outcome, detail, ok = judge(["spectral", "train", data, "--model", "dae", "--latent", "4", "--epochs", "1",
+                                 "--seq-len", "4", "--batch-frames", "16", "--n-fft", "64", "--hop", "32", "-o", out],
+                                bad=bad, outputs=[out], check=check, workdir=tmp_path)
+    row = _record("audio", name, AUDIO_CASES[name][0], "stylekit spectral train (note in the train split)", outcome,
+                  detail, ok)
+    _finish(row, expected, needle)
