@@ -150,7 +150,10 @@ def main() -> None:
 
     runs: dict[str, dict] = {}
     cache: dict[str, torch.Tensor] = {}
-    settings = {"script": "docs/make_figures.py", "content": CONTENT.name, "base": ImageStyleConfig(**base).to_dict(),
+    import stylekit
+    settings = {"script": "docs/make_figures.py", "versions": {"stylekit": stylekit.__version__,
+                                                               "torch": torch.__version__.split("+")[0]},
+                "content": CONTENT.name, "base": ImageStyleConfig(**base).to_dict(),
                 "torch_threads": 1, "torchvision_weights": "cached" if tv_file else
                 "not in the torch hub cache: panel left out (nothing is downloaded)", "figures": {}}
     t_all = time.perf_counter()
