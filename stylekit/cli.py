@@ -2,7 +2,8 @@
 
 Commands parse options, build a config, call the library, and report. Every user-caused failure is a
 :class:`~stylekit.errors.StylekitError` (or a click usage error) and ends in one line on stderr and exit
-code 2; Ctrl-C ends with exit code 130 after the command has saved what it had.
+code 2, as does an :class:`OSError` that names a file (permission denied, no such folder, disk full); Ctrl-C
+ends with exit code 130 after the command has saved what it had.
 """
 from __future__ import annotations
 
@@ -33,6 +34,14 @@ class _StylekitGroup(click.Group):
             sys.exit(2)
         except StylekitError as e:
             click.echo(f"error: {' '.join(str(e).split()) or type(e).__name__}", err=True)
+            sys.exit(2)
+        except OSError as e:
+            # A file the system refused (permissions, a folder that cannot be made, a full disk) is the user's
+            # environment, not a bug: one line naming the file. An OSError without a file keeps its traceback.
+            if e.filename is None:
+                raise
+            why = e.strerror or type(e).__name__
+            click.echo(f"error: {e.filename}: {why}", err=True)
             sys.exit(2)
         if not standalone_mode:
             return rv
