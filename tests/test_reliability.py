@@ -205,7 +205,26 @@ IMAGE_CASES: dict[str, tuple] = {
                       (21, 32)),
     "exif_rotated": ("EXIF-rotated JPEG (orientation 6: 48x32 stored, 32x48 shown)", "exif_rotated.jpg",
                      _exif_rotated, "works", (32, 21)),
+    # As content the strip is painted at its own shape; as a style it shrinks to 32x1 px, below what relu5_1
+    # needs, which must be refused naming the file.
+    "strip": ("2000x1 strip (extreme aspect ratio)", "strip.png",
+              lambda p: Image.new("RGB", (2000, 1), (100, 150, 200)).save(p),
+              {"content": ("works", (1, 32)), "style": ("refused", "too small")}, None),
 }
+
+#: (case, role, command) -> reason: defects in code this test does not own, kept visible as strict xfails.
+IMAGE_XFAIL = {
+    (name, "style", cmd): "stylekit/pipelines.py: a style image too small for the layers is refused without "
+                          "its file name ('image of 32x1 px is too small for layers up to relu5_1: ...')"
+    for name in ("strip",) for cmd in ("image", "batch")
+}
+
+
+def _image_params(command: str) -> list:
+    return [pytest.param(name, role, id=f"{name}-{role}",
+                         marks=[pytest.mark.xfail(strict=True, reason=IMAGE_XFAIL[(name, role, command)])]
+                         if (name, role, command) in IMAGE_XFAIL else [])
+            for name in IMAGE_CASES for role in ("content", "style")]
 
 
 @pytest.fixture(scope="module")
@@ -234,14 +253,15 @@ def _image_check(out: Path, hw: tuple[int, int]) -> Callable[[], str]:
 
 def _image_expectation(name: str, role: str):
     _, _, _, expected, arg = IMAGE_CASES[name]
+    if isinstance(expected, dict):
+        expected, arg = expected[role]
     if expected == "works":
         hw = arg if role == "content" else (21, 32)  # the good content decides the output's size
         return expected, None, hw
     return expected, arg, None
 
 
-@pytest.mark.parametrize("role", ["content", "style"])
-@pytest.mark.parametrize("name", list(IMAGE_CASES))
+@pytest.mark.parametrize("name,role", _image_params("image"))
 def test_image_command(tmp_path, image_corpus, name, role):
     files, content, style = image_corpus
     bad = files[name]
@@ -254,8 +274,7 @@ def test_image_command(tmp_path, image_corpus, name, role):
     _finish(row, expected, needle)
 
 
-@pytest.mark.parametrize("role", ["content", "style"])
-@pytest.mark.parametrize("name", list(IMAGE_CASES))
+@pytest.mark.parametrize("name,role", _image_params("batch"))
 def test_batch_command_images(tmp_path, image_corpus, name, role):
     files, content, style = image_corpus
     bad = files[name]
