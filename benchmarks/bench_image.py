@@ -247,6 +247,52 @@ def time_to_quality(args) -> None:
                   f"(iteration {hit['iteration']}): {hit[key] / t_ns:.3f} of neural-style-pt's time")
 
 
+def precision(args) -> None:
+    """Wall time and final loss of ``--iterations`` L-BFGS iterations at one scale for each --precision (in
+    process, after a warm-up run, synchronised on CUDA). The final losses are recomputed in fp32 for all."""
+    import torch
+
+    from stylekit import stylize_image
+    from stylekit.features import VGG19Features
+    from stylekit.image import load_image, resize_long_edge
+    from stylekit.losses import StyleTransferLoss
+    device = args.device
+    content, style = load_image(CONTENT), load_image(STYLE)
+    kw = dict(size=args.size, scales=1, iterations=args.iterations, device=device, init="content")
+
+    def sync():
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    layers = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1"]
+    crit = StyleTransferLoss(VGG19Features(layers, winograd=False).to(device), style_weight=5.0)
+    c = resize_long_edge(content, args.size).to(device)
+    crit.set_content(c)
+    crit.set_style(resize_long_edge(style, args.size).to(device))
+    print(f"machine: {machine()}")
+    print(f"size {args.size}, {args.iterations} L-BFGS iterations, one scale, device {device}")
+    ref = None
+    for prec in args.precisions.split(","):
+        stylize_image(content, [style], precision=prec, **{**kw, "iterations": 3})   # warm-up
+        times, whole = [], []
+        for _ in range(args.repeats):
+            stamps = []
+            sync()
+            t = time.perf_counter()
+            # the optimiser reads the loss every iteration (a device sync), so these stamps are honest
+            out = stylize_image(content, [style], precision=prec, callback=lambda p: stamps.append(time.perf_counter()),
+                                **kw)
+            sync()
+            whole.append(time.perf_counter() - t)
+            times.append((stamps[-1] - stamps[0]) * len(stamps) / max(1, len(stamps) - 1))
+        with torch.no_grad():
+            loss = float(crit(torch.nn.functional.interpolate(out.to(device), size=c.shape[-2:]))[0])
+        ref = loss if ref is None else ref
+        print(f"{prec:5s}: optimisation {statistics.median(times):.3f} s (whole call incl. network build "
+              f"{statistics.median(whole):.3f} s), median of {args.repeats}; final loss (fp32) "
+              f"{loss:.5g}; difference to {args.precisions.split(',')[0]}: {100 * (loss - ref) / ref:+.2f}%")
+
+
 def load(args) -> None:
     code = ("import time, torch; t=time.perf_counter(); from stylekit.features import VGG19Features; "
             "VGG19Features(['relu1_1','relu2_1','relu3_1','relu4_1','relu4_2','relu5_1']); "
@@ -280,6 +326,13 @@ def main() -> None:
     t.add_argument("--threads", type=int, default=None)
     t.add_argument("--clock", choices=["wall", "cpu"], default="wall")
     t.set_defaults(fn=time_to_quality)
+    pr = sub.add_parser("precision", help="time and final loss per --precision (use on CUDA: 500 its at 512 px)")
+    pr.add_argument("--size", type=int, default=512)
+    pr.add_argument("--iterations", type=int, default=500)
+    pr.add_argument("--precisions", default="fp32,tf32,bf16")
+    pr.add_argument("--device", choices=["cpu", "cuda"], default="cuda")
+    pr.add_argument("--repeats", type=int, default=3)
+    pr.set_defaults(fn=precision)
     q = sub.add_parser("load")
     q.add_argument("--repeats", type=int, default=5)
     q.set_defaults(fn=load)
