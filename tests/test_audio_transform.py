@@ -159,3 +159,29 @@ def test_property_mel_round_trip_bounded(n, seed):
     assert out.shape == (n,)
     back = to_spectrogram(out, cfg)
     assert back.shape == spec.shape and np.abs(back - spec).mean() < 1.0
+
+
+def test_linear_to_mel_gives_the_log_mel_of_the_same_signal():
+    from stylekit.audio.transform import LinearToMel
+
+    y = voiceish(0.8)
+    mel_cfg = SpectrogramConfig()
+    lin_cfg = SpectrogramConfig(kind="linear")
+    x = to_network(torch.from_numpy(to_spectrogram(y, lin_cfg))[None, None], lin_cfg)
+    z = to_network(torch.from_numpy(to_spectrogram(y, mel_cfg))[None, None], mel_cfg)
+    got = LinearToMel(mel_cfg)(x)
+    assert got.shape == z.shape
+    # exp(log(m + floor)) - floor loses a little at the floor only
+    torch.testing.assert_close(got, z, atol=2e-4, rtol=0)
+
+
+def test_tensor_inputs_stay_tensors_and_agree_with_arrays():
+    y = voiceish(0.5)
+    for cfg in (SpectrogramConfig(), SpectrogramConfig(kind="linear")):
+        a = to_spectrogram(y, cfg)
+        t = to_spectrogram(torch.from_numpy(y), cfg)
+        assert torch.is_tensor(t) and isinstance(a, np.ndarray)
+        np.testing.assert_allclose(t.numpy(), a, atol=1e-5)
+        back_a = to_audio(a, cfg, length=len(y), init_phase=content_phase(y, cfg))
+        back_t = to_audio(t, cfg, length=len(y), init_phase=content_phase(torch.from_numpy(y), cfg))
+        np.testing.assert_allclose(back_t, back_a, atol=1e-5)

@@ -23,13 +23,13 @@ from torch import nn
 from ..errors import ConfigError
 from . import io as aio
 from .networks import NETWORKS, BandStatsLoss, EnvelopeLoss, VGG19_CONTENT_LAYERS, VGG19_STYLE_LAYERS, RandomConvBank, RhythmLoss
-from .transform import MelProjection, SpectrogramConfig, chunk_spans, content_phase, overlap_add, to_audio, to_network, \
+from .transform import LinearToMel, MelProjection, SpectrogramConfig, chunk_spans, content_phase, overlap_add, to_audio, to_network, \
     to_spectrogram
 
 __all__ = ["AudioStyleConfig", "AudioResult", "StylizeInterrupted", "stylize_audio", "build_config",
            "plot_spectrograms", "resolve_device", "config_to_dict", "config_from_dict"]
 
-_INITS = ("content", "noise")
+_INITS = ("content", "noise", "style")
 _DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -68,14 +68,24 @@ class AudioStyleConfig:
         Weight of the autocorrelation (rhythm) term; 0 (off) by default.
     rhythm_max_lag : float
         Longest lag compared by the rhythm term, in seconds.
+    variables : {"mel", "linear"}
+        With ``kind="mel"``: what the optimiser changes. ``"mel"`` (default): the log-mel itself (through
+        :class:`.transform.MelProjection` when ``project``), inverted by ``mel_inverse``; ``"linear"``
+        (experimental): the linear-frequency log-magnitude, whose log-mel (:class:`.transform.LinearToMel`)
+        every loss sees and which goes to Griffin-Lim as it is. It keeps partials sharper, but L-BFGS without
+        a line search is unstable on its eight times more variables (see docs/audio.md). Ignored for
+        ``kind="linear"``.
     project : bool
         Optimise log-mel spectra through :class:`.transform.MelProjection`, so every iterate is a mel
         spectrum that a linear magnitude can have (mel only; default True).
-    init : {"content", "noise"}
-        Start from the content spectrogram (default, as Grinstein et al. 2018) or from seeded noise.
+    init : {"content", "noise", "style"}
+        Start from the content spectrogram (default, as Grinstein et al. 2018), from seeded noise, or from
+        the first style's spectrogram repeated (alternately reversed) to the content's length.
     optimizer : {"lbfgs", "adam"}
     steps : int
         Optimisation steps per chunk.
+    history : int
+        L-BFGS history (pairs kept); its memory is ``2 * history * n`` floats for ``n`` variables.
     seed : int
         Seeds the random bank, the noise start and Griffin-Lim's random phase (where used).
     chunk_seconds, overlap_seconds : float
@@ -102,10 +112,12 @@ class AudioStyleConfig:
     envelope_weight: float = 1.0
     rhythm_weight: float = 0.0
     rhythm_max_lag: float = 1.0
+    variables: str = "mel"
     project: bool = True
     init: str = "content"
     optimizer: str = "lbfgs"
     steps: int = 50
+    history: int = 100
     seed: int = 0
     chunk_seconds: float = 20.0
     overlap_seconds: float = 1.0
@@ -122,6 +134,8 @@ class AudioStyleConfig:
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0):
                 raise ConfigError(f"{name} must be a finite number >= 0, got {v}")
+        if self.history < 1:
+            raise ConfigError(f"history must be >= 1, got {self.history}")
         if self.steps < 1:
             raise ConfigError(f"steps must be >= 1, got {self.steps}")
         if not self.chunk_seconds > 2 * self.overlap_seconds or self.overlap_seconds <= 0:
@@ -129,6 +143,8 @@ class AudioStyleConfig:
                               f"({self.overlap_seconds}), which must be > 0")
         if not 0 < self.target_rms < 1:
             raise ConfigError(f"target_rms must be in (0, 1), got {self.target_rms}")
+        if self.variables not in ("linear", "mel"):
+            raise ConfigError(f"variables must be 'linear' or 'mel', got {self.variables!r}")
         if self.device not in _DEVICES:
             raise ConfigError(f"device must be one of {', '.join(_DEVICES)}, got {self.device!r}")
         if self.threads is not None and self.threads < 1:
@@ -293,6 +309,12 @@ def _min_frames(config: AudioStyleConfig) -> int:
     return max(config.widths) if config.network == "random" else 16
 
 
+def _tile_frames(z: torch.Tensor, n: int) -> torch.Tensor:
+    """Repeat a (1, 1, F, T) spectrogram in time (alternately reversed, so there are no jumps) to n frames."""
+    reps = [z, z.flip(-1)] * (n // (2 * z.shape[-1]) + 1)
+    return torch.cat(reps, dim=-1)[..., :n].clone()
+
+
 def _pad_frames(z: torch.Tensor, need: int) -> torch.Tensor:
     """Reflect-pad a (1, 1, F, T) spectrogram in time to at least ``need`` frames (very short inputs)."""
     while z.shape[-1] < need:
@@ -430,6 +452,11 @@ def _stylize(content, styles, config: AudioStyleConfig, style_weights, callback,
                 rhythm_feats.append({k: f[k] for k in content_layers if f[k].dim() == 3} if config.rhythm_weight else {})
                 blend.append(w * (b - a) / len(samples))
         loss.set_style_features(feats, blend=blend)
+        style_starts = []
+        if config.init == "style":     # the first style in the optimiser's variables
+            first_style = torch.from_numpy(np.ascontiguousarray(style_clips[0].samples, dtype=np.float32)).to(device)
+            vcfg = dataclasses.replace(cfg, kind="linear") if cfg.kind == "mel" and config.variables == "linear" else cfg
+            style_starts.append(to_network(to_spectrogram(first_style, vcfg)[None, None], vcfg))
         bands = BandStatsLoss(style_z, blend=blend).to(device) if config.band_weight > 0 else None
         del style_z
         rhythm = None
@@ -443,7 +470,14 @@ def _stylize(content, styles, config: AudioStyleConfig, style_weights, callback,
 
     span = math.log(cfg.ref) - math.log(cfg.log_floor)
     envelope: EnvelopeLoss | None = None
-    project = MelProjection(cfg).to(device) if cfg.kind == "mel" and config.project else None
+    # What the optimiser changes: the linear log-magnitude (seen by the losses through its log-mel), or the
+    # log-mel itself (optionally kept realisable by MelProjection), or the linear spectrogram of kind="linear".
+    linear_vars = cfg.kind == "mel" and config.variables == "linear"
+    var_cfg = dataclasses.replace(cfg, kind="linear") if linear_vars else cfg
+    if linear_vars:
+        project = LinearToMel(cfg).to(device)
+    else:
+        project = MelProjection(cfg).to(device) if cfg.kind == "mel" and config.project else None
 
     def prepare(x: torch.Tensor) -> torch.Tensor:
         return project(x) if project is not None else x
@@ -467,12 +501,15 @@ def _stylize(content, styles, config: AudioStyleConfig, style_weights, callback,
 
     y_dev = torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32)).to(device)
     contents = []   # network-scale content spectrogram of every chunk (padded), on the device
+    starts = []     # the same in the optimiser's variables (the linear spectrogram when linear_vars)
     for a, b in spans:
         contents.append(_pad_frames(to_network(to_spectrogram(y_dev[a:b], cfg)[None, None], cfg), need))
+        starts.append(_pad_frames(to_network(to_spectrogram(y_dev[a:b], var_cfg)[None, None], var_cfg), need)
+                      if linear_vars else contents[-1])
     for i, z in enumerate(done):
-        if tuple(z.shape) != tuple(contents[i].shape):
+        if tuple(z.shape) != tuple(starts[i].shape):
             raise ConfigError("the checkpoint's progress is not valid for these inputs and settings")
-    if state is not None and tuple(state["x"].shape) != tuple(contents[first].shape):
+    if state is not None and tuple(state["x"].shape) != tuple(starts[first].shape):
         raise ConfigError("the checkpoint's progress is not valid for these inputs and settings")
     done = [z.to(device) for z in done]
 
@@ -486,17 +523,21 @@ def _stylize(content, styles, config: AudioStyleConfig, style_weights, callback,
                 bands.set_content(z)
             envelope = (EnvelopeLoss(z, span=span, offset=math.log(cfg.log_floor)).to(device)
                         if config.envelope_weight > 0 else None)
+            v = starts[i]
             if config.init == "content":
-                x0 = z.clone()
+                x0 = v.clone()
+            elif config.init == "style":
+                x0 = _tile_frames(style_starts[0], v.shape[-1])
             else:
                 g = torch.Generator().manual_seed(config.seed * 100_003 + i)    # per chunk, so resume can redo it
-                x0 = (z.mean() + z.std() * torch.randn(z.shape, generator=g).to(device)).clamp(0, 1)
+                x0 = (v.mean() + v.std() * torch.randn(v.shape, generator=g).to(device)).clamp(0, 1)
             cb = None
             if callback is not None:
                 def cb(p, _i=i):
                     return callback(dataclasses.replace(p, scale=_i + 1, n_scales=len(spans)))
             done.append(optimize(x0, criterion, optimizer=config.optimizer, steps=config.steps, clamp=(0.0, 1.0),
-                                 callback=cb, state=state if i == first else None))
+                                 history=min(config.history, config.steps), callback=cb,
+                                 state=state if i == first else None))
         except OptimizationInterrupted as e:
             stop = (i, e.best, e.state)
             break
@@ -514,12 +555,15 @@ def _stylize(content, styles, config: AudioStyleConfig, style_weights, callback,
             elif stop is not None and i == stop[0] and stop[1] is not None:
                 z = stop[1].to(device)
             else:
-                z = contents[i]
+                z = starts[i]
             with torch.no_grad():
-                z = prepare(z).clamp(0.0, 1.0) if z is not contents[i] else z
+                if z is not starts[i]:
+                    z = z if linear_vars else prepare(z)
+                z = z.clamp(0.0, 1.0)
             n_frames = cfg.n_frames(b - a)
             out_spec = z[0, 0, :, :n_frames] * span + math.log(cfg.log_floor)
-            pieces.append(to_audio(out_spec, cfg, length=b - a, init_phase=content_phase(seg, cfg), seed=config.seed))
+            pieces.append(to_audio(out_spec, var_cfg, length=b - a, init_phase=content_phase(seg, cfg),
+                                   seed=config.seed))
         working = overlap_add(pieces, spans, len(y)) if len(spans) > 1 else pieces[0]
         out = working
         if orig.rate != sr:

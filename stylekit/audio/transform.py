@@ -365,3 +365,32 @@ class MelProjection(torch.nn.Module):
         lin = torch.relu(torch.einsum("kf,bcft->bckt", self.w_pinv, m))
         m2 = torch.einsum("fk,bckt->bcft", self.w, lin)
         return (torch.log(m2 + self.floor) - self.lo) / self.span
+
+
+class LinearToMel(torch.nn.Module):
+    """Differentiable map from a network-scale *linear* log-magnitude to the network-scale log-mel.
+
+    ``x -> to_network(log(W (exp(from_network(x)) - floor) + floor))``: input (B, 1, n_fft // 2 + 1, T),
+    output (B, 1, n_mels, T). Optimising the linear magnitude and computing every loss on the log-mel of it
+    lets the result keep peaks narrower than a mel band (the partials of a chord with dark gaps between
+    them), which no mel spectrum passed through the pseudo-inverse (:class:`MelProjection`) can, and the
+    optimised magnitude goes to Griffin-Lim as it is, with no mel-to-linear step.
+    """
+
+    def __init__(self, config: SpectrogramConfig) -> None:
+        super().__init__()
+        if config.kind != "mel":
+            raise ConfigError("LinearToMel needs a mel spectrogram config")
+        self.register_buffer("w", torch.from_numpy(mel_basis(config)))
+        self.lo, self.span = _net_span(config)
+        self.floor = float(config.log_floor)
+        self.cap = 1.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Soft cap, as in MelProjection but at full scale (x = 1): L-BFGS (no line search) may overshoot, and
+        # with ten times more variables than a log-mel one such step can push a few bins far above any real
+        # level; above the cap the slope drops to 1/100, so exp() stays finite and the gradient still points back.
+        x = x - 0.99 * torch.relu(x - self.cap)
+        lin = torch.relu(torch.exp(x * self.span + self.lo) - self.floor)
+        m = torch.einsum("fk,bckt->bcft", self.w, lin)
+        return (torch.log(m + self.floor) - self.lo) / self.span
