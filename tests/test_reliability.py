@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import re
 import struct
 import traceback
@@ -368,7 +369,8 @@ def _wav_check(out: Path, *, frames: int, rate: int, audible: bool = True) -> Ca
     def check() -> str:
         assert out.is_file(), f"no output {out.name}"
         y, sr = sf.read(str(out), dtype="float32", always_2d=True)
-        assert sr == rate and y.shape == (frames, 1), f"output is {y.shape} at {sr} Hz, expected ({frames}, 1) at {rate}"
+        assert sr == rate and y.shape == (frames, 1), \
+            f"output is {y.shape} at {sr} Hz, expected ({frames}, 1) at {rate}"
         assert np.isfinite(y).all(), "output has non-finite samples"
         if audible:
             assert float(np.sqrt(np.mean(y ** 2))) > 1e-4, "output is silent"
@@ -525,16 +527,19 @@ def good_files(tmp_path_factory, audio_corpus, image_corpus):
 #: images, A/B content and style WAVs, OUT an output file in a fresh folder, DIR that fresh folder, MISSING
 #: a file in a folder that does not exist, RO a file in an unwritable folder, RODIR a folder inside it.
 OPTION_CASES = [
-    ("negative style weight", ["image", "C", "S", "-o", "OUT", *IMAGE_FAST, "-q", "--style-weight", "-1"], "style-weight"),
+    ("negative style weight", ["image", "C", "S", "-o", "OUT", *IMAGE_FAST, "-q", "--style-weight", "-1"],
+     "style-weight"),
     ("negative content weight", ["image", "C", "S", "-o", "OUT", *IMAGE_FAST, "-q", "--content-weight", "-0.5"],
      "content-weight"),
     ("negative TV weight", ["image", "C", "S", "-o", "OUT", *IMAGE_FAST, "-q", "--tv-weight", "-1"], "tv-weight"),
-    ("unknown layer", ["image", "C", "S", "-o", "OUT", *IMAGE_FAST, "-q", "--style-layers", "relu1_1,relu9_9"], "relu9_9"),
+    ("unknown layer", ["image", "C", "S", "-o", "OUT", *IMAGE_FAST, "-q", "--style-layers", "relu1_1,relu9_9"],
+     "relu9_9"),
     ("zero iterations", ["image", "C", "S", "-o", "OUT", *IMAGE_FAST, "-q", "--iterations", "0"], "iterations"),
     ("size too small for the layers", ["image", "C", "S", "-o", "OUT", *IMAGE_FAST, "-q", "--size", "8"], "too small"),
     ("missing output folder", ["image", "C", "S", "-o", "MISSING", *IMAGE_FAST, "-q"], "does not exist"),
     ("unwritable output folder", ["image", "C", "S", "-o", "RO", *IMAGE_FAST, "-q"], "not writable"),
-    ("output path = content path", ["image", "C", "S", "-o", "C", *IMAGE_FAST, "-q", "--overwrite"], "same as an input"),
+    ("output path = content path", ["image", "C", "S", "-o", "C", *IMAGE_FAST, "-q", "--overwrite"],
+     "same as an input"),
     ("output path = style path", ["image", "C", "S", "-o", "S", *IMAGE_FAST, "-q", "--overwrite"], "same as an input"),
     ("negative style weight", ["audio", "A", "B", "-o", "OUT.wav", *AUDIO_FAST, "--style-weight", "-1"],
      "style_weight"),
@@ -759,7 +764,7 @@ def _torch(make):
 LATENT_CASES: dict[str, tuple] = {
     "zero_byte": ("zero-byte file", lambda p: p.write_bytes(b""), "refused", "not a stylekit latents file"),
     "text": ("text named .pt", lambda p: p.write_text("latents\n" * 10), "refused", "not a stylekit latents file"),
-    "pickle_code": ("pickle that would run a command", lambda p: p.write_bytes(__import__("pickle").dumps(_RunsCode())),
+    "pickle_code": ("pickle that would run a command", lambda p: p.write_bytes(pickle.dumps(_RunsCode())),
                     "refused", "not a stylekit latents file"),
     "foreign": ("a torch file without the latents format tag",
                 _torch(lambda p, t: t.save({"latents": t.zeros(4, 16)}, p)), "refused", "not a stylekit latents"),
