@@ -241,7 +241,8 @@ def image(content, styles, output, size, iterations, coarse_iterations, optimize
     previous = sigterm_as_interrupt()
     t0 = time.perf_counter()
     try:
-        result = stylize_image(content_img, style_imgs, config=cfg, callback=callback, resume=resume_state)
+        result = stylize_image(content_img, style_imgs, config=cfg, callback=callback, resume=resume_state,
+                                style_names=[str(s) for s in styles])
     except OptimizationInterrupted as e:
         if bar is not None:
             bar.close()

@@ -298,7 +298,8 @@ def finish_image(x: torch.Tensor, content: torch.Tensor, preserve_color: str = "
 
 def stylize_image(content, styles, *, config: ImageStyleConfig | None = None,
                   callback: Callable[[Progress], bool | None] | None = None, style_cache: dict | None = None,
-                  resume: dict | None = None, **options) -> torch.Tensor:
+                  resume: dict | None = None, style_names: Sequence[str] | None = None,
+                  **options) -> torch.Tensor:
     """Paint ``content`` in the style of ``styles`` (Gatys et al. 2016).
 
     Parameters
@@ -313,6 +314,7 @@ def stylize_image(content, styles, *, config: ImageStyleConfig | None = None,
         Ignored with ``preserve_color`` other than ``"none"`` (the style then depends on the content).
     resume : the ``state`` of an :class:`OptimizationInterrupted` from a run with the same inputs and config;
         the run continues where it stopped and ends with the result of an uninterrupted run.
+    style_names : names of the style images for error messages (default: their paths, or "style image N").
 
     Returns
     -------
@@ -357,6 +359,16 @@ def stylize_image(content, styles, *, config: ImageStyleConfig | None = None,
 
     H, W = content_full.shape[-2:]
     shapes = _shapes(cfg, (H, W), size)
+    names = list(style_names) if style_names is not None else [
+        str(s) if not isinstance(s, torch.Tensor) else f"style image {i + 1}" for i, s in enumerate(style_list)]
+    coarsest = max(need, round(max(shapes[0]) * cfg.style_scale))
+    for name, s in zip(names, style_imgs):
+        h, w = s.shape[-2:]
+        short = round(min(h, w) * coarsest / max(h, w))
+        if short < need:
+            raise ConfigError(f"{name}: a {w}x{h} style image is too small for layers up to "
+                              f"{max(cfg.layers, key=LAYER_NAMES.index)}: scaled to {coarsest} px long it is "
+                              f"{short} px across, and they need {need} px")
 
     if cfg.init == "content":
         init = target_content
