@@ -9,7 +9,7 @@ result from one painting's texture to the other's. The CLI spells it
 ``stylekit image photo.jpg a.jpg b.jpg --style-blend 0.7,0.3 -o out.png``. The script writes one image per
 weight plus a strip of all of them (``blend_strip.jpg``) into the output folder.
 
-    python examples/blend_styles.py --out blends/                 # 5 weights at 256 px, a few minutes on a CPU
+    python examples/blend_styles.py --out blends/                 # 5 weights at 256 px: 5 full runs at the defaults
     python examples/blend_styles.py --out /tmp/blends --fast      # seconds: 64 px, 3 weights, 3 iterations (CI)
 """
 from __future__ import annotations

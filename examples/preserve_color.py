@@ -14,7 +14,7 @@ The three values of ``preserve_color`` (``--preserve-color`` on the command line
 It writes ``none.jpg``, ``luminance.jpg``, ``histogram.jpg`` and a strip of the three (``colour_strip.jpg``)
 into the output folder, and prints how far each result's mean colour is from the photo's.
 
-    python examples/preserve_color.py --out colour/             # 256 px, a few minutes on a CPU
+    python examples/preserve_color.py --out colour/             # 3 full runs at 256 px, default settings
     python examples/preserve_color.py --out /tmp/colour --fast  # seconds: 64 px, 3 iterations (CI)
 """
 from __future__ import annotations
