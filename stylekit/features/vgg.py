@@ -88,6 +88,9 @@ def min_input_size(layers: Iterable[str]) -> int:
 class VGG19Features(nn.Module):
     """VGG19 activations at named layers, for RGB images in [0, 1].
 
+    Input: ``(N, 3, H, W)`` RGB in [0, 1], any N >= 1, H and W at least :func:`min_input_size` of the layers.
+    Output: ``dict`` layer name -> ``(N, C, H_l, W_l)`` float tensor.
+
     Parameters
     ----------
     layers : names such as ``"relu4_2"`` (``conv1_1`` ... ``relu5_4``, ``pool1`` ... ``pool5``).
@@ -97,9 +100,6 @@ class VGG19Features(nn.Module):
     preprocessing : only for a path: ``"caffe"`` or ``"torchvision"``. Named sources know their own.
     winograd : on the CPU in fp32, run the convolutions of large feature maps through NNPACK's Winograd
         kernels (default True; same results up to float rounding, about 1e-5 relative per layer).
-
-    Input: ``(N, 3, H, W)`` RGB in [0, 1], any N >= 1, H and W at least :func:`min_input_size` of the layers.
-    Output: ``dict`` layer name -> ``(N, C, H_l, W_l)`` float tensor.
 
     Notes
     -----

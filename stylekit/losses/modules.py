@@ -171,6 +171,10 @@ STYLE_LOSSES = {"gram": GramStyleLoss, "mean_std": MeanStdStyleLoss}
 class StyleTransferLoss(nn.Module):
     """The Gatys et al. objective: weighted content, style and TV terms on one extractor's features.
 
+    Call it as ``loss(image)`` or ``loss(image, content=batch)`` (see :meth:`forward`); it returns
+    ``(total, terms)``. ``terms`` holds the weighted scalar of each term whose weight is above zero
+    (``"content"``, ``"style"``, ``"tv"``; with the default ``tv_weight=0`` there is no ``"tv"``).
+
     Parameters
     ----------
     extractor : a module mapping an image batch to ``{layer: features}`` with a ``layers`` attribute, e.g.
@@ -181,11 +185,6 @@ class StyleTransferLoss(nn.Module):
     normalize : use scale-free (relative) content and style distances, so the same weights work for any
         weights source, pooling and image size (default True).
     style_loss : ``"gram"`` (default) or ``"mean_std"``.
-
-    ``forward(image, *, content=None)`` returns ``(total, terms)`` with ``terms = {"content", "style", "tv"}``
-    (weighted scalars). Pass ``content`` (a ``(B, 3, H, W)`` batch) to use it as this call's content target,
-    which is how the loss serves as a training loss for a feed-forward stylizer; otherwise the target set by
-    :meth:`set_content` is used. The style target (:meth:`set_style`) broadcasts over any batch size.
 
     Notes
     -----
@@ -242,6 +241,13 @@ class StyleTransferLoss(nn.Module):
 
     def forward(self, image: torch.Tensor, *, content: torch.Tensor | None = None,
                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The objective of an image batch ``(B, 3, H, W)``: ``(total, terms)``.
+
+        ``content``, a ``(B, 3, H, W)`` batch, is this call's content target (how the loss serves as a training
+        loss for a feed-forward stylizer); without it the target set by :meth:`set_content` is used. The style
+        target (:meth:`set_style`) broadcasts over any batch size. ``total`` is a differentiable scalar;
+        ``terms`` maps each term with a weight above zero to its weighted value.
+        """
         feats = self.extractor(image)
         acc = torch.float64 if image.dtype == torch.float64 else torch.float32
         zero = image.new_zeros((), dtype=acc)
