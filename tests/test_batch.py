@@ -535,3 +535,19 @@ def test_cli_audio_option_errors_are_one_line(tmp_path, data, sounds):
     r = run_cli(inp / "img00.png", "-o", tmp_path / "o2", "--style", style, "--size", "32", "--iterations", "1",
                 "--scales", "1", "--device", "cpu", "--init", style, "--workers", "0", "-q")
     assert r.exit_code == 0, r.output
+
+
+
+def test_ray_connection_failure_is_one_line(tmp_path, data, monkeypatch):
+    """A cluster that cannot be reached (ray.init raises after its own retries) ends in one line, exit 2."""
+    ray = pytest.importorskip("ray")
+    root, inp, style = data
+
+    def unreachable(address=None, **kwargs):
+        raise ConnectionError(f"Failed to connect to Ray cluster at {address}.\nMore detail")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", unreachable)
+    r = run_cli(inp / "img00.png", "-o", tmp_path / "o", "--style", style, *FAST, "--engine", "ray",
+                "--address", "10.0.0.1:6379", "-q")
+    assert "cannot connect to Ray at 10.0.0.1:6379: Failed to connect" in one_line_error(r)

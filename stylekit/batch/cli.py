@@ -57,7 +57,7 @@ _IMAGE_OPTIONS = [
 ]
 
 # (AudioStyleConfig / SpectrogramConfig field, option names, click arguments, help); defaults come from the
-# config (see _AUDIO_DEFAULT), so they are those of `stylekit audio`.
+# config (see _audio_default), so they are those of `stylekit audio`.
 _AUDIO_OPTIONS = [
     ("network", ("--network",), dict(type=click.Choice(["random", "vgg19"])),
      "Audio feature network: random 1-D conv bank or VGG19 on the spectrogram image."),

@@ -633,8 +633,13 @@ def run_batch(items: Sequence[BatchItem], *, engine: str = "local", workers: int
         ray = _import_ray()
         if not ray.is_initialized():
             import logging
-            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False,
-                     configure_logging=True)
+            try:
+                ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False,
+                         configure_logging=True)
+            except Exception as e:  # noqa: BLE001 - a wrong address or a cluster that is down is a user error
+                where = f" at {address}" if address else ""
+                first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+                raise ConfigError(f"cannot connect to Ray{where}: {first}") from None
             started_ray = True
         gpus = _ray_gpus(ray, devices)
     else:
