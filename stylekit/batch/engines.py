@@ -592,8 +592,9 @@ def run_batch(items: Sequence[BatchItem], *, engine: str = "local", workers: int
     workers : local engine: number of worker processes; default one per GPU, else 1; 0 runs in this process.
     threads : CPU threads per worker or Ray task (default: the CPU cores divided among the workers; 1 on Ray).
         A sound's run uses its ``AudioStyleConfig.threads`` (the CLI sets it from ``--threads``).
-    address : Ray cluster address (``"auto"``, ``"ray://head:10001"``); default: the running Ray session, else
-        a new local one. A session the call starts is shut down at the end.
+    address : Ray cluster address (``"auto"``, ``"HEAD_IP:6379"``, ``"ray://head:10001"``); default: the
+        running Ray session of this process, else ``RAY_ADDRESS``, else a new local instance. A session the
+        call starts is shut down at the end.
     overwrite : recompute and replace outputs that exist (default: skip the finished ones).
     max_retries : how many times an item whose worker died is tried again.
     results : path of the results manifest (``.jsonl`` or ``.csv``), rewritten every few seconds and at
@@ -633,8 +634,11 @@ def run_batch(items: Sequence[BatchItem], *, engine: str = "local", workers: int
         ray = _import_ray()
         if not ray.is_initialized():
             import logging
+            # no address: a new local instance, even when a cluster started with `ray start` runs on this
+            # machine (plain ray.init() would join that one); RAY_ADDRESS, when set, is honoured
+            target = address or os.environ.get("RAY_ADDRESS") or "local"
             try:
-                ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False,
+                ray.init(address=target, logging_level=logging.WARNING, log_to_driver=False,
                          configure_logging=True)
             except Exception as e:  # noqa: BLE001 - a wrong address or a cluster that is down is a user error
                 where = f" at {address}" if address else ""
