@@ -213,7 +213,9 @@ def optimize(image: torch.Tensor, criterion: Criterion, *, optimizer: str = "lbf
 
     Notes
     -----
-    A NaN or infinite loss or gradient stops the run with a warning, returning the last finite best.
+    A NaN or infinite loss or gradient makes L-BFGS go back to the best iterate and restart with half the
+    step size (at most 3 times, each with a warning); after that, or with Adam, the run stops with a warning
+    and returns the last finite best.
     The loop is deterministic on the CPU: it draws no random numbers.
     """
     if optimizer not in OPTIMIZERS:
@@ -249,12 +251,23 @@ def optimize(image: torch.Tensor, criterion: Criterion, *, optimizer: str = "lbf
 
     t0 = time.perf_counter()
     prev, calm = None, 0
+    restarts, max_restarts = 0, 3
     step = start
     try:
         for step in range(start, steps):
             loss, terms, g = _evaluate(criterion, x)
             lf = float(loss)
             if not math.isfinite(lf) or not bool(torch.isfinite(g).all()):
+                if optimizer == "lbfgs" and restarts < max_restarts and math.isfinite(best_loss):
+                    # L-BFGS here has no line search: a step can overshoot into a region where the objective
+                    # is not finite. Go back to the best iterate and start again with half the step size.
+                    restarts += 1
+                    opt = LBFGS(n, history=opt.m, lr=opt.lr * 0.5, device=x.device)
+                    x.data.copy_(best)
+                    prev, calm = None, 0
+                    warnings.warn(f"loss or gradient became non-finite at step {step + 1}; restarting L-BFGS "
+                                  f"from the best iterate with step size {opt.lr:g}", RuntimeWarning, stacklevel=2)
+                    continue
                 warnings.warn(f"loss or gradient became non-finite at step {step + 1}; "
                               "returning the last finite iterate", RuntimeWarning, stacklevel=2)
                 break

@@ -112,10 +112,23 @@ def test_nan_stops_with_warning_and_returns_last_finite():
         state["n"] += 1
         v = ((x - 2) ** 2).sum()
         return (v * float("nan") if state["n"] > 4 else v), {}
-    with pytest.warns(RuntimeWarning, match="non-finite"):
+    with pytest.warns(RuntimeWarning, match="non-finite") as record:
         x = optimize(torch.zeros(3), crit, steps=20, clamp=None)
-    assert torch.isfinite(x).all() and state["n"] == 5
+    assert torch.isfinite(x).all()
+    assert state["n"] == 5 + 3                 # three restarts from the best iterate, then it gives up
+    assert sum("restarting" in str(w.message) for w in record) == 3
     assert float(((x - 2) ** 2).sum()) < 12  # improved over the start
+
+
+def test_lbfgs_restarts_after_an_overshoot_and_converges():
+    # Not finite outside |x| < 5. With step size 3 the quasi-Newton steps overshoot and diverge until they land
+    # there; the restart with half the step size converges.
+    def crit(x):
+        v = ((x - 2) ** 2).sum()
+        return (v if float(x.abs().max()) < 5 else v * float("inf")), {}
+    with pytest.warns(RuntimeWarning, match="restarting"):
+        x = optimize(torch.zeros(3), crit, steps=40, lr=3.0, clamp=None)  # lr 3: each step overshoots 2x
+    torch.testing.assert_close(x, torch.full((3,), 2.0), atol=1e-3, rtol=0)
 
 
 def test_adam_clamps_and_lbfgs_does_not():
