@@ -137,6 +137,9 @@ def _check_shapes(convs: list[tuple[torch.Tensor, torch.Tensor]], where: str) ->
         in_ch = out_ch
 
 
+_CACHE: dict = {}
+
+
 def load_conv_weights(weights: str | os.PathLike = "caffe", *, n_convs: int = 16,
                       preprocessing: str | None = None, verify: bool = True,
                       ) -> tuple[WeightsSource, list[tuple[torch.Tensor, torch.Tensor]]]:
@@ -166,12 +169,19 @@ def load_conv_weights(weights: str | os.PathLike = "caffe", *, n_convs: int = 16
         source = WeightsSource(name, entry["preprocessing"])
         if entry["kind"] == "package_file":
             path = _package_file(entry)
-            if verify and entry.get("sha256"):
-                digest = sha256_file(path)
-                if digest != entry["sha256"]:
-                    raise WeightsError(f"{path}: checksum mismatch (sha256 {digest[:12]}..., expected "
-                                       f"{entry['sha256'][:12]}...); reinstall `{entry['install']}`")
-            convs = _dequantize(_load_state(path), n_convs, path)
+            st = path.stat()
+            key = (str(path), st.st_mtime_ns, st.st_size, n_convs, verify and entry.get("sha256"))
+            if key not in _CACHE:
+                if verify and entry.get("sha256"):
+                    digest = sha256_file(path)
+                    if digest != entry["sha256"]:
+                        raise WeightsError(f"{path}: checksum mismatch (sha256 {digest[:12]}..., expected "
+                                           f"{entry['sha256'][:12]}...); reinstall `{entry['install']}`")
+                _CACHE.clear()  # one set at a time: the cache exists for repeated runs in one process
+                _CACHE[key] = _dequantize(_load_state(path), n_convs, path)
+            # A batch job builds one extractor per item: the file is read, checked and dequantised once per
+            # process, and each extractor gets its own copy, so no module can change another's weights.
+            convs = [(w.clone(), b.clone()) for w, b in _CACHE[key]]
         elif entry["kind"] == "torchvision":
             convs = _from_features_state(_torchvision_state(entry), n_convs, name)
         else:  # pragma: no cover - registry edited by hand
