@@ -113,11 +113,14 @@ def test_estimates_scale_with_size_and_pick_tiles():
     per_px = saved_bytes_per_pixel(net, cpu)
     assert 64 * 4 < per_px < 64 * 4 * 40          # at least conv1_1's output, at most a few dozen maps
     kw = dict(layers=layers, content_layers=["relu4_2"], calibrate=False)
-    small = estimate_run(net, cpu, [(512, 512)], [1], **kw).peak_bytes
-    big = estimate_run(net, cpu, [(1024, 1024)], [1], **kw).peak_bytes
-    assert 3.0 < big / small < 4.2                # activations and vectors grow with the pixels
-    tiled = estimate_run(net, cpu, [(1024, 1024)], [1], tiles=[256], **kw).peak_bytes
-    assert tiled < big / 2
+    small = estimate_run(net, cpu, [(512, 512)], [1], **kw)
+    large = estimate_run(net, cpu, [(1024, 1024)], [1], **kw)
+    for part in ("activations", "optimiser"):     # grow with the pixels
+        assert 3.0 < large.parts[part] / small.parts[part] < 4.2
+    big = large.peak_bytes
+    tiled = estimate_run(net, cpu, [(1024, 1024)], [1], tiles=[256], **kw)
+    assert tiled.parts["activations"] < large.parts["activations"] / 2
+    tiled = tiled.peak_bytes
     opts = dict(layers=layers, content_layers=["relu4_2"], optimizer="lbfgs")
     assert choose_tile(net, cpu, (512, 512), budget=big, **opts) is None
     assert choose_tile(net, cpu, (1024, 1024), budget=(tiled + big) / 2, **opts) is not None
