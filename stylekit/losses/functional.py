@@ -37,7 +37,27 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     f = _flatten(features)
     if f.dtype not in (torch.float32, torch.float64):
         f = f.float()
-    return torch.bmm(f, f.transpose(1, 2)) / f.shape[-1]
+    return _Gram.apply(f) / f.shape[-1]
+
+
+class _Gram(torch.autograd.Function):
+    """``F F^T`` with a one-product backward.
+
+    Autograd's generic backward of ``bmm(F, F^T)`` makes two products of the size of the forward one (one per
+    operand); since both operands are ``F``, the gradient is ``(dG + dG^T) F``: one product. The Gram
+    products are about a tenth of a style-transfer iteration, so this saves a few percent of every step.
+    The backward is written with differentiable operations, so higher-order gradients still work.
+    """
+
+    @staticmethod
+    def forward(ctx, f):
+        ctx.save_for_backward(f)
+        return torch.bmm(f, f.transpose(1, 2))
+
+    @staticmethod
+    def backward(ctx, grad):
+        (f,) = ctx.saved_tensors
+        return torch.bmm(grad + grad.transpose(1, 2), f)
 
 
 def _relative_or_mean(sq: torch.Tensor, target: torch.Tensor, normalize: bool) -> torch.Tensor:
