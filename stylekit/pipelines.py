@@ -129,6 +129,10 @@ class ImageStyleConfig:
                                       "and pool1 ... pool5")
                 if not float(w) >= 0 or float(w) == float("inf"):
                     raise ConfigError(f"{what} layer weight for {k} must be a finite number >= 0, got {w}")
+        if self.size is not None and self.size < min_input_size(self.layers):
+            raise ConfigError(f"size {self.size} px is too small for layers up to "
+                              f"{max(self.layers, key=LAYER_NAMES.index)}: the minimum is "
+                              f"{min_input_size(self.layers)} px")
         if self.style_blend is not None:
             if any(not float(b) >= 0 for b in self.style_blend) or sum(self.style_blend) <= 0:
                 raise ConfigError(f"style-blend weights must be >= 0 and not all zero, got {self.style_blend}")

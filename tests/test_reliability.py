@@ -214,11 +214,7 @@ IMAGE_CASES: dict[str, tuple] = {
 }
 
 #: (case, role, command) -> reason: defects in code this test does not own, kept visible as strict xfails.
-IMAGE_XFAIL = {
-    (name, "style", cmd): "stylekit/batch: a style image too small for the layers is refused without "
-                          "its file name (the batch passes decoded images to stylekit.stylize_image, not style_names)"
-    for name in ("strip",) for cmd in ("batch",)
-}
+IMAGE_XFAIL: dict = {}
 
 
 def _image_params(command: str) -> list:
@@ -560,10 +556,7 @@ OPTION_CASES = [
     ("zero iterations", ["batch", "C", "--style", "S", "-o", "DIR", *IMAGE_FAST, "--workers", "0", "-q",
                          "--iterations", "0"], "iterations"),
     pytest.param("size too small for the layers", ["batch", "C", "--style", "S", "-o", "DIR", *IMAGE_FAST,
-                                                   "--workers", "0", "-q", "--size", "8"], "too small",
-                 marks=pytest.mark.xfail(strict=True, reason="stylekit/batch: --size too small for the layers is "
-                                         "found per item, so the command exits 1 with the reason only in "
-                                         "results.jsonl and nothing on stderr under -q")),
+                                                   "--workers", "0", "-q", "--size", "8"], "too small"),
     # batch makes OUT_DIR itself; the system's refusal is reported by the CLI (permission denied, or, for
     # /proc/sys, "no such file or directory")
     ("unwritable output folder", ["batch", "C", "--style", "S", "-o", "RODIR", *IMAGE_FAST, "--workers", "0", "-q"],
@@ -636,9 +629,7 @@ NO_QUIET_CASES = [
     pytest.param("image: size too small", ["image", "C", "S", "-o", "OUT.png", *IMAGE_FAST, "--size", "8"],
                  "too small", id="image: size too small"),
     pytest.param("audio: silent style", ["audio", "A", "SILENT", "-o", "OUT.wav", "--steps", "2"], "SILENT",
-                 id="audio: silent style",
-                 marks=pytest.mark.xfail(strict=True, reason="stylekit/audio/cli.py starts its tqdm bar before the "
-                                         "inputs are read, so stderr is '0step [00:00, ?step/s]error: ...'")),
+                 id="audio: silent style"),
     pytest.param("spectral eval: unreadable note", ["spectral", "eval", "MODEL", "BADDATA"], "BADNOTE",
                  id="spectral eval: unreadable note"),
 ]

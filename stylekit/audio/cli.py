@@ -163,14 +163,14 @@ def audio(content: Path, styles: tuple[Path, ...], output: Path, style_blend: st
     resolve_device(cfg.device)      # fail now, with one line, when CUDA is asked for and missing
     subtype = "float" if float_out else "pcm16"
     bar = None
-    if not quiet:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=None, unit="step", dynamic_ncols=True, file=sys.stderr)
 
     def callback(p):
+        nonlocal bar
+        if bar is None and not quiet:
+            # Made at the first step, so that a bad input found while reading stays one clean error line.
+            from tqdm.auto import tqdm
+            bar = tqdm(total=p.steps * p.n_scales, unit="step", dynamic_ncols=True, file=sys.stderr)
         if bar is not None:
-            if bar.total is None:
-                bar.total = p.steps * p.n_scales
             bar.set_description(f"chunk {p.scale}/{p.n_scales}")
             bar.set_postfix({k: f"{v:.3g}" for k, v in p.terms.items()}, refresh=False)
             bar.update(1)

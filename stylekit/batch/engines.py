@@ -162,7 +162,7 @@ def _warm_key(cfg) -> str:
     return json.dumps({k: d[k] for k in keep}, sort_keys=True)
 
 
-def _style_targets(style_imgs, cfgs: dict) -> tuple[dict, dict]:
+def _style_targets(style_imgs, cfgs: dict, names: Sequence[str] | None = None) -> tuple[dict, dict]:
     """Fill one ``style_cache`` for ``style_imgs`` under every config of ``cfgs`` (``{warm key: config}``).
 
     Returns ``(cache, errors)`` where ``errors`` maps a warm key to the one-line reason it cannot run.
@@ -179,7 +179,8 @@ def _style_targets(style_imgs, cfgs: dict) -> tuple[dict, dict]:
         warm = dataclasses.replace(cfg, iterations=1, coarse_iterations=1, init="content", style_blend=None)
         blank = torch.full((1, 3, warm.size, warm.size), 0.5)
         try:
-            stylize_image(blank, list(style_imgs), config=warm, style_cache=cache)
+            stylize_image(blank, list(style_imgs), config=warm, style_cache=cache,
+                          style_names=list(names) if names is not None else None)
         except Exception as e:  # noqa: BLE001 - reported on every item that uses these settings
             errors[key] = _one_line(e)
     return cache, errors
@@ -249,7 +250,8 @@ def _process(inp: str, styles: Sequence[str], out: str, cfg, style_imgs, cache, 
     t0 = time.perf_counter()
     try:
         content = load_image(inp)
-        result = stylize_image(content, list(style_imgs), config=cfg, style_cache=cache)
+        result = stylize_image(content, list(style_imgs), config=cfg, style_cache=cache,
+                               style_names=[str(p) for p in styles])
         seconds = round(time.perf_counter() - t0, 3)
         meta = _metadata(inp, styles, cfg, seconds, str(resolve_device(cfg.device)))
         save_image(result, out, metadata=meta, overwrite=overwrite)
@@ -435,7 +437,7 @@ def _ray_targets(style_blobs: list, cfgs: dict, threads: int):
         style_imgs = [_load_blob(name, data) for name, data in style_blobs]
     except Exception as e:  # noqa: BLE001
         return {k: _one_line(e) for k in cfgs}, None
-    cache, errors = _style_targets(style_imgs, cfgs)
+    cache, errors = _style_targets(style_imgs, cfgs, [name for name, _ in style_blobs])
     return errors, (style_imgs, cache)
 
 
@@ -453,7 +455,8 @@ def _ray_stylize(inp: str, data: bytes, styles: list, out: str, cfg, group, thre
         return _ray_stylize_audio(inp, data, styles, out, cfg, style_imgs, t0)
     try:
         content = _load_blob(inp, data)
-        result = stylize_image(content, list(style_imgs), config=cfg, style_cache=cache)
+        result = stylize_image(content, list(style_imgs), config=cfg, style_cache=cache,
+                               style_names=[str(p) for p in styles])
         seconds = round(time.perf_counter() - t0, 3)
         meta = _metadata(inp, styles, cfg, seconds, str(resolve_device(cfg.device)))
         meta["node"] = socket.gethostname()
@@ -714,7 +717,7 @@ def _local_targets(group_items: dict, res: _Results):
             for it in items:
                 res.set(it.index, status="error", error=_one_line(e))
             continue
-        cache, errors = _style_targets(style_imgs, cfgs)
+        cache, errors = _style_targets(style_imgs, cfgs, [str(p) for p in items[0].styles])
         groups[n] = (style_imgs, cache)
         for it in items:
             err = errors.get(_warm_key(it.config))
