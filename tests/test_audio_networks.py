@@ -151,3 +151,24 @@ def test_long_input_is_chunked_without_seams():
     # the sample-to-sample step never spikes at a join either
     d = np.abs(np.diff(y))
     assert d.max() < 8 * np.percentile(d, 99)
+
+
+def test_style_cache_reuses_targets_and_changes_nothing(monkeypatch):
+    import stylekit.audio.pipeline as pipeline
+    style = (textureish(0.6), SR)
+    kw = dict(steps=3, griffin_lim_iters=2, threads=1, rhythm_weight=1.0)
+    alone = [stylize_audio((voiceish(0.5, seed=s), SR), style, **kw).samples for s in (0, 1)]
+    made = []
+    spectrogram = pipeline.to_spectrogram
+    monkeypatch.setattr(pipeline, "to_spectrogram", lambda *a, **k: made.append(1) or spectrogram(*a, **k))
+    cache: dict = {}
+    shared, calls = [], []
+    for s in (0, 1):
+        shared.append(stylize_audio((voiceish(0.5, seed=s), SR), style, style_cache=cache, **kw).samples)
+        calls.append(len(made) - sum(calls))
+    for a, b in zip(alone, shared):
+        np.testing.assert_array_equal(a, b)            # the cache changes no sample
+    assert len(cache) == 1
+    assert calls[1] < calls[0]                         # the second call made no style spectrogram
+    stylize_audio((voiceish(0.5), SR), style, style_cache=cache, **{**kw, "steps": 4})
+    assert len(cache) == 2                             # other settings, other targets

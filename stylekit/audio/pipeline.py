@@ -325,7 +325,8 @@ def _pad_frames(z: torch.Tensor, need: int) -> torch.Tensor:
 
 def stylize_audio(content, styles, *, config: AudioStyleConfig | None = None,
                   style_weights: Sequence[float] | None = None,
-                  callback: Callable | None = None, resume: dict | None = None, **options) -> AudioResult:
+                  callback: Callable | None = None, resume: dict | None = None, style_cache: dict | None = None,
+                  **options) -> AudioResult:
     """Put the texture of one or several style sounds onto a content sound.
 
     Parameters
@@ -345,6 +346,9 @@ def stylize_audio(content, styles, *, config: AudioStyleConfig | None = None,
         :attr:`StylizeInterrupted.progress` of an interrupted run with the same inputs and config: finished
         chunks are reused and the interrupted chunk continues from its optimiser state, so the result is the
         one an uninterrupted run gives (to float rounding).
+    style_cache : dict, optional
+        Shared between calls with the same styles (a batch job): the style targets (features, band statistics,
+        rhythm) are computed once per set of settings and reused. One cache must not mix different styles.
     **options
         Field overrides of ``config`` or of its spectrogram config (see :func:`build_config`).
 
@@ -376,7 +380,7 @@ def stylize_audio(content, styles, *, config: AudioStyleConfig | None = None,
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     try:
-        return _stylize(content, styles, config, style_weights, callback, device, resume)
+        return _stylize(content, styles, config, style_weights, callback, device, resume, style_cache)
     finally:
         torch.set_num_threads(threads)
 
@@ -398,7 +402,7 @@ def _check_resume(resume: dict, n_chunks: int) -> tuple[int, list, dict | None]:
 
 
 def _stylize(content, styles, config: AudioStyleConfig, style_weights, callback, device: torch.device,
-             resume: dict | None) -> AudioResult:
+             resume: dict | None, style_cache: dict | None = None) -> AudioResult:
     from ..losses import StyleTransferLoss
     from ..optim import OptimizationInterrupted, optimize
 
@@ -439,18 +443,27 @@ def _stylize(content, styles, config: AudioStyleConfig, style_weights, callback,
         # Style targets: every style, cut into chunks no longer than a content chunk (bounded memory), blended
         # by style weight x chunk length. Grams are normalised by the number of positions, so this is the Gram
         # of the whole style.
-        feats, blend, rhythm_feats, style_z = [], [], [], []
-        for clip, w in zip(style_clips, sweights):
-            samples = torch.from_numpy(np.ascontiguousarray(clip.samples, dtype=np.float32)).to(device)
-            sspans = chunk_spans(len(samples), chunk=chunk, overlap=0 if len(samples) <= chunk else overlap)
-            for a, b in sspans:
-                z = _pad_frames(to_network(to_spectrogram(samples[a:b], cfg)[None, None], cfg), need)
-                style_z.append(z)
-                with torch.no_grad():
-                    f = extractor(z)
-                feats.append({k: f[k] for k in style_layers})
-                rhythm_feats.append({k: f[k] for k in content_layers if f[k].dim() == 3} if config.rhythm_weight else {})
-                blend.append(w * (b - a) / len(samples))
+        # Every setting can change the targets (the random network is seeded), so the whole config keys them.
+        key = (repr(config), str(device), tuple(sweights))
+        cached = style_cache.get(key) if style_cache is not None else None
+        if cached is not None:
+            feats, blend, rhythm_feats, style_z = cached
+        else:
+            feats, blend, rhythm_feats, style_z = [], [], [], []
+            for clip, w in zip(style_clips, sweights):
+                samples = torch.from_numpy(np.ascontiguousarray(clip.samples, dtype=np.float32)).to(device)
+                sspans = chunk_spans(len(samples), chunk=chunk, overlap=0 if len(samples) <= chunk else overlap)
+                for a, b in sspans:
+                    z = _pad_frames(to_network(to_spectrogram(samples[a:b], cfg)[None, None], cfg), need)
+                    style_z.append(z)
+                    with torch.no_grad():
+                        f = extractor(z)
+                    feats.append({k: f[k] for k in style_layers})
+                    rhythm_feats.append({k: f[k] for k in content_layers if f[k].dim() == 3}
+                                        if config.rhythm_weight else {})
+                    blend.append(w * (b - a) / len(samples))
+            if style_cache is not None:
+                style_cache[key] = (feats, blend, rhythm_feats, style_z)
         loss.set_style_features(feats, blend=blend)
         style_starts = []
         if config.init == "style":     # the first style in the optimiser's variables

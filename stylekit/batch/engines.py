@@ -220,19 +220,20 @@ def _load_style_clips(paths: Sequence, job: AudioItemConfig) -> list:
             for s in paths]
 
 
-def _stylize_audio(inp: str, clips, job: AudioItemConfig):
+def _stylize_audio(inp: str, clips, job: AudioItemConfig, cache: dict | None = None):
     """(samples, rate) of one sound: :func:`stylekit.stylize_audio` with the group's prepared style clips,
-    which gives the samples of a single run on the style files (same preparation, same seed)."""
+    which gives the samples of a single run on the style files (same preparation, same seed). ``cache`` (the
+    group's, in a local worker) keeps the style targets across the sounds that worker stylizes."""
     from ..audio.pipeline import stylize_audio
-    result = stylize_audio(inp, list(clips), config=job.config, style_weights=job.style_blend)
+    result = stylize_audio(inp, list(clips), config=job.config, style_weights=job.style_blend, style_cache=cache)
     return result.samples, result.sample_rate
 
 
 def _process_audio(inp: str, styles: Sequence[str], out: str, job: AudioItemConfig, clips,
-                   overwrite: bool) -> dict:
+                   overwrite: bool, cache: dict | None = None) -> dict:
     t0 = time.perf_counter()
     try:
-        samples, rate = _stylize_audio(inp, clips, job)
+        samples, rate = _stylize_audio(inp, clips, job, cache)
         seconds = round(time.perf_counter() - t0, 3)
         _write_wav(out, samples, rate, job, _audio_metadata(inp, styles, job, seconds), overwrite=overwrite)
         return {"status": "done", "error": None, "seconds": seconds}
@@ -246,7 +247,7 @@ def _process(inp: str, styles: Sequence[str], out: str, cfg, style_imgs, cache, 
     from ..pipelines import resolve_device, stylize_image
 
     if isinstance(cfg, AudioItemConfig):
-        return _process_audio(inp, styles, out, cfg, style_imgs, overwrite)
+        return _process_audio(inp, styles, out, cfg, style_imgs, overwrite, cache)
     t0 = time.perf_counter()
     try:
         content = load_image(inp)
