@@ -37,3 +37,22 @@ def textureish(seconds: float, *, sr: int = SR, seed: int = 1) -> np.ndarray:
 def write(path: Path, y: np.ndarray, sr: int = SR, subtype: str | None = None) -> Path:
     sf.write(str(path), y, sr, subtype=subtype)
     return path
+
+
+def run(*args):
+    """``stylekit audio ARGS`` through click's CliRunner."""
+    from click.testing import CliRunner
+
+    from stylekit.cli import cli
+    return CliRunner().invoke(cli, ["audio", *map(str, args)], catch_exceptions=False)
+
+
+def one_line_error(result, name=None):
+    """Assert exit code 2 with exactly one ``error: ...`` line and no traceback (naming ``name`` if given)."""
+    assert result.exit_code == 2, result.output
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert "Traceback" not in result.output
+    if name is not None:
+        assert str(name) in lines[0]
+    return lines[0]

@@ -6,32 +6,16 @@ import dataclasses
 import numpy as np
 import pytest
 import soundfile as sf
-from click.testing import CliRunner
 
 import stylekit
 from stylekit.audio import cli as audio_cli
 from stylekit.audio.pipeline import AudioStyleConfig, StylizeInterrupted, build_config, stylize_audio
 from stylekit.audio.transform import SpectrogramConfig
-from stylekit.cli import cli
 from stylekit.errors import ConfigError
 
-from _audio_data import SR, textureish, voiceish, write
+from _audio_data import SR, one_line_error, run, textureish, voiceish, write
 
 FAST = ["--steps", "3", "--griffin-lim-iters", "4", "-q"]
-
-
-def run(*args):
-    return CliRunner().invoke(cli, ["audio", *map(str, args)], catch_exceptions=False)
-
-
-def one_line_error(result, name=None):
-    assert result.exit_code == 2, result.output
-    lines = [ln for ln in result.output.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
-    assert "Traceback" not in result.output
-    if name is not None:
-        assert str(name) in lines[0]
-    return lines[0]
 
 
 @pytest.fixture

@@ -8,33 +8,18 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from click.testing import CliRunner
 
 from stylekit.audio.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
 from stylekit.audio.pipeline import AudioStyleConfig, StylizeInterrupted, config_from_dict, config_to_dict, \
     resolve_device, stylize_audio
-from stylekit.cli import cli
 from stylekit.errors import ConfigError, InputError
 
-from _audio_data import SR, textureish, voiceish, write
+from _audio_data import SR, one_line_error, run, textureish, voiceish, write
 
 # Several chunks (1 s, overlapping by 0.25 s) so that an interrupt can fall after a finished chunk.
 SMALL = dict(steps=6, griffin_lim_iters=4, chunk_seconds=1.0, overlap_seconds=0.25, device="cpu")
 CLI_SMALL = ["--steps", "6", "--griffin-lim-iters", "4", "--chunk-seconds", "1.0", "--overlap-seconds", "0.25",
              "--device", "cpu", "--float", "-q"]
-
-
-def run(*args):
-    return CliRunner().invoke(cli, ["audio", *map(str, args)], catch_exceptions=False)
-
-
-def one_line_error(result, name=None):
-    assert result.exit_code == 2, result.output
-    lines = [ln for ln in result.output.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
-    if name is not None:
-        assert str(name) in lines[0]
-    return lines[0]
 
 
 @pytest.fixture
