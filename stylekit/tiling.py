@@ -98,10 +98,15 @@ def tile_grid(height: int, width: int, tile: int, *, layers: Sequence[str]) -> l
     return out
 
 
-def _core_features(extractor: nn.Module, image: torch.Tensor, tile: Tile, last_y: bool, last_x: bool,
-                   layers: Sequence[str]) -> dict[str, torch.Tensor]:
+def _crop(image: torch.Tensor, tile: Tile) -> torch.Tensor:
     ry0, ry1, rx0, rx1 = tile.region
-    feats = extractor(image[..., ry0:ry1, rx0:rx1])
+    return image[..., ry0:ry1, rx0:rx1]
+
+
+def _core_features(extractor: nn.Module, region: torch.Tensor, tile: Tile, last_y: bool, last_x: bool,
+                   layers: Sequence[str]) -> dict[str, torch.Tensor]:
+    """Features of the core of ``tile`` from its ``region`` (the image cropped by :func:`_crop`)."""
+    feats = extractor(region)
     out = {}
     for k in layers:
         sy, sx = tile.feature_core(layer_stride(k), last_y, last_x)
@@ -123,7 +128,7 @@ def tiled_grams(extractor: nn.Module, image: torch.Tensor, layers: Sequence[str]
     sums: dict[str, torch.Tensor] = {}
     counts = dict.fromkeys(layers, 0)
     for t, ly, lx in tile_grid(image.shape[-2], image.shape[-1], tile, layers=layers):
-        for k, f in _core_features(extractor, image, t, ly, lx, layers).items():
+        for k, f in _core_features(extractor, _crop(image, t), t, ly, lx, layers).items():
             g = _unnormalised_gram(f)
             sums[k] = sums[k] + g if k in sums else g
             counts[k] += f.shape[-2] * f.shape[-1]
@@ -187,7 +192,8 @@ class TiledStyleTransferLoss(nn.Module):
         """Store the content target of a ``(1, 3, H, W)`` image, tile by tile (only the content layers)."""
         layers = list(self.base.content_layers)
         self._shape = tuple(image.shape[-2:])
-        self._content = [_core_features(self.extractor, image, *t, layers=layers) for t in self.grid(*self._shape)]
+        self._content = [_core_features(self.extractor, _crop(image, t[0]), *t, layers=layers)
+                         for t in self.grid(*self._shape)]
         self._content_norm = {k: sum(c[k].float().pow(2).sum() for c in self._content) for k in layers}
 
     def set_style_features(self, features, *, blend: Sequence[float] | None = None) -> None:
@@ -222,7 +228,7 @@ class TiledStyleTransferLoss(nn.Module):
         content_sq = {k: image.new_zeros((), dtype=acc) for k in content_layers}
         with torch.no_grad():
             for i, (t, ly, lx) in enumerate(grid):
-                feats = _core_features(self.extractor, image, t, ly, lx, layers)
+                feats = _core_features(self.extractor, _crop(image, t), t, ly, lx, layers)
                 for k in style_layers:
                     g = _unnormalised_gram(feats[k])
                     sums[k] = sums[k] + g if k in sums else g
@@ -251,11 +257,9 @@ class TiledStyleTransferLoss(nn.Module):
         grad = torch.zeros_like(image)
         for i, (t, ly, lx) in enumerate(grid):
             ry0, ry1, rx0, rx1 = t.region
-            region = image[..., ry0:ry1, rx0:rx1].clone().requires_grad_(True)
+            region = _crop(image, t).clone().requires_grad_(True)
             with torch.enable_grad():
-                ones = (Tile((0, ry1 - ry0, 0, rx1 - rx0), tuple(a - b for a, b in zip(t.core, (ry0, ry0, rx0, rx0)))),
-                        ly, lx)
-                feats = _core_features(self.extractor, region, *ones, layers=layers)
+                feats = _core_features(self.extractor, region, t, ly, lx, layers)
                 surrogate = region.new_zeros((), dtype=acc)
                 for k in style_layers:
                     surrogate = surrogate + (d_gram[k] * _unnormalised_gram(feats[k])).sum()

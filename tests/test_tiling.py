@@ -87,7 +87,8 @@ def test_tiled_needs_matching_content():
     net, _, tiled = _pair(["relu2_2"], ["relu1_1"], 16)
     tiled.set_content(torch.rand(1, 3, 40, 40))
     tiled.set_style_features(net(torch.rand(1, 3, 40, 40)))
-    with pytest.raises(Exception, match="same size"):
+    from stylekit.errors import ConfigError
+    with pytest.raises(ConfigError, match="same size"):
         tiled(torch.rand(1, 3, 48, 40))
 
 
