@@ -23,7 +23,7 @@ from .optim import auto_history
 from .tiling import layer_stride, tile_grid
 
 __all__ = ["RunEstimate", "conv_flops", "saved_bytes_per_pixel", "estimate_run", "available_memory",
-           "choose_tile", "format_bytes"]
+           "memory_budget", "choose_tile", "format_bytes"]
 
 _CHANNELS = {"1": 64, "2": 128, "3": 256, "4": 512, "5": 512}
 TILE_CHOICES = (2048, 1536, 1024, 768, 512, 384, 256, 192, 128)
@@ -98,6 +98,14 @@ def available_memory(device: torch.device) -> int:
         return 8 * 1024 ** 3
 
 
+def memory_budget(device: torch.device, max_memory_gb: float | None = None) -> float:
+    """Bytes a run may use: ``max_memory_gb`` when given, else 80% of the free memory; on the CPU plus what the
+    process holds already, since the CPU estimates count it."""
+    if max_memory_gb:
+        return max_memory_gb * 1024 ** 3
+    return 0.8 * available_memory(device) + (process_rss() if device.type == "cpu" else 0)
+
+
 @dataclass
 class RunEstimate:
     """What :func:`estimate_run` predicts for one run."""
@@ -133,13 +141,13 @@ def _memory(extractor, device, hw, tile, layers, content_layers, optimizer, per_
     targets = sum(4 * _CHANNELS[k[4]] * (h // layer_stride(k)) * (w // layer_stride(k)) for k in content_layers)
     parts = {"activations": activations + transient, "optimiser": vectors, "targets": targets}
     if device.type == "cpu":
-        parts["process now (torch, weights)"] = _rss()
+        parts["process now (torch, weights)"] = process_rss()
     else:
         parts["weights"] = sum(b.numel() * b.element_size() for b in extractor.buffers())
     return parts
 
 
-def _rss() -> float:
+def process_rss() -> float:
     """Resident memory of this process now (Linux; 0 where /proc is missing)."""
     try:
         with open("/proc/self/statm") as f:

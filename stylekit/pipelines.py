@@ -222,10 +222,8 @@ def _shapes(cfg: ImageStyleConfig, hw: tuple[int, int], size: int) -> list[tuple
 
 def _tiles(cfg: ImageStyleConfig, net, device: torch.device, shapes) -> list[int | None]:
     """The tile size of each scale (None: whole image); refuses, with the estimate, a run that cannot fit."""
-    from .estimate import available_memory, choose_tile, estimate_run, format_bytes
-    # The budget covers the whole process: on the CPU the estimate includes what it holds already.
-    budget = cfg.max_memory * 1024 ** 3 if cfg.max_memory else 0.8 * available_memory(device) + (
-        _process_rss() if device.type == "cpu" else 0)
+    from .estimate import choose_tile, estimate_run, format_bytes, memory_budget
+    budget = memory_budget(device, cfg.max_memory)
     kw = dict(layers=cfg.layers, content_layers=list(cfg.content_layers), optimizer=cfg.optimizer)
     out = []
     for hw in shapes:
@@ -241,11 +239,6 @@ def _tiles(cfg: ImageStyleConfig, net, device: torch.device, shapes) -> list[int
         else:
             out.append(cfg.tile if cfg.tile < max(hw) else None)
     return out
-
-
-def _process_rss() -> float:
-    from .estimate import _rss
-    return _rss()
 
 
 def _check_size(cfg: ImageStyleConfig, size: int) -> None:

@@ -170,7 +170,7 @@ def load_conv_weights(weights: str | os.PathLike = "caffe", *, n_convs: int = 16
         if entry["kind"] == "package_file":
             path = _package_file(entry)
             st = path.stat()
-            key = (str(path), st.st_mtime_ns, st.st_size, n_convs, verify and entry.get("sha256"))
+            key = (str(path), st.st_mtime_ns, st.st_size, verify and entry.get("sha256"))
             if key not in _CACHE:
                 if verify and entry.get("sha256"):
                     digest = sha256_file(path)
@@ -178,10 +178,11 @@ def load_conv_weights(weights: str | os.PathLike = "caffe", *, n_convs: int = 16
                         raise WeightsError(f"{path}: checksum mismatch (sha256 {digest[:12]}..., expected "
                                            f"{entry['sha256'][:12]}...); reinstall `{entry['install']}`")
                 _CACHE.clear()  # one set at a time: the cache exists for repeated runs in one process
-                _CACHE[key] = _dequantize(_load_state(path), n_convs, path)
+                _CACHE[key] = _dequantize(_load_state(path), len(CONV_NAMES), path)
             # A batch job builds one extractor per item: the file is read, checked and dequantised once per
-            # process, and each extractor gets its own copy, so no module can change another's weights.
-            convs = [(w.clone(), b.clone()) for w, b in _CACHE[key]]
+            # process (all 16 layers, so extractors of any depth share it), and each extractor gets its own
+            # copy, so no module can change another's weights.
+            convs = [(w.clone(), b.clone()) for w, b in _CACHE[key][:n_convs]]
         elif entry["kind"] == "torchvision":
             convs = _from_features_state(_torchvision_state(entry), n_convs, name)
         else:  # pragma: no cover - registry edited by hand
