@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from ..audio.cli import _OPTIONS as _AUDIO_CLI_OPTIONS
 from ..errors import ConfigError
 from ..image_cli import _default, _floats, _layers_text
 
@@ -56,27 +57,13 @@ _IMAGE_OPTIONS = [
     click.option("--seed", type=int, default=None, help="Random seed, images and sounds."),
 ]
 
-# (AudioStyleConfig / SpectrogramConfig field, option names, click arguments, help); defaults come from the
-# config (see _audio_default), so they are those of `stylekit audio`.
-_AUDIO_OPTIONS = [
-    ("network", ("--network",), dict(type=click.Choice(["random", "vgg19"])),
-     "Audio feature network: random 1-D conv bank or VGG19 on the spectrogram image."),
-    ("steps", ("--steps",), dict(type=int), "Audio: optimisation steps per chunk."),
-    ("band_weight", ("--band-weight",), dict(type=float), "Audio: weight of the band-statistics term."),
-    ("envelope_weight", ("--envelope-weight",), dict(type=float), "Audio: weight of the loudness-contour term."),
-    ("rhythm_weight", ("--rhythm-weight",), dict(type=float),
-     "Audio: weight of the style autocorrelation (rhythm) term; 0 is off."),
-    ("kind", ("--kind",), dict(type=click.Choice(["mel", "linear"])),
-     "Audio representation: log-mel or linear log-magnitude STFT."),
-    ("n_mels", ("--n-mels",), dict(type=int), "Audio: mel bands."),
-    ("fmin", ("--fmin",), dict(type=float), "Audio: lowest mel frequency (Hz)."),
-    ("fmax", ("--fmax",), dict(type=float), "Audio: highest mel frequency (Hz)."),
-    ("n_fft", ("--n-fft",), dict(type=int), "Audio: FFT size."),
-    ("hop_length", ("--hop-length",), dict(type=int), "Audio: STFT hop (samples)."),
-    ("mel_inverse", ("--mel-inverse",), dict(type=click.Choice(["pinv", "nnls"])), "Audio: mel to linear inversion."),
-    ("griffin_lim_iters", ("--griffin-lim-iters",), dict(type=int), "Audio: fast Griffin-Lim iterations."),
-    ("chunk_seconds", ("--chunk-seconds",), dict(type=float), "Audio: longest chunk processed at once (seconds)."),
-]
+# (AudioStyleConfig / SpectrogramConfig field, option names, click arguments, help): the declarations of
+# `stylekit audio` (its option table), for the settings that make sense per batch; defaults come from the
+# config (see _audio_default), so they are those of `stylekit audio` too.
+_BATCH_AUDIO = ("network", "steps", "band_weight", "envelope_weight", "rhythm_weight", "kind", "n_mels", "fmin",
+                "fmax", "n_fft", "hop_length", "mel_inverse", "griffin_lim_iters", "chunk_seconds")
+_AUDIO_OPTIONS = [(name, decls, kw, f"Audio: {help[0].lower()}{help[1:]}")
+                  for name, decls, kw, help in _AUDIO_CLI_OPTIONS if name in _BATCH_AUDIO]
 
 
 def _audio_default(name: str):
