@@ -142,6 +142,9 @@ def test_bad_options(tmp_path, content_wav, style_wav):
     one_line_error(run(content_wav, style_wav, "-o", tmp_path / "o.wav", "--n-fft", "1000", "--hop-length",
                        "900", "-q"))
     one_line_error(run(content_wav, "-o", tmp_path / "o.wav"))     # no style
+    for floor in ("0", "2"):                                          # need 0 < log floor < full scale
+        assert "log_floor" in one_line_error(run(content_wav, style_wav, "-o", tmp_path / "o.wav", "--log-floor",
+                                                 floor, "-q"))
 
 
 def test_interrupt_saves_best_so_far_and_exits_130(tmp_path, content_wav, style_wav, monkeypatch):
