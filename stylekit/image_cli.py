@@ -11,6 +11,8 @@ import click
 
 from ._io import check_output_path
 from .errors import ConfigError
+from .image_checkpoint import load_checkpoint as _load_checkpoint
+from .image_checkpoint import save_checkpoint as _save_checkpoint
 
 __all__ = ["image"]
 
@@ -70,43 +72,6 @@ def _tile_option(text: str):
         return int(text)
     except ValueError:
         raise ConfigError(f"--tile must be auto, off or a number of pixels, got {text!r}") from None
-
-
-CHECKPOINT_FORMAT = "stylekit-image-checkpoint/1"
-
-
-def _digest(path) -> str:
-    from .features.weights import sha256_file
-    return sha256_file(path)
-
-
-def _save_checkpoint(path: Path, cfg, content, styles, state: dict, overwrite: bool) -> None:
-    import torch
-
-    from ._io import atomic_write
-    data = {"format": CHECKPOINT_FORMAT, "config": cfg.to_dict(),
-            "inputs": [_digest(p) for p in (content, *styles)], "state": state}
-    atomic_write(path, lambda tmp: torch.save(data, tmp), overwrite=overwrite)
-
-
-def _load_checkpoint(path: str, content, styles) -> tuple[dict, dict]:
-    import pickle
-
-    import torch
-
-    from .errors import InputError
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such checkpoint") from None
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as e:
-        raise InputError(f"{path}: not a stylekit checkpoint, or tampered with "
-                         f"({type(e).__name__}); it was not loaded") from None
-    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
-        raise InputError(f"{path}: not a stylekit image checkpoint")
-    if data["inputs"] != [_digest(p) for p in (content, *styles)]:
-        raise InputError(f"{path}: this checkpoint was made from different content or style images")
-    return data["config"], data["state"]
 
 
 @click.command("image")

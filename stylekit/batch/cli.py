@@ -75,6 +75,16 @@ def _audio_default(name: str):
 _SHARED = ("optimizer", "content_weight", "style_weight", "init", "seed")
 
 
+def _interrupted_line(rows: list[dict]) -> str:
+    """The one line an interrupted batch ends with."""
+    saved = sum(r["status"] == "interrupted" for r in rows)
+    left = sum(r["status"] == "pending" for r in rows)
+    what = (f"saved the best result so far of {saved} input{'s' if saved != 1 else ''} in progress, with a "
+            f"checkpoint (OUTPUT_STEM.ckpt.pt) beside each" if saved else "no input was in progress")
+    return (f"interrupted: {what}; {left} not started; run the same command again to continue"
+            + (" (it resumes them from their checkpoints)" if saved else ""))
+
+
 def _shown(value) -> str:
     return "Nyquist" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
 
@@ -146,9 +156,13 @@ def batch(inputs, out_dir, styles, media, size, iterations, coarse_iterations, o
     styles and the audio options, and are written as WAV. Finished outputs are skipped, so rerunning a
     stopped batch resumes it. One row per input (status, seconds, error) goes to the results manifest. Exit
     code 0 when every input is done or skipped, 1 when some failed.
+
+    Ctrl-C (or SIGTERM) saves the best result so far of every input in progress to its output, with a
+    checkpoint OUTPUT_STEM.ckpt.pt beside it, and exits with code 130; running the same command again
+    continues those inputs to the results an uninterrupted batch gives.
     """
     from ..pipelines import ImageStyleConfig, parse_layers
-    from .engines import run_batch
+    from .engines import BatchInterrupted, run_batch
     from .manifest import AudioItemConfig, collect_items
 
     if not styles and not any(Path(i).suffix.lower() in (".csv", ".jsonl") for i in inputs):
@@ -201,6 +215,12 @@ def batch(inputs, out_dir, styles, media, size, iterations, coarse_iterations, o
     try:
         rows = run_batch(items, engine=engine, workers=workers, threads=threads, address=address,
                          overwrite=overwrite, max_retries=max_retries, results=results_path, on_result=on_result)
+    except BatchInterrupted as e:
+        if bar is not None:
+            bar.close()
+            bar = None
+        click.echo(_interrupted_line(e.rows), err=True)
+        sys.exit(130)
     finally:
         signal.signal(signal.SIGTERM, previous)
         if bar is not None:

@@ -5,8 +5,9 @@ Planning (the same for every engine)
        has the same size whichever worker made it.
     2. An output that exists is *skipped* when the settings embedded in it (see
        :func:`stylekit.image.read_metadata`) equal the item's; with other settings it is an error, unless
-       ``overwrite``. Outputs are written atomically, so an existing file is always a finished one, and a
-       stopped batch resumes where it stopped.
+       ``overwrite``. Outputs are written atomically, so an existing file is a finished one, or the best
+       result so far of an interrupted item, which its metadata marks (``interrupted_at``) and which is run
+       again: resumed from its checkpoint when there is one for the same input files, else from the start.
     3. The items are grouped by style set (the style files plus the network weights). For each group the
        style targets are computed **once**: the style images are read, and :func:`stylize_image` runs for a
        single evaluation per scale on a blank content, which fills a ``style_cache`` dict with each scale's
@@ -36,6 +37,19 @@ Engines
 
 Isolation: whatever goes wrong with one input (unreadable file, a failing optimisation, a dead worker after
 its retries) is recorded in its result row, and the batch goes on.
+
+Interruption (Ctrl-C, or SIGTERM, which the command maps to Ctrl-C)
+    Every item in flight stops at its next optimisation step and saves what it has, as ``stylekit image``
+    and ``stylekit audio`` do: the best result so far goes to its output (atomically, its metadata marked
+    with ``interrupted_at`` and a digest of the input files) and the optimiser state to the checkpoint
+    ``OUTPUT_STEM.ckpt.pt`` beside it (the format of those commands, read back with
+    ``torch.load(weights_only=True)``); its row says ``"interrupted"``. Local workers get the interrupt
+    from the driver (as SIGTERM; a terminal's Ctrl-C reaches them directly too) and have ``_SAVE_SECONDS``
+    to report; a worker interrupted on its own stops the batch the same way. Ray tasks are cancelled with ``ray.cancel(force=False)``, which raises KeyboardInterrupt inside
+    them, and hand their result so far to the driver, which writes it. Then :class:`BatchInterrupted` is
+    raised. A second interrupt stops the waiting at once. The next run with the same settings continues
+    each interrupted item from its checkpoint to the result of an uninterrupted run, and removes the
+    checkpoint.
 """
 from __future__ import annotations
 
@@ -50,12 +64,27 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..errors import ConfigError, InputError, StylekitError
+from ..image_checkpoint import checkpoint_path
 from .manifest import AudioItemConfig, BatchItem, check_results_path, write_results
 
-__all__ = ["run_batch", "ENGINES"]
+__all__ = ["run_batch", "ENGINES", "BatchInterrupted"]
 
 ENGINES = ("local", "ray")
 _FLUSH_SECONDS = 10.0
+#: How long the items in flight get to save their result so far after an interrupt.
+_SAVE_SECONDS = 30.0
+#: The statuses of a finished item (the others: "pending", "interrupted").
+_FINISHED = ("done", "skipped", "error")
+
+
+class BatchInterrupted(KeyboardInterrupt):
+    """Raised by :func:`run_batch` on Ctrl-C (or SIGTERM in the command) once the items in flight saved their
+    best result so far and a checkpoint. ``rows`` are the result rows: ``"interrupted"`` for those items,
+    ``"pending"`` for the ones not started (or that could not save in time)."""
+
+    def __init__(self, rows: list[dict]) -> None:
+        super().__init__("interrupted")
+        self.rows = rows
 
 
 # --- planning --------------------------------------------------------------------------------------------
@@ -89,10 +118,11 @@ def _audio_digest(job: AudioItemConfig, styles: Sequence[str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _audio_metadata(item_input: str, styles: Sequence[str], job: AudioItemConfig, seconds: float) -> str:
+def _audio_metadata(item_input: str, styles: Sequence[str], job: AudioItemConfig, seconds: float,
+                    extra: dict | None = None) -> str:
     from .. import __version__
     meta = {"stylekit": __version__, "settings_sha256": _audio_digest(job, styles), "seconds": seconds,
-            "batch": True}
+            "batch": True, **(extra or {})}
     full = {**meta, "content": item_input, "styles": [os.path.abspath(s) for s in styles],
             "config": _jsonable(job.to_dict())}
     text = json.dumps(full, sort_keys=True)
@@ -124,15 +154,26 @@ def _write_wav(path, samples, rate: int, job: AudioItemConfig, comment: str, *, 
     atomic_write(path, write, overwrite=overwrite)
 
 
-def _existing_output(item: BatchItem) -> tuple[str, str | None, float | None]:
-    """``("skipped", None, seconds)`` when ``item.output`` holds this item's result, else an error row."""
+def _inputs_digest(content, styles: Sequence) -> str:
+    """One sha256 over the bytes of the content and style files: an interrupted output records it, so that
+    a rerun resumes it only while its input files are the same."""
+    import hashlib
+
+    from ..features.weights import sha256_file
+    return hashlib.sha256(" ".join(sha256_file(p) for p in (content, *styles)).encode()).hexdigest()
+
+
+def _existing_output(item: BatchItem) -> tuple[str, str | None, dict]:
+    """What an existing ``item.output`` is: ``("skipped", None, metadata)`` when it holds this item's result,
+    ``("partial", None, metadata)`` when it holds an interrupted run of this item (same settings), else
+    ``("error", why, {})``."""
     from ..image import read_metadata
     try:
         meta = _read_wav_metadata(item.output) if item.kind == "audio" else read_metadata(item.output)
     except Exception:  # noqa: BLE001 - anything unreadable is "not ours"
         meta = {}
     if not isinstance(meta, dict) or not (meta.get("config") or meta.get("settings_sha256")):
-        return "error", f"{item.output}: already exists and was not written by stylekit (use --overwrite)", None
+        return "error", f"{item.output}: already exists and was not written by stylekit (use --overwrite)", {}
     if item.kind == "audio":
         same = meta.get("settings_sha256") == _audio_digest(item.config, [str(s) for s in item.styles])
     else:
@@ -140,8 +181,19 @@ def _existing_output(item: BatchItem) -> tuple[str, str | None, float | None]:
                 and meta.get("styles") == [os.path.abspath(s) for s in item.styles])
     if not same:
         return ("error", f"{item.output}: already exists with other settings or styles "
-                         "(use --overwrite or another output folder)", None)
-    return "skipped", None, meta.get("seconds")
+                         "(use --overwrite or another output folder)", {})
+    return ("partial" if meta.get("interrupted_at") is not None else "skipped"), None, meta
+
+
+def _resumable(item: BatchItem, meta: dict) -> bool:
+    """Whether the interrupted output of ``item`` (its metadata ``meta``) can continue from its checkpoint:
+    the checkpoint exists and the input files are those the output was made from."""
+    if not checkpoint_path(item.output).is_file():
+        return False
+    try:
+        return meta.get("inputs_sha256") == _inputs_digest(item.input, item.styles)
+    except OSError:  # an input gone: the run reports it
+        return False
 
 
 def _group_key(item: BatchItem) -> tuple:
@@ -199,7 +251,7 @@ class _Results:
 
     def set(self, index: int, **fields) -> None:
         self.rows[index].update(fields)
-        if fields.get("status") in ("done", "skipped", "error"):
+        if fields.get("status") in _FINISHED:
             if self.on_result is not None:
                 self.on_result(dict(self.rows[index]))
             if self.path is not None and time.monotonic() - self.last > _FLUSH_SECONDS:
@@ -211,7 +263,24 @@ class _Results:
             self.last = time.monotonic()
 
 
-# --- the work on one item (local engine) -----------------------------------------------------------------
+# --- the work on one item ------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class _Job:
+    """One item as a worker or a Ray task runs it (the paths are those of the driver's machine)."""
+
+    input: str
+    styles: tuple[str, ...]
+    output: str
+    config: object  # ImageStyleConfig or AudioItemConfig
+    replace: bool = False  # the output may be replaced: --overwrite, or an interrupted output of this item
+    resume: bool = False  # continue from the checkpoint beside the output
+    seconds: float = 0.0  # time already spent on an interrupted output
+
+    @property
+    def audio(self) -> bool:
+        return isinstance(self.config, AudioItemConfig)
+
 
 def _load_style_clips(paths: Sequence, job: AudioItemConfig) -> list:
     """The style sounds of an audio group, read and prepared once (mono, working rate, loudness)."""
@@ -220,50 +289,167 @@ def _load_style_clips(paths: Sequence, job: AudioItemConfig) -> list:
             for s in paths]
 
 
-def _stylize_audio(inp: str, clips, job: AudioItemConfig, cache: dict | None = None):
+def _stylize_audio(inp: str, clips, job: AudioItemConfig, cache: dict | None = None, resume: dict | None = None):
     """(samples, rate) of one sound: :func:`stylekit.stylize_audio` with the group's prepared style clips,
     which gives the samples of a single run on the style files (same preparation, same seed). ``cache`` (the
     group's, in a local worker) keeps the style targets across the sounds that worker stylizes."""
     from ..audio.pipeline import stylize_audio
-    result = stylize_audio(inp, list(clips), config=job.config, style_weights=job.style_blend, style_cache=cache)
+    result = stylize_audio(inp, list(clips), config=job.config, style_weights=job.style_blend, style_cache=cache,
+                           resume=resume)
     return result.samples, result.sample_rate
 
 
-def _process_audio(inp: str, styles: Sequence[str], out: str, job: AudioItemConfig, clips,
-                   overwrite: bool, cache: dict | None = None) -> dict:
-    t0 = time.perf_counter()
+def _run(job: _Job, source, style_imgs, cache, resume):
+    """Stylize the file ``source`` (``job.input``, or a copy of it): a ``(1, 3, H, W)`` image or
+    ``(samples, rate)``. Interrupts come out as OptimizationInterrupted / StylizeInterrupted."""
+    if job.audio:
+        return _stylize_audio(str(source), style_imgs, job.config, cache, resume)
+    from ..image import load_image
+    from ..pipelines import stylize_image
+    return stylize_image(load_image(source), list(style_imgs), config=job.config, style_cache=cache,
+                         resume=resume, style_names=list(job.styles))
+
+
+def _write_output(job: _Job, result, seconds: float, extra: dict | None = None) -> None:
+    """Write ``result`` (from :func:`_run`) to ``job.output`` atomically, with its settings embedded."""
+    if job.audio:
+        samples, rate = result
+        _write_wav(job.output, samples, rate, job.config,
+                   _audio_metadata(job.input, job.styles, job.config, seconds, extra), overwrite=job.replace)
+        return
+    from ..image import save_image
+    from ..pipelines import resolve_device
+    meta = _metadata(job.input, job.styles, job.config, seconds, str(resolve_device(job.config.device)))
+    save_image(result, job.output, metadata={**meta, **(extra or {})}, overwrite=job.replace)
+
+
+def _resume_state(job: _Job):
+    """The optimiser state to continue ``job`` from (its checkpoint's), or None when the checkpoint was made
+    with other settings (the item then starts again).
+
+    Raises InputError for a checkpoint that cannot be used: not loadable with ``weights_only=True``
+    (tampered, foreign), another format, or made from other files than the output beside it.
+    """
+    import torch
+
+    ckpt = checkpoint_path(job.output)
     try:
-        samples, rate = _stylize_audio(inp, clips, job, cache)
-        seconds = round(time.perf_counter() - t0, 3)
-        _write_wav(out, samples, rate, job, _audio_metadata(inp, styles, job, seconds), overwrite=overwrite)
-        return {"status": "done", "error": None, "seconds": seconds}
-    except Exception as e:  # noqa: BLE001 - isolation: one bad input never stops the batch
-        return {"status": "error", "error": _one_line(e), "seconds": round(time.perf_counter() - t0, 3)}
+        if job.audio:
+            from ..audio.checkpoint import load_checkpoint
+            config, blend, progress = load_checkpoint(ckpt, inputs=(job.input, *job.styles))
+            stored = AudioItemConfig(config, None if blend is None else tuple(blend), job.config.float_output)
+            return progress if _jsonable(stored.to_dict()) == _jsonable(job.config.to_dict()) else None
+        from ..image_checkpoint import load_checkpoint
+        stored, state = load_checkpoint(ckpt, job.input, job.styles)
+        if not (isinstance(state, dict) and torch.is_tensor(state.get("x")) and torch.is_tensor(state.get("best"))
+                and isinstance(state.get("scale"), int) and isinstance(state.get("step"), int)):
+            raise InputError(f"{ckpt}: damaged stylekit image checkpoint (optimiser state)")
+        return state if _jsonable(stored) == _jsonable(job.config.to_dict()) else None
+    except InputError as e:
+        raise InputError(f"{e}; delete it (or use --overwrite) to start this input again") from None
 
 
-def _process(inp: str, styles: Sequence[str], out: str, cfg, style_imgs, cache, overwrite: bool) -> dict:
-    """Stylize one input and write its output; never raises for a problem with the input."""
-    from ..image import load_image, save_image
-    from ..pipelines import resolve_device, stylize_image
+def _interrupted_at(job: _Job, state: dict) -> int:
+    """Optimisation steps done when ``state`` was saved (all scales, or all chunks of a sound)."""
+    if job.audio:
+        inner = state.get("state") or {}
+        return int(state["chunk"]) * job.config.config.steps + int(inner.get("step", 0))
+    return int(state["scale"]) * job.config.coarse_iterations + int(state["step"])
 
-    if isinstance(cfg, AudioItemConfig):
-        return _process_audio(inp, styles, out, cfg, style_imgs, overwrite, cache)
-    t0 = time.perf_counter()
+
+def _partial(job: _Job, e: KeyboardInterrupt):
+    """``(best result so far, resumable state)`` carried by an interrupt, or None when there is nothing to
+    save (the interrupt came before the first step)."""
+    if job.audio:
+        from ..audio.pipeline import StylizeInterrupted
+        if isinstance(e, StylizeInterrupted) and e.result is not None:
+            return (e.result.samples, e.result.sample_rate), e.progress
+        return None
+    from ..optim import OptimizationInterrupted
+    return (e.best, e.state) if isinstance(e, OptimizationInterrupted) else None
+
+
+def _save_interrupted(job: _Job, best, state: dict, seconds: float) -> dict:
+    """Write the best result so far of an interrupted job to its output (its metadata marked with
+    ``interrupted_at`` and the input files' digest) and its checkpoint beside it; returns the row fields."""
+    ckpt = checkpoint_path(job.output)
     try:
-        content = load_image(inp)
-        result = stylize_image(content, list(style_imgs), config=cfg, style_cache=cache,
-                               style_names=[str(p) for p in styles])
-        seconds = round(time.perf_counter() - t0, 3)
-        meta = _metadata(inp, styles, cfg, seconds, str(resolve_device(cfg.device)))
-        save_image(result, out, metadata=meta, overwrite=overwrite)
+        # the checkpoint first: an interrupted output without its checkpoint is only ever started again
+        if job.audio:
+            from ..audio.checkpoint import save_checkpoint
+            save_checkpoint(ckpt, config=job.config.config, inputs=(job.input, *job.styles),
+                            style_blend=job.config.style_blend, progress=state, overwrite=True)
+        else:
+            from ..image_checkpoint import save_checkpoint
+            save_checkpoint(ckpt, job.config, job.input, job.styles, state, overwrite=True)
+        _write_output(job, best, seconds, {"interrupted_at": _interrupted_at(job, state),
+                                           "inputs_sha256": _inputs_digest(job.input, job.styles)})
+    except (StylekitError, OSError) as e:
+        return {"status": "pending", "error": f"interrupted; the result so far was not saved ({_one_line(e)})",
+                "seconds": seconds}
+    return {"status": "interrupted", "error": None, "seconds": seconds}
+
+
+def _finished(job: _Job) -> None:
+    """After the output of a job was written: an interrupted run's checkpoint is no longer needed."""
+    if job.replace:
+        checkpoint_path(job.output).unlink(missing_ok=True)
+
+
+def _process(job: _Job, style_imgs, cache) -> dict:
+    """Stylize one input and write its output; on an interrupt, save the best result so far and a
+    checkpoint. Returns the row fields; never raises for a problem with the input."""
+    t0 = time.perf_counter()
+
+    def took() -> float:
+        return round(job.seconds + time.perf_counter() - t0, 3)
+
+    try:
+        result = _run(job, job.input, style_imgs, cache, _resume_state(job) if job.resume else None)
+        seconds = took()
+        _write_output(job, result, seconds)
+        _finished(job)
         return {"status": "done", "error": None, "seconds": seconds}
+    except KeyboardInterrupt as e:
+        partial = _partial(job, e)
+        if partial is None:
+            return {"status": "pending", "error": None, "seconds": None}
+        return _save_interrupted(job, *partial, took())
     except Exception as e:  # noqa: BLE001 - isolation: one bad input never stops the batch
-        return {"status": "error", "error": _one_line(e), "seconds": round(time.perf_counter() - t0, 3)}
+        return {"status": "error", "error": _one_line(e), "seconds": took()}
+
+
+#: What interrupts a worker: SIGTERM (from the driver, or sent to the whole process group by ``kill -TERM
+#: -PGID`` or a service manager) and a terminal's Ctrl-C (SIGINT, unless this process ignores it, as a
+#: background job of a script does).
+_WORKER_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+class _Interrupt:
+    """A worker's SIGINT and SIGTERM handler: raises KeyboardInterrupt once, while an item runs; remembers an
+    interrupt that came between items, so the worker does not start another one."""
+
+    def __init__(self) -> None:
+        self.busy = self.stopped = False
+
+    def __call__(self, signum, frame) -> None:
+        self.stopped = True
+        if self.busy:
+            self.busy = False  # a second interrupt while the result is being saved is ignored
+            raise KeyboardInterrupt
 
 
 def _worker_main(conn, gpu: int | None, threads: int) -> None:
-    """A local worker process: receives style groups and items over ``conn``, answers with results."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and ends the workers
+    """A local worker process: receives style groups and jobs over ``conn``, answers with results.
+
+    It starts with SIGINT and SIGTERM blocked (see :meth:`_Worker.__init__`) and unblocks them once its
+    handler is in place.
+    """
+    interrupt = _Interrupt()
+    signal.signal(signal.SIGTERM, interrupt)  # how the driver passes an interrupt on
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # inherited: ignored when the driver ignores it
+        signal.signal(signal.SIGINT, interrupt)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _WORKER_SIGNALS)
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)  # before CUDA is initialised in this process
     import torch
@@ -279,10 +465,19 @@ def _worker_main(conn, gpu: int | None, threads: int) -> None:
         if msg[0] == "group":
             groups[msg[1]] = (msg[2], msg[3])
             continue
-        _, index, inp, styles, out, cfg, gid, overwrite = msg
+        _, index, job, gid = msg
         conn.send(("start", index, os.getpid()))
-        style_imgs, cache = groups[gid]
-        conn.send(("done", index, _process(inp, styles, out, cfg, style_imgs, cache, overwrite)))
+        row = {"status": "pending", "error": None, "seconds": None}
+        try:
+            interrupt.busy = True
+            if not interrupt.stopped:
+                style_imgs, cache = groups[gid]
+                row = _process(job, style_imgs, cache)
+        except KeyboardInterrupt:
+            pass  # it came before the item started: the item stays pending
+        finally:
+            interrupt.busy = False
+        conn.send(("done", index, row))
 
 
 class _Worker:
@@ -290,7 +485,13 @@ class _Worker:
         parent, child = ctx.Pipe()
         self.proc = ctx.Process(target=_worker_main, args=(child, gpu, threads), daemon=True,
                                 name=f"stylekit-batch-{slot}")
-        self.proc.start()
+        # The child inherits the blocked signals, so an interrupt while it imports waits for its handler
+        # (instead of a traceback, or its end); here it is only deferred to the end of start().
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _WORKER_SIGNALS)
+        try:
+            self.proc.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         child.close()
         self.conn, self.slot, self.gpu, self.threads = parent, slot, gpu, threads
         self.job: int | None = None
@@ -319,23 +520,22 @@ def _death(proc) -> str:
     return f"exit code {code}"
 
 
-def _run_local(todo: list[BatchItem], groups: dict, group_of: dict, res: _Results, *, workers: int,
-               gpus: int, threads: int, overwrite: bool, max_retries: int,
-               on_start: Callable[[int, int], None] | None) -> None:
+def _run_local(todo: list[BatchItem], jobs: dict, groups: dict, group_of: dict, res: _Results, *, workers: int,
+               gpus: int, threads: int, max_retries: int, on_start: Callable[[int, int], None] | None) -> None:
     if workers == 0:
         for it in todo:
             style_imgs, cache = groups[group_of[it.index]]
             res.set(it.index, attempts=1)
             if on_start is not None:
                 on_start(it.index, os.getpid())
-            res.set(it.index, **_process(str(it.input), res.rows[it.index]["styles"], str(it.output), it.config,
-                                         style_imgs, cache, overwrite))
+            res.set(it.index, **_process(jobs[it.index], style_imgs, cache))
+            if res.rows[it.index]["status"] in ("interrupted", "pending"):
+                raise KeyboardInterrupt  # it came inside the item, which saved what it had
         return
 
     import multiprocessing
     import multiprocessing.connection
     ctx = multiprocessing.get_context("spawn")
-    by_index = {it.index: it for it in todo}
     queue = deque(it.index for it in todo)
     attempts: dict[int, int] = {}
     pool = [_Worker(ctx, i, i % gpus if gpus else None, threads) for i in range(min(workers, len(todo)))]
@@ -357,7 +557,6 @@ def _run_local(todo: list[BatchItem], groups: dict, group_of: dict, res: _Result
             for k, w in enumerate(pool):
                 if w.job is None and queue:
                     index = queue.popleft()
-                    it = by_index[index]
                     gid = group_of[index]
                     w.job = index
                     attempts[index] = attempts.get(index, 0) + 1
@@ -366,8 +565,7 @@ def _run_local(todo: list[BatchItem], groups: dict, group_of: dict, res: _Result
                         if gid not in w.groups:
                             w.conn.send(("group", gid, *groups[gid]))
                             w.groups.add(gid)
-                        w.conn.send(("run", index, str(it.input), res.rows[index]["styles"], str(it.output),
-                                     it.config, gid, overwrite))
+                        w.conn.send(("run", index, jobs[index], gid))
                     except OSError:
                         attempts[index] -= 1  # it never reached the worker
                         pool[k] = replace(w, _death(w.proc))
@@ -376,25 +574,60 @@ def _run_local(todo: list[BatchItem], groups: dict, group_of: dict, res: _Result
             for k, w in enumerate(pool):
                 if w.job is None:
                     continue
-                dead = False
-                try:
-                    while w.conn.poll():
-                        kind, index, payload = w.conn.recv()
-                        if kind == "start":
-                            if on_start is not None:
-                                on_start(index, payload)
-                        else:
-                            w.job = None
-                            res.set(index, **payload)
-                except (EOFError, OSError):
-                    dead = True
-                if dead or (w.job is not None and not w.proc.is_alive()):
+                if not _receive(w, res, on_start, stop=True):
                     pool[k] = replace(w, _death(w.proc))
+    except KeyboardInterrupt:
+        _save_in_flight(pool, res)
+        raise
     finally:
         for w in pool:
-            if w.job is not None:  # interrupted: end at once, the item stays "pending"
+            if w.job is not None:  # still busy after an interrupt: end at once, the item stays "pending"
                 w.proc.kill()
             w.end()
+
+
+def _receive(w: _Worker, res: _Results, on_start, *, stop: bool = False) -> bool:
+    """Read what worker ``w`` has sent; False when it died (with an item, or its pipe broken).
+
+    With ``stop``, an item that the worker reports interrupted (a signal that reached the worker alone)
+    raises KeyboardInterrupt: the batch stops as if this process had been interrupted.
+    """
+    try:
+        while w.conn.poll():
+            kind, index, payload = w.conn.recv()
+            if kind == "start":
+                if on_start is not None:
+                    on_start(index, payload)
+                continue
+            w.job = None
+            res.set(index, **payload)
+            if stop and payload["status"] not in _FINISHED:
+                raise KeyboardInterrupt
+    except (EOFError, OSError):
+        return False
+    return w.proc.is_alive() or w.job is None
+
+
+def _save_in_flight(pool: list[_Worker], res: _Results) -> None:
+    """After an interrupt: pass it on to the busy workers (as SIGTERM: a SIGTERM to this process reaches only
+    this process, and a background job ignores SIGINT) and wait, at most ``_SAVE_SECONDS``, for each to save
+    its item's result so far and report. A second interrupt ends the wait."""
+    import multiprocessing.connection
+
+    busy = [w for w in pool if w.job is not None]
+    for w in busy:
+        try:
+            os.kill(w.proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + _SAVE_SECONDS
+    try:
+        while busy and time.monotonic() < deadline:
+            multiprocessing.connection.wait([w.conn for w in busy] + [w.proc.sentinel for w in busy],
+                                            timeout=max(0.0, deadline - time.monotonic()))
+            busy = [w for w in busy if _receive(w, res, None) and w.job is not None]
+    except KeyboardInterrupt:
+        pass
 
 
 # --- the Ray engine --------------------------------------------------------------------------------------
@@ -442,51 +675,44 @@ def _ray_targets(style_blobs: list, cfgs: dict, threads: int):
     return errors, (style_imgs, cache)
 
 
-def _ray_stylize(inp: str, data: bytes, styles: list, out: str, cfg, group, threads: int) -> dict:
-    """Ray task: stylize one input given as bytes; returns the result row fields and the encoded output."""
-    import socket
+def _ray_stylize(inp: str, data: bytes, styles: list, out: str, cfg, group, threads: int, *,
+                 resume: dict | None = None, spent: float = 0.0) -> dict:
+    """Ray task: stylize one input given as bytes; returns the row fields and the encoded output.
 
-    from ..image import save_image
-    from ..pipelines import resolve_device, stylize_image
+    Cancelled with ``ray.cancel(force=False)`` (KeyboardInterrupt here), it returns instead the best result
+    so far (``"best"``) and the state to resume from (``"state"``), which the driver saves beside the output
+    (it has the files the checkpoint's digests are taken from). ``resume`` is such a state, ``spent`` the
+    seconds the interrupted run took.
+    """
+    import socket
 
     _ray_threads(threads)
     t0 = time.perf_counter()
     style_imgs, cache = group
-    if isinstance(cfg, AudioItemConfig):
-        return _ray_stylize_audio(inp, data, styles, out, cfg, style_imgs, t0)
-    try:
-        content = _load_blob(inp, data)
-        result = stylize_image(content, list(style_imgs), config=cfg, style_cache=cache,
-                               style_names=[str(p) for p in styles])
-        seconds = round(time.perf_counter() - t0, 3)
-        meta = _metadata(inp, styles, cfg, seconds, str(resolve_device(cfg.device)))
-        meta["node"] = socket.gethostname()
-        with tempfile.TemporaryDirectory(prefix="stylekit-") as d:
-            tmp = Path(d) / f"out{Path(out).suffix}"
-            save_image(result, tmp, metadata=meta)
-            encoded = tmp.read_bytes()
-        return {"status": "done", "error": None, "seconds": seconds, "data": encoded}
-    except Exception as e:  # noqa: BLE001 - isolation
-        return {"status": "error", "error": _one_line(e), "seconds": round(time.perf_counter() - t0, 3)}
+    job = _Job(inp, tuple(styles), out, cfg)
 
+    def took() -> float:
+        return round(spent + time.perf_counter() - t0, 3)
 
-def _ray_stylize_audio(inp: str, data: bytes, styles: list, out: str, job: AudioItemConfig, clips,
-                       t0: float) -> dict:
     try:
         with tempfile.TemporaryDirectory(prefix="stylekit-") as d:
-            p = Path(d) / (Path(inp).name or "input")
-            p.write_bytes(data)
+            src = Path(d) / (Path(inp).name or "input")
+            src.write_bytes(data)
             try:
-                samples, rate = _stylize_audio(str(p), clips, job)
+                result = _run(job, src, style_imgs, cache, resume)
             except StylekitError as e:
-                raise type(e)(str(e).replace(str(p), inp)) from None
-            seconds = round(time.perf_counter() - t0, 3)
-            tmp = Path(d) / "out.wav"
-            _write_wav(tmp, samples, rate, job, _audio_metadata(inp, styles, job, seconds), overwrite=True)
-            encoded = tmp.read_bytes()
-        return {"status": "done", "error": None, "seconds": seconds, "data": encoded}
+                raise type(e)(str(e).replace(str(src), inp)) from None
+            seconds = took()
+            tmp = dataclasses.replace(job, output=str(Path(d) / f"out{Path(out).suffix}"), replace=True)
+            _write_output(tmp, result, seconds, None if job.audio else {"node": socket.gethostname()})
+            return {"status": "done", "error": None, "seconds": seconds, "data": Path(tmp.output).read_bytes()}
+    except KeyboardInterrupt as e:
+        partial = _partial(job, e)
+        if partial is None:
+            return {"status": "pending", "error": None, "seconds": None}
+        return {"status": "interrupted", "error": None, "seconds": took(), "best": partial[0], "state": partial[1]}
     except Exception as e:  # noqa: BLE001 - isolation
-        return {"status": "error", "error": _one_line(e), "seconds": round(time.perf_counter() - t0, 3)}
+        return {"status": "error", "error": _one_line(e), "seconds": took()}
 
 
 def _ray_gpus(ray, device_names: set) -> int:
@@ -495,10 +721,8 @@ def _ray_gpus(ray, device_names: set) -> int:
     return int(ray.cluster_resources().get("GPU", 0))
 
 
-def _run_ray(ray, todo: list[BatchItem], group_items: dict, res: _Results, *, gpus: int, threads: int,
-             overwrite: bool, max_retries: int, window: int | None) -> None:
-    from .._io import atomic_write
-
+def _run_ray(ray, todo: list[BatchItem], jobs: dict, group_items: dict, res: _Results, *, gpus: int,
+             threads: int, max_retries: int, window: int | None) -> None:
     task_opts = {"num_cpus": threads, "num_gpus": 1 if gpus else 0, "max_retries": max_retries,
                  "retry_exceptions": False}
     targets = ray.remote(_ray_targets).options(num_returns=2, **task_opts)
@@ -546,16 +770,22 @@ def _run_ray(ray, todo: list[BatchItem], group_items: dict, res: _Results, *, gp
         while queue or inflight:
             while queue and len(inflight) < window:
                 it = queue.popleft()
+                job = jobs[it.index]
                 try:
                     data = Path(it.input).read_bytes()
+                    # the driver has the files the checkpoint's digests are checked against
+                    state = _resume_state(job) if job.resume else None
                 except OSError as e:
                     why = "no such file" if isinstance(e, FileNotFoundError) else f"cannot read ({e.strerror})"
                     res.set(it.index, status="error", error=f"{it.input}: {why}", attempts=0)
                     continue
-                gid = _group_key(it)
+                except StylekitError as e:
+                    res.set(it.index, status="error", error=_one_line(e), attempts=0)
+                    continue
                 remote = stylize_cpu if it.kind == "audio" else stylize
                 ref = remote.remote(str(it.input), data, res.rows[it.index]["styles"], str(it.output),
-                                     it.config, group_refs[gid][1], threads)
+                                    it.config, group_refs[_group_key(it)][1], threads, resume=state,
+                                    spent=job.seconds)
                 inflight[ref] = it
                 res.set(it.index, attempts=1)
             if not inflight:
@@ -563,21 +793,48 @@ def _run_ray(ray, todo: list[BatchItem], group_items: dict, res: _Results, *, gp
             done, _ = ray.wait(list(inflight), num_returns=1, timeout=5)
             for ref in done:
                 it = inflight.pop(ref)
-                try:
-                    out = ray.get(ref)
-                except ray.exceptions.RayError as e:
-                    res.set(it.index, status="error", error=_one_line(e).splitlines()[0][:500])
-                    continue
-                data = out.pop("data", None)
-                if data is not None:
-                    try:
-                        atomic_write(it.output, lambda tmp, b=data: tmp.write_bytes(b), overwrite=overwrite)
-                    except (StylekitError, OSError) as e:
-                        out.update(status="error", error=_one_line(e))
-                res.set(it.index, **out)
+                _ray_result(ray, ref, jobs[it.index], it.index, res)
+    except KeyboardInterrupt:
+        # ray.cancel(force=False) raises KeyboardInterrupt in a running task, which then returns its result so
+        # far; a task that had not started is dropped
+        for ref in inflight:
+            ray.cancel(ref, force=False)
+        try:
+            if inflight:
+                ready, _ = ray.wait(list(inflight), num_returns=len(inflight), timeout=_SAVE_SECONDS)
+                for ref in ready:
+                    it = inflight.pop(ref)
+                    _ray_result(ray, ref, jobs[it.index], it.index, res)
+        except KeyboardInterrupt:
+            pass
+        raise
     finally:
         for ref in inflight:
             ray.cancel(ref, force=True)
+
+
+def _ray_result(ray, ref, job: _Job, index: int, res: _Results) -> None:
+    """Record what the task ``ref`` of ``job`` returned, writing its output (and, for an interrupted task,
+    its checkpoint) here."""
+    from .._io import atomic_write
+
+    try:
+        out = ray.get(ref)
+    except ray.exceptions.TaskCancelledError:
+        return  # cancelled before it started: the item stays pending
+    except ray.exceptions.RayError as e:
+        res.set(index, status="error", error=_one_line(e).splitlines()[0][:500])
+        return
+    if out["status"] == "interrupted":
+        out = _save_interrupted(job, out.pop("best"), out.pop("state"), out["seconds"])
+    data = out.pop("data", None)
+    if data is not None:
+        try:
+            atomic_write(job.output, lambda tmp: tmp.write_bytes(data), overwrite=job.replace)
+            _finished(job)
+        except (StylekitError, OSError) as e:
+            out.update(status="error", error=_one_line(e))
+    res.set(index, **out)
 
 
 # --- the entry point -------------------------------------------------------------------------------------
@@ -599,7 +856,8 @@ def run_batch(items: Sequence[BatchItem], *, engine: str = "local", workers: int
     address : Ray cluster address (``"auto"``, ``"HEAD_IP:6379"``, ``"ray://head:10001"``); default: the
         running Ray session of this process, else ``RAY_ADDRESS``, else a new local instance. A session the
         call starts is shut down at the end.
-    overwrite : recompute and replace outputs that exist (default: skip the finished ones).
+    overwrite : recompute and replace outputs that exist (default: skip the finished ones, continue the
+        interrupted ones).
     max_retries : how many times an item whose worker died is tried again.
     results : path of the results manifest (``.jsonl`` or ``.csv``), rewritten every few seconds and at
         the end (also on Ctrl-C); ``None`` writes none.
@@ -609,15 +867,19 @@ def run_batch(items: Sequence[BatchItem], *, engine: str = "local", workers: int
     Returns
     -------
     One dict per item, in item order, with the keys of :data:`~stylekit.batch.RESULT_FIELDS`: ``status`` is
-    ``"done"``, ``"skipped"`` (the output already held this result), ``"error"`` (``error`` says why) or
-    ``"pending"`` (interrupted); ``seconds`` is the compute time of the output; ``settings`` the item's
-    :meth:`ImageStyleConfig.to_dict` (for a sound :meth:`AudioItemConfig.to_dict`).
+    ``"done"``, ``"skipped"`` (the output already held this result) or ``"error"`` (``error`` says why);
+    ``seconds`` is the compute time of the output (of all its runs, for one continued after an interrupt);
+    ``settings`` the item's :meth:`ImageStyleConfig.to_dict` (for a sound :meth:`AudioItemConfig.to_dict`).
 
     Raises
     ------
     ConfigError
         for an unknown engine, bad worker or thread counts, a results path that is not a results manifest, or
         Ray missing. Problems with single items never raise: they are in the rows.
+    BatchInterrupted
+        on Ctrl-C (KeyboardInterrupt), after the items in flight saved their best result so far and a
+        checkpoint (see the module notes); its ``rows`` say ``"interrupted"`` for those items and
+        ``"pending"`` for the items not started. Calling again with the same items continues them.
     """
     if engine not in ENGINES:
         raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
@@ -660,45 +922,63 @@ def run_batch(items: Sequence[BatchItem], *, engine: str = "local", workers: int
                  for it in items]
         res = _Results(items, results_path, on_result)
 
-        # 2. skip finished outputs; report items known to be bad
-        todo: list[BatchItem] = []
-        for it in items:
-            if it.error is not None:
-                res.set(it.index, status="error", error=it.error)
-            elif it.output.exists() and not overwrite:
-                status, error, seconds = _existing_output(it)
-                res.set(it.index, status=status, error=error, seconds=seconds)
-            else:
-                try:
-                    it.output.parent.mkdir(parents=True, exist_ok=True)
-                except OSError as e:
-                    res.set(it.index, status="error", error=f"{it.output.parent}: cannot create folder ({e.strerror})")
-                    continue
-                todo.append(it)
-
-        # 3. group by style set; the settings each group must prepare targets for
-        group_items: dict = {}
-        for it in todo:
-            items_g, cfgs = group_items.setdefault(_group_key(it), ([], {}))
-            items_g.append(it)
-            cfgs.setdefault(_warm_key(it.config), it.config)
-
         try:
+            # 2. skip finished outputs; continue interrupted ones; report items known to be bad
+            todo, jobs = _plan(items, res, overwrite)
+
+            # 3. group by style set; the settings each group must prepare targets for
+            group_items: dict = {}
+            for it in todo:
+                items_g, cfgs = group_items.setdefault(_group_key(it), ([], {}))
+                items_g.append(it)
+                cfgs.setdefault(_warm_key(it.config), it.config)
+
             if engine == "ray":
-                _run_ray(ray, todo, group_items, res, gpus=gpus, threads=threads or 1, overwrite=overwrite,
+                _run_ray(ray, todo, jobs, group_items, res, gpus=gpus, threads=threads or 1,
                          max_retries=max_retries, window=None)
             else:
                 n = workers if workers is not None else max(1, gpus)
                 th = threads or max(1, (os.cpu_count() or 1) // max(1, n))
                 groups, group_of, runnable = _local_targets(group_items, res)
-                _run_local(runnable, groups, group_of, res, workers=n, gpus=gpus, threads=th,
-                           overwrite=overwrite, max_retries=max_retries, on_start=on_start)
+                _run_local(runnable, jobs, groups, group_of, res, workers=n, gpus=gpus, threads=th,
+                           max_retries=max_retries, on_start=on_start)
+        except KeyboardInterrupt:
+            raise BatchInterrupted(res.rows) from None
         finally:
             res.flush()
         return res.rows
     finally:
         if started_ray:
             ray.shutdown()
+
+
+def _plan(items: list[BatchItem], res: _Results, overwrite: bool) -> tuple[list[BatchItem], dict]:
+    """The items to run and their jobs: finished outputs are skipped (or are errors when made with other
+    settings), an interrupted output is continued from its checkpoint, or made again when it cannot be."""
+    todo: list[BatchItem] = []
+    jobs: dict[int, _Job] = {}
+    for it in items:
+        if it.error is not None:
+            res.set(it.index, status="error", error=it.error)
+            continue
+        job = _Job(str(it.input), tuple(res.rows[it.index]["styles"]), str(it.output), it.config,
+                   replace=overwrite)
+        if it.output.exists() and not overwrite:
+            status, error, meta = _existing_output(it)
+            if status != "partial":
+                res.set(it.index, status=status, error=error, seconds=meta.get("seconds"))
+                continue
+            resume = _resumable(it, meta)
+            job = dataclasses.replace(job, replace=True, resume=resume,
+                                      seconds=float(meta.get("seconds") or 0.0) if resume else 0.0)
+        try:
+            it.output.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            res.set(it.index, status="error", error=f"{it.output.parent}: cannot create folder ({e.strerror})")
+            continue
+        todo.append(it)
+        jobs[it.index] = job
+    return todo, jobs
 
 
 def _local_targets(group_items: dict, res: _Results):

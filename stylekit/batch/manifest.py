@@ -328,8 +328,8 @@ def collect_items(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLik
     Raises
     ------
     ConfigError
-        for an input that matches nothing, an unreadable manifest, two items with the same output, or an
-        output that would replace an input.
+        for an input that matches nothing, an unreadable manifest, two items with the same output (or the
+        same checkpoint path, ``OUTPUT_STEM.ckpt.pt``), or an output that would replace an input.
     """
     from ..pipelines import ImageStyleConfig
 
@@ -438,6 +438,8 @@ def collect_items(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLik
         else:
             raise ConfigError(f"{text}: no such file, folder or matching pattern")
 
+    from ..image_checkpoint import checkpoint_path
+
     seen: dict[Path, BatchItem] = {}
     for it in items:
         key = Path(os.path.abspath(it.output))
@@ -448,6 +450,15 @@ def collect_items(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLik
         if key == Path(os.path.abspath(it.input)):
             raise ConfigError(f"{it.output}: the output would replace its input {it.input}; "
                               "choose another output folder")
+    checkpoints: dict[Path, BatchItem] = {}
+    for it in (it for it in items if it.error is None):
+        # an interrupted item saves its checkpoint beside its output: a.png and a.wav would share a.ckpt.pt
+        key = Path(os.path.abspath(checkpoint_path(it.output)))
+        if key in checkpoints:
+            raise ConfigError(f"{it.source} and {checkpoints[key].source} would share the checkpoint {key.name} "
+                              f"of an interrupted run ({checkpoints[key].output.name}, {it.output.name}); give "
+                              "them outputs whose names differ before the suffix")
+        checkpoints[key] = it
     return items
 
 
