@@ -51,6 +51,17 @@ GUARANTEES = [
          "the same through the Python API, for the DAE and the VAE"),
         ("tests/test_batch.py::test_local_engine_20_images_killed_worker_retried_and_rerun_skips",
          "`stylekit batch`: a killed worker's image is retried; a rerun skips finished outputs"),
+        ("tests/test_batch_resume.py::test_sigterm_saves_the_item_in_progress_and_a_rerun_resumes_it",
+         "`stylekit batch` (in its own process, and a worker process): SIGTERM saves the image or sound in "
+         "progress and its checkpoint, exit 130 with one line, no temp files; the rerun resumes it (fewer "
+         "steps) to an uninterrupted batch's output (2/255, 1e-4) and removes the checkpoint"),
+        ("tests/test_batch_resume.py::test_ray_engine_cancels_tasks_that_return_their_result_so_far_and_a_rerun_resumes",
+         "`stylekit batch --engine ray`: Ctrl-C cancels tasks with `ray.cancel(force=False)`; their result so far "
+         "and checkpoint are written; the rerun resumes"),
+        ("tests/test_batch_resume.py::test_partial_output_without_its_checkpoint_is_made_again",
+         "`stylekit batch`: an interrupted output without its checkpoint is made again, never taken as done"),
+        ("tests/test_batch_resume.py::test_api_raises_batch_interrupted_and_changed_content_is_made_again",
+         "`run_batch` raises BatchInterrupted; an interrupted output whose content changed is made again"),
     ]),
     ("Atomic writes, no overwriting without --overwrite", [
         ("tests/test_image_io.py::test_never_overwrites_without_permission_and_leaves_no_partial",
@@ -85,6 +96,9 @@ GUARANTEES = [
          "a code-running pickle is refused by the audio checkpoint loader"),
         ("tests/test_spectral_cli.py::test_latents_from_another_model_are_refused",
          "latents made by another checkpoint are refused"),
+        ("tests/test_batch_resume.py::test_a_tampered_checkpoint_is_an_error_row_naming_it",
+         "`stylekit batch` with a truncated, code-running or foreign checkpoint beside an interrupted output: "
+         "an error row naming the file, the other inputs run, nothing replaced"),
     ]),
     ("Property tests (hypothesis)", [
         ("tests/test_properties.py::test_losses_finite_nonnegative_and_zero_on_identical",

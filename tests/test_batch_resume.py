@@ -4,7 +4,9 @@ The interrupt comes at a chosen optimisation step: a `sitecustomize` module on t
 `stylekit.optim._evaluate` in every process of the command (the driver and its spawned workers) and, at the
 N-th evaluation of a process, sends SIGTERM to the driver and waits for the interrupt to come back (the driver
 passes it on to the worker). So the interrupt always falls inside a run, without sleeps that race. The same
-module can log every evaluation, which tells a resumed run (fewer evaluations) from one started again.
+module can log every evaluation, which tells a resumed run (fewer evaluations) from one started again. On
+Ray the hook reaches the task's worker through the session's runtime_env, and sends SIGINT to the driver,
+which cancels the task with ray.cancel(force=False).
 """
 from __future__ import annotations
 
@@ -23,8 +25,7 @@ from click.testing import CliRunner
 from conftest import smooth_image, stripes_image
 
 from _audio_data import SR, textureish, voiceish, write
-from stylekit.batch import collect_items, read_results, run_batch
-from stylekit.batch.engines import BatchInterrupted
+from stylekit.batch import BatchInterrupted, collect_items, read_results, run_batch
 from stylekit.cli import cli
 from stylekit.image import load_image, read_metadata
 
@@ -59,9 +60,17 @@ if (os.environ.get("STYLEKIT_TEST_INTERRUPT_AT") or os.environ.get("STYLEKIT_TES
         if os.environ.get("STYLEKIT_TEST_EVALUATIONS"):
             with open(os.environ["STYLEKIT_TEST_EVALUATIONS"], "a") as f:
                 f.write(f"{os.getpid()}\\n")
-        if _calls[0] == int(os.environ.get("STYLEKIT_TEST_INTERRUPT_AT") or 0):
+        fired = os.environ.get("STYLEKIT_TEST_FIRED")  # a file that makes it fire once only
+        if _calls[0] == int(os.environ.get("STYLEKIT_TEST_INTERRUPT_AT") or 0) and not (
+                fired and os.path.exists(fired)):
+            if fired:
+                open(fired, "w").close()
             worker = multiprocessing.parent_process() is not None
-            os.kill(os.getppid() if worker else os.getpid(), signal.SIGTERM)
+            driver = os.environ.get("STYLEKIT_TEST_DRIVER_PID")  # a Ray task's
+            if driver:
+                os.kill(int(driver), signal.SIGINT)
+            else:
+                os.kill(os.getppid() if worker else os.getpid(), signal.SIGTERM)
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:  # the interrupt arrives here as KeyboardInterrupt
                 time.sleep(0.005)
@@ -286,3 +295,40 @@ def test_api_raises_batch_interrupted_and_changed_content_is_made_again(data, tm
                       workers=0)
     assert ref["status"] == "done"
     assert images_close(tmp_path / "out" / "photo.png", single / "photo.png") <= 2 / 255
+
+
+def test_ray_engine_cancels_tasks_that_return_their_result_so_far_and_a_rerun_resumes(data, reference, tmp_path,
+                                                                                     monkeypatch):
+    """Ctrl-C in the driver: ray.cancel(force=False) raises KeyboardInterrupt in the running task, which
+    returns its best result so far and state; the driver writes the output and the checkpoint. The rerun
+    loads the checkpoint (on the driver) and the task continues from it."""
+    ray = pytest.importorskip("ray")
+    from stylekit.batch import engines
+    from stylekit.pipelines import ImageStyleConfig
+
+    reference, _ = reference
+    env = {"PYTHONPATH": os.pathsep.join([str(data / "hook"), str(ROOT)]), "OMP_NUM_THREADS": "1",
+           "STYLEKIT_TEST_INTERRUPT_AT": "4", "STYLEKIT_TEST_FIRED": str(tmp_path / "fired"),
+           "STYLEKIT_TEST_DRIVER_PID": str(os.getpid())}
+    ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": env})
+    try:
+        cfg = ImageStyleConfig(size=32, iterations=8, scales=1, seed=5, device="cpu",
+                               content_layers={"relu2_1": 1.0}, style_layers={"relu1_1": 0.5, "relu2_1": 0.5})
+        out = tmp_path / "out"
+        items = collect_items([data / "photo.png"], out, styles=[data / "style.jpg"], config=cfg)
+        with pytest.raises(BatchInterrupted) as e:
+            run_batch(items, engine="ray")
+        assert [x["status"] for x in e.value.rows] == ["interrupted"]
+        assert sorted(p.name for p in out.iterdir()) == ["photo.ckpt.pt", "photo.png"]
+        assert read_metadata(out / "photo.png")["interrupted_at"] >= 1
+
+        states = []
+        real = engines._resume_state
+        monkeypatch.setattr(engines, "_resume_state", lambda job: states.append(real(job)) or states[-1])
+        [row] = run_batch(items, engine="ray")
+        assert row["status"] == "done" and len(states) == 1 and states[0]["step"] >= 1
+        assert sorted(p.name for p in out.iterdir()) == ["photo.png"]
+        assert images_close(out / "photo.png", reference / "photo.png") <= 2 / 255
+    finally:
+        ray.shutdown()
