@@ -332,3 +332,13 @@ def test_ray_engine_cancels_tasks_that_return_their_result_so_far_and_a_rerun_re
         assert images_close(out / "photo.png", reference / "photo.png") <= 2 / 255
     finally:
         ray.shutdown()
+
+
+def test_outputs_that_would_share_a_checkpoint_are_refused_before_any_work(data, tmp_path):
+    from stylekit.errors import ConfigError
+
+    manifest = tmp_path / "jobs.csv"
+    manifest.write_text(f"input,style,output\n{data}/photo.png,{data}/style.jpg,a.png\n"
+                        f"{data}/voice.wav,{data}/texture.wav,a.wav\n")
+    with pytest.raises(ConfigError, match=r"share the checkpoint a\.ckpt\.pt"):
+        collect_items([manifest], tmp_path / "out")
