@@ -7,6 +7,7 @@ ends with exit code 130 after the command has saved what it had.
 """
 from __future__ import annotations
 
+import signal
 import sys
 
 import click
@@ -21,6 +22,9 @@ class _StylekitGroup(click.Group):
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:
+            # The sub-commands import torch (seconds); inside this try, a Ctrl-C during that import ends like
+            # any other interrupt instead of with a traceback.
+            _register()
             rv = super().main(args=args, prog_name=prog_name or "stylekit", complete_var=complete_var,
                               standalone_mode=False, **extra)
         except (click.exceptions.Abort, KeyboardInterrupt):
@@ -55,12 +59,23 @@ def cli() -> None:
 
 
 def _register() -> None:
-    # Each sub-command lives beside the code it drives; importing them here keeps `stylekit --help` complete.
+    """Add the sub-commands (once). Each lives beside the code it drives; ``cli.main`` calls this first, so
+    ``stylekit --help`` is complete while ``import stylekit.cli`` stays light."""
+    if cli.commands:
+        return
     from .commands import register
-    register(cli)
 
-
-_register()
+    # Some library imports (torch's among them) catch every exception while probing optional modules, and a
+    # Ctrl-C landing there is swallowed: the run then goes on. SIGINT and SIGTERM are held until the imports
+    # are done; one that came in meanwhile is delivered right after, inside the CLI's error handling.
+    held = {signal.SIGINT, signal.SIGTERM}
+    mask = getattr(signal, "pthread_sigmask", None)       # not on Windows
+    old = mask(signal.SIG_BLOCK, held) if mask else None
+    try:
+        register(cli)
+    finally:
+        if mask:
+            mask(signal.SIG_SETMASK, old)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -847,3 +847,18 @@ def test_cli_turns_an_os_error_naming_a_file_into_one_line_and_keeps_other_trace
     assert r.exit_code == 2 and r.output == "error: /data/out/result.png: Permission denied\n"
     r = CliRunner().invoke(group, ["anonymous"])
     assert isinstance(r.exception, OSError) and not isinstance(r.exception, SystemExit)
+
+
+def test_ctrl_c_while_the_commands_import_torch_exits_130_without_a_traceback(monkeypatch):
+    """The sub-commands are imported (torch with them, seconds) inside the CLI's error handling."""
+    import stylekit.commands
+    from stylekit.cli import cli
+
+    def interrupted_import(group):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "commands", {})
+    monkeypatch.setattr(stylekit.commands, "register", interrupted_import)
+    r = CliRunner().invoke(cli, ["image", "--help"])
+    assert r.exit_code == 130 and r.output == "interrupted\n"
+    assert "Traceback" not in r.output
