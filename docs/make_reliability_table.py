@@ -62,6 +62,9 @@ GUARANTEES = [
          "`stylekit batch`: an interrupted output without its checkpoint is made again, never taken as done"),
         ("tests/test_batch_resume.py::test_api_raises_batch_interrupted_and_changed_content_is_made_again",
          "`run_batch` raises BatchInterrupted; an interrupted output whose content changed is made again"),
+        ("tests/test_reliability.py::test_ctrl_c_while_the_commands_import_torch_exits_130_without_a_traceback",
+         "every command: a Ctrl-C in the first seconds, while torch is imported, ends with `interrupted` and "
+         "exit 130 (the signals are held during the imports, which could otherwise swallow it)"),
     ]),
     ("Atomic writes, no overwriting without --overwrite", [
         ("tests/test_image_io.py::test_never_overwrites_without_permission_and_leaves_no_partial",

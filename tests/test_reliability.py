@@ -521,7 +521,8 @@ def good_files(tmp_path_factory, audio_corpus, image_corpus):
 
 #: (what, command line with placeholders, word of the expected message). Placeholders: C/S content and style
 #: images, A/B content and style WAVs, OUT an output file in a fresh folder, DIR that fresh folder, MISSING
-#: a file in a folder that does not exist, RO a file in an unwritable folder, RODIR a folder inside it.
+#: a file in a folder that does not exist, RO a file in an unwritable folder, RODIR a folder inside it, ROSELF
+#: that folder itself.
 OPTION_CASES = [
     ("negative style weight", ["image", "C", "S", "-o", "OUT", *IMAGE_FAST, "-q", "--style-weight", "-1"],
      "style-weight"),
@@ -561,6 +562,10 @@ OPTION_CASES = [
     # /proc/sys, "no such file or directory")
     ("unwritable output folder", ["batch", "C", "--style", "S", "-o", "RODIR", *IMAGE_FAST, "--workers", "0", "-q"],
      "out_dir: (permission denied|no such file or directory)"),
+    ("existing unwritable output folder", ["batch", "C", "--style", "S", "-o", "ROSELF", *IMAGE_FAST, "--workers",
+                                           "0", "-q"], "output folder is not writable"),
+    ("results manifest in an unwritable folder", ["batch", "C", "--style", "S", "-o", "DIR", *IMAGE_FAST,
+                                                  "--workers", "0", "-q", "--results", "RO.jsonl"], "not writable"),
     ("output folder = the input folder", ["batch", "CDIR", "--style", "S", "-o", "CDIR", *IMAGE_FAST, "--workers",
                                           "0", "-q"], "input folder"),
     ("results manifest in a missing folder", ["batch", "C", "--style", "S", "-o", "DIR", *IMAGE_FAST, "--workers",
@@ -592,7 +597,7 @@ def test_option_validation(tmp_path, good_files, what, args, needle):
     subs = {**{k: str(v) for k, v in good_files.items()}, "DIR": str(work), "CDIR": str(cdir)}
     if any(a.startswith("RO") for a in args):
         ro = _unwritable_dir(tmp_path)
-        subs.update({"RO": str(ro / "out"), "RODIR": str(ro / "out_dir")})
+        subs.update({"RO": str(ro / "out"), "RODIR": str(ro / "out_dir"), "ROSELF": str(ro)})
 
     def sub(a: str) -> str:
         for key in ("OUT", "MISSING", "RODIR", "RO"):

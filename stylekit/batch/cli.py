@@ -7,6 +7,7 @@ kind keeps its own default (read from :class:`ImageStyleConfig` / :class:`AudioS
 from __future__ import annotations
 
 import dataclasses
+import os
 import signal
 import sys
 from pathlib import Path
@@ -195,6 +196,10 @@ def batch(inputs, out_dir, styles, media, size, iterations, coarse_iterations, o
     if results and not results_path.parent.is_dir():
         raise ConfigError(f"{results_path}: folder {results_path.parent} does not exist")
     out.mkdir(parents=True, exist_ok=True)
+    # Refuse before any work: otherwise every item would be computed and then fail to be written.
+    for folder in dict.fromkeys([out, results_path.parent, *(Path(it.output).parent for it in items)]):
+        if folder.is_dir() and not os.access(folder, os.W_OK):
+            raise ConfigError(f"{folder}: output folder is not writable")
 
     counts = {"done": 0, "skipped": 0, "error": 0}
     bar = None
