@@ -185,3 +185,21 @@ def test_tensor_inputs_stay_tensors_and_agree_with_arrays():
         back_a = to_audio(a, cfg, length=len(y), init_phase=content_phase(y, cfg))
         back_t = to_audio(t, cfg, length=len(y), init_phase=content_phase(torch.from_numpy(y), cfg))
         np.testing.assert_allclose(back_t, back_a, atol=1e-5)
+
+
+def test_mel_pseudo_inverse_does_not_depend_on_blas_threads():
+    """L-BFGS amplifies last-bit differences of the mel pseudo-inverse into audible ones; it must be the same
+    whatever OMP_NUM_THREADS says (a float32 SVD is not)."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import hashlib; from stylekit.audio.transform import SpectrogramConfig, MelProjection; "
+            "print(hashlib.sha256(MelProjection(SpectrogramConfig()).w_pinv.numpy().tobytes()).hexdigest())")
+    digests = set()
+    for threads in ("1", "2"):
+        env = {**os.environ, "OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads}
+        r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        digests.add(r.stdout.strip())
+    assert len(digests) == 1

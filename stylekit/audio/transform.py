@@ -124,7 +124,15 @@ def mel_basis(config: SpectrogramConfig) -> np.ndarray:
 
 @lru_cache(maxsize=8)
 def _mel_pinv(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None) -> np.ndarray:
-    return np.linalg.pinv(_mel_basis(sr, n_fft, n_mels, fmin, fmax)).astype(np.float32)
+    # One thread, float64: an SVD's last bits depend on how many threads BLAS/LAPACK use, and L-BFGS amplifies
+    # such differences into audible ones, so results would otherwise change with OMP_NUM_THREADS.
+    w = torch.from_numpy(_mel_basis(sr, n_fft, n_mels, fmin, fmax).astype(np.float64))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return torch.linalg.pinv(w).numpy().astype(np.float32)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _basis_tensor(config: SpectrogramConfig, device, *, inverse: bool = False) -> torch.Tensor:
@@ -353,7 +361,8 @@ class MelProjection(torch.nn.Module):
             raise ConfigError("MelProjection needs a mel spectrogram config")
         w = mel_basis(config)
         self.register_buffer("w", torch.from_numpy(w))
-        self.register_buffer("w_pinv", torch.from_numpy(np.linalg.pinv(w).astype(np.float32)))
+        self.register_buffer("w_pinv", torch.from_numpy(_mel_pinv(config.sample_rate, config.n_fft, config.n_mels,
+                                                                  float(config.fmin), config.fmax).copy()))
         self.lo, self.span = _net_span(config)
         self.floor = float(config.log_floor)
 
