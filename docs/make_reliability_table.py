@@ -172,7 +172,10 @@ def main() -> int:
            "(docs/batch.md); that counts as refused when the row names the file and the problem and no output "
            "was written. The corpus runs use tiny settings (`--size 32 --iterations 2 --scales 1`; audio "
            "`--steps 2 --griffin-lim-iters 4`) and `-q`; the last table checks the default, with progress bars. "
-           "File modes do not stop root, so when the tests run as root the unwritable folder is `/proc/sys`.",
+           "File modes do not stop root, so when the tests run as root the unwritable folder is `/proc/sys`. "
+           "The ordinary case was checked by hand as a non-root user (`runuser -u nobody`, 2026-11-26) with a "
+           "mode-0555 folder: `stylekit image`, `stylekit audio` and `stylekit spectral encode` refuse an output "
+           "in it, and `stylekit batch -o` that folder refuses it before any work, each with one line and exit 2.",
            "",
            "A row marked **no** is a known defect: its test is marked `xfail(strict=True)` (so it fails the "
            "suite once the defect is fixed, and the mark must then go), and *How* shows what the command did.",
