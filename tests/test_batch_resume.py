@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import signal
 import subprocess
 import sys
 import textwrap
@@ -297,8 +298,17 @@ def test_api_raises_batch_interrupted_and_changed_content_is_made_again(data, tm
     assert images_close(tmp_path / "out" / "photo.png", single / "photo.png") <= 2 / 255
 
 
+@pytest.fixture
+def python_sigint():
+    """Python's own SIGINT handler for the test: a shell leaves SIGINT ignored in a background job (as CI may
+    run the suite), and the Ray test interrupts this process with it."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def test_ray_engine_cancels_tasks_that_return_their_result_so_far_and_a_rerun_resumes(data, reference, tmp_path,
-                                                                                     monkeypatch):
+                                                                                     monkeypatch, python_sigint):
     """Ctrl-C in the driver: ray.cancel(force=False) raises KeyboardInterrupt in the running task, which
     returns its best result so far and state; the driver writes the output and the checkpoint. The rerun
     loads the checkpoint (on the driver) and the task continues from it."""
