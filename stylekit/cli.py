@@ -24,7 +24,8 @@ class _StylekitGroup(click.Group):
         try:
             # The sub-commands import torch (seconds); inside this try, a Ctrl-C during that import ends like
             # any other interrupt instead of with a traceback.
-            _register()
+            if self is cli:
+                _register()
             rv = super().main(args=args, prog_name=prog_name or "stylekit", complete_var=complete_var,
                               standalone_mode=False, **extra)
         except (click.exceptions.Abort, KeyboardInterrupt):
