@@ -18,35 +18,19 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import InputError
+from ._checkpoint import checkpoint_path, read_checkpoint, write_checkpoint
 
 __all__ = ["CHECKPOINT_FORMAT", "save_checkpoint", "load_checkpoint", "checkpoint_path"]
 
 CHECKPOINT_FORMAT = "stylekit-image-checkpoint/1"
 
 
-def checkpoint_path(output: str | os.PathLike) -> Path:
-    """Where the checkpoint of ``output`` goes: ``OUTPUT_STEM.ckpt.pt`` beside it (``stylekit image``,
-    ``stylekit audio`` and ``stylekit batch`` all name it so)."""
-    out = Path(output)
-    return out.with_name(f"{out.stem}.ckpt.pt")
-
-
-def _digests(content, styles: Sequence) -> list[str]:
-    from .features.weights import sha256_file
-    return [sha256_file(p) for p in (content, *styles)]
-
-
 def save_checkpoint(path: str | os.PathLike, cfg, content, styles: Sequence, state: dict, *,
                     overwrite: bool) -> Path:
     """Write the checkpoint of a run of ``cfg`` (an ImageStyleConfig) on the files ``content`` and ``styles``
     atomically (temporary file, then rename)."""
-    import torch
-
-    from ._io import atomic_write
-    data = {"format": CHECKPOINT_FORMAT, "config": cfg.to_dict(), "inputs": _digests(content, styles),
-            "state": state}
-    return atomic_write(path, lambda tmp: torch.save(data, tmp), overwrite=overwrite)
+    return write_checkpoint(path, CHECKPOINT_FORMAT, [content, *styles],
+                            {"config": cfg.to_dict(), "state": state}, overwrite=overwrite)
 
 
 def load_checkpoint(path: str | os.PathLike, content, styles: Sequence) -> tuple[dict, dict]:
@@ -62,22 +46,6 @@ def load_checkpoint(path: str | os.PathLike, content, styles: Sequence) -> tuple
         Missing file; not loadable with ``weights_only=True`` (tampered, a pickled object, not a checkpoint);
         another format; made from different content or style files.
     """
-    import pickle
-
-    import torch
-
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such checkpoint") from None
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, TypeError, AttributeError,
-            KeyError, IndexError) as e:
-        raise InputError(f"{path}: not a stylekit checkpoint, or tampered with "
-                         f"({type(e).__name__}); it was not loaded") from None
-    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
-        raise InputError(f"{path}: not a stylekit image checkpoint")
-    if not {"inputs", "config", "state"} <= set(data):
-        raise InputError(f"{path}: damaged stylekit image checkpoint (missing fields)")
-    if data["inputs"] != _digests(content, styles):
-        raise InputError(f"{path}: this checkpoint was made from different content or style images")
+    data = read_checkpoint(path, CHECKPOINT_FORMAT, "image", [content, *styles],
+                           fields={"config": dict, "state": dict}, files="content or style images")
     return data["config"], data["state"]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from ._checkpoint import checkpoint_path
 from ._io import check_output_path
 from .errors import ConfigError
 from .image_checkpoint import load_checkpoint as _load_checkpoint
@@ -213,7 +214,7 @@ def image(content, styles, output, size, iterations, coarse_iterations, optimize
             bar.close()
         meta.update(interrupted_at=len(history), seconds=round(time.perf_counter() - t0, 2))
         save_image(e.best, out, metadata=meta, overwrite=overwrite, bit_depth=int(bit_depth))
-        ckpt = _sibling(out, "ckpt", ".pt")
+        ckpt = checkpoint_path(out)
         _save_checkpoint(ckpt, cfg, content, styles, e.state, overwrite=True)
         if plot and history:
             _plot_losses(history, plot_path, overwrite)

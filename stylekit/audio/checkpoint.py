@@ -14,40 +14,27 @@ and refuses anything else (a tampered file, a foreign pickle, another command's 
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from .._checkpoint import read_checkpoint, write_checkpoint
 from ..errors import ConfigError, InputError
 
-__all__ = ["CHECKPOINT_FORMAT", "save_checkpoint", "load_checkpoint", "file_digest"]
+__all__ = ["CHECKPOINT_FORMAT", "save_checkpoint", "load_checkpoint"]
 
 CHECKPOINT_FORMAT = "stylekit-audio-checkpoint/1"
-
-
-def file_digest(path: str | os.PathLike) -> str:
-    """sha256 (hex) of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def save_checkpoint(path: str | os.PathLike, *, config, inputs: Sequence[str | os.PathLike],
                     style_blend: Sequence[float] | None, progress: dict, overwrite: bool = False) -> Path:
     """Write a checkpoint atomically (temporary file, then rename)."""
-    import torch
-
-    from .._io import atomic_write
     from .pipeline import config_to_dict
 
-    data = {"format": CHECKPOINT_FORMAT, "config": config_to_dict(config),
-            "inputs": [file_digest(p) for p in inputs],
-            "style_blend": None if style_blend is None else [float(w) for w in style_blend],
-            "progress": progress}
-    return atomic_write(path, lambda tmp: torch.save(data, tmp), overwrite=overwrite)
+    return write_checkpoint(path, CHECKPOINT_FORMAT, inputs, {
+        "config": config_to_dict(config),
+        "style_blend": None if style_blend is None else [float(w) for w in style_blend],
+        "progress": progress}, overwrite=overwrite)
 
 
 def load_checkpoint(path: str | os.PathLike, *, inputs: Sequence[str | os.PathLike]):
@@ -63,27 +50,11 @@ def load_checkpoint(path: str | os.PathLike, *, inputs: Sequence[str | os.PathLi
         Missing file; not loadable with ``weights_only=True`` (tampered, a pickled object, not a checkpoint);
         another format; made from different input files; an invalid config inside.
     """
-    import pickle
-
-    import torch
-
     from .pipeline import config_from_dict
 
     p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{p}: no such checkpoint")
-    try:
-        data = torch.load(p, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, TypeError, AttributeError,
-            KeyError, IndexError) as e:
-        raise InputError(f"{p}: not a stylekit audio checkpoint, or tampered with ({type(e).__name__}); "
-                         "it was not loaded") from None
-    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
-        raise InputError(f"{p}: not a stylekit audio checkpoint")
-    if not isinstance(data.get("inputs"), list) or not isinstance(data.get("progress"), dict):
-        raise InputError(f"{p}: damaged stylekit audio checkpoint (missing fields)")
-    if data["inputs"] != [file_digest(q) for q in inputs]:
-        raise InputError(f"{p}: this checkpoint was made from different content or style files")
+    data = read_checkpoint(p, CHECKPOINT_FORMAT, "audio", inputs, fields={"progress": dict},
+                           files="content or style files")
     try:
         config = config_from_dict(data.get("config"))
     except ConfigError as e:

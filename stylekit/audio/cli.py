@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from .._checkpoint import checkpoint_path
 from .._io import check_output_path
 from ..errors import ConfigError
 
@@ -137,7 +138,7 @@ def audio(content: Path, styles: tuple[Path, ...], output: Path, style_blend: st
         if plot.suffix.lower() != ".png":
             raise ConfigError(f"{plot}: the plot must be a .png file")
         check_output_path(plot, overwrite=overwrite, inputs=(content, *styles, output))
-    ckpt = output.with_name(f"{output.stem}.ckpt.pt")
+    ckpt = checkpoint_path(output)
     check_output_path(ckpt, overwrite=True, inputs=(content, *styles, output))
     blend = _floats(style_blend, "--style-blend")
     if blend is not None and len(blend) != len(styles):

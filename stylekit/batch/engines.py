@@ -64,7 +64,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..errors import ConfigError, InputError, StylekitError
-from ..image_checkpoint import checkpoint_path
+from .._checkpoint import checkpoint_path, input_digests
 from .manifest import AudioItemConfig, BatchItem, check_results_path, write_results
 
 __all__ = ["run_batch", "ENGINES", "BatchInterrupted"]
@@ -159,8 +159,7 @@ def _inputs_digest(content, styles: Sequence) -> str:
     a rerun resumes it only while its input files are the same."""
     import hashlib
 
-    from ..features.weights import sha256_file
-    return hashlib.sha256(" ".join(sha256_file(p) for p in (content, *styles)).encode()).hexdigest()
+    return hashlib.sha256(" ".join(input_digests((content, *styles))).encode()).hexdigest()
 
 
 def _existing_output(item: BatchItem) -> tuple[str, str | None, dict]:

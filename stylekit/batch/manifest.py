@@ -438,7 +438,7 @@ def collect_items(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLik
         else:
             raise ConfigError(f"{text}: no such file, folder or matching pattern")
 
-    from ..image_checkpoint import checkpoint_path
+    from .._checkpoint import checkpoint_path
 
     seen: dict[Path, BatchItem] = {}
     for it in items:
