@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ._checkpoint import checkpoint_path, read_checkpoint, write_checkpoint
+from .errors import InputError
 
 __all__ = ["CHECKPOINT_FORMAT", "save_checkpoint", "load_checkpoint", "checkpoint_path"]
 
@@ -44,8 +45,15 @@ def load_checkpoint(path: str | os.PathLike, content, styles: Sequence) -> tuple
     ------
     InputError
         Missing file; not loadable with ``weights_only=True`` (tampered, a pickled object, not a checkpoint);
-        another format; made from different content or style files.
+        another format; made from different content or style files; an optimiser state without its
+        iterate, best iterate, scale and step.
     """
+    import torch
+
     data = read_checkpoint(path, CHECKPOINT_FORMAT, "image", [content, *styles],
                            fields={"config": dict, "state": dict}, files="content or style images")
-    return data["config"], data["state"]
+    state = data["state"]
+    if not (torch.is_tensor(state.get("x")) and torch.is_tensor(state.get("best"))
+            and isinstance(state.get("scale"), int) and isinstance(state.get("step"), int)):
+        raise InputError(f"{path}: damaged stylekit image checkpoint (optimiser state)")
+    return data["config"], state

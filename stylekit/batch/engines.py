@@ -329,8 +329,6 @@ def _resume_state(job: _Job):
     Raises InputError for a checkpoint that cannot be used: not loadable with ``weights_only=True``
     (tampered, foreign), another format, or made from other files than the output beside it.
     """
-    import torch
-
     ckpt = checkpoint_path(job.output)
     try:
         if job.audio:
@@ -340,9 +338,6 @@ def _resume_state(job: _Job):
             return progress if _jsonable(stored.to_dict()) == _jsonable(job.config.to_dict()) else None
         from ..image_checkpoint import load_checkpoint
         stored, state = load_checkpoint(ckpt, job.input, job.styles)
-        if not (isinstance(state, dict) and torch.is_tensor(state.get("x")) and torch.is_tensor(state.get("best"))
-                and isinstance(state.get("scale"), int) and isinstance(state.get("step"), int)):
-            raise InputError(f"{ckpt}: damaged stylekit image checkpoint (optimiser state)")
         return state if _jsonable(stored) == _jsonable(job.config.to_dict()) else None
     except InputError as e:
         raise InputError(f"{e}; delete it (or use --overwrite) to start this input again") from None
