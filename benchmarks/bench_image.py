@@ -278,7 +278,11 @@ def precision(args) -> None:
     print(f"machine: {machine()}")
     print(f"size {args.size}, {args.iterations} L-BFGS iterations, one scale, device {device}")
     ref = None
-    for prec in args.precisions.split(","):
+    runs = [(prec, False) for prec in args.precisions.split(",")]
+    if args.compile:
+        runs += [(prec, True) for prec in args.precisions.split(",")]
+    for prec, comp in runs:
+        kw["compile"] = comp
         stylize_image(content, [style], precision=prec, **{**kw, "iterations": 3})   # warm-up
         times, whole = [], []
         for _ in range(args.repeats):
@@ -294,7 +298,7 @@ def precision(args) -> None:
         with torch.no_grad():
             loss = float(crit(torch.nn.functional.interpolate(out.to(device), size=c.shape[-2:]))[0])
         ref = loss if ref is None else ref
-        print(f"{prec:5s}: optimisation {statistics.median(times):.3f} s (whole call incl. network build "
+        print(f"{prec + (' + compile' if comp else ''):15s}: optimisation {statistics.median(times):.3f} s (whole call incl. network build "
               f"{statistics.median(whole):.3f} s), median of {args.repeats}; final loss (fp32) "
               f"{loss:.5g}; difference to {args.precisions.split(',')[0]}: {100 * (loss - ref) / ref:+.2f}%")
 
@@ -338,6 +342,8 @@ def main() -> None:
     pr.add_argument("--precisions", default="fp32,tf32,bf16")
     pr.add_argument("--device", choices=["cpu", "cuda"], default="cuda")
     pr.add_argument("--repeats", type=int, default=3)
+    pr.add_argument("--compile", action="store_true",
+                    help="also time each precision with compile=True (first iteration, which compiles, not counted)")
     pr.set_defaults(fn=precision)
     q = sub.add_parser("load")
     q.add_argument("--repeats", type=int, default=5)

@@ -112,6 +112,9 @@ def _tile_option(text: str):
 @click.option("--seed", type=int, default=_default("seed"), show_default=True)
 @click.option("--precision", type=click.Choice(["auto", "fp32", "tf32", "bf16"]), default=_default("precision"),
               show_default=True, help="Convolution precision: auto = TF32 on CUDA, fp32 on the CPU; Grams stay fp32.")
+@click.option("--compile", "compile_", is_flag=True,
+              help="Compile the objective with torch.compile (CUDA graphs on CUDA): for long runs on a GPU; each "
+                   "scale first waits for compilation.")
 @click.option("--tile", default=str(_default("tile")), show_default=True,
               help="auto (tile only when the image would not fit in memory), off, or a tile size in pixels: "
                    "exact tiled optimisation for outputs of any size.")
@@ -127,7 +130,7 @@ def _tile_option(text: str):
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def image(content, styles, output, size, iterations, coarse_iterations, optimizer, lr, content_weight, style_weight,
           tv_weight, style_blend, style_scale, content_layers, style_layers, pooling, init, scales, min_size, preserve_color,
-          weights, preprocessing, device, seed, precision, tile, max_memory, dry_run, save_every, plot, bit_depth, resume_path, overwrite, quiet):
+          weights, preprocessing, device, seed, precision, compile_, tile, max_memory, dry_run, save_every, plot, bit_depth, resume_path, overwrite, quiet):
     """Paint CONTENT in the style of STYLES (one or more images) and write OUTPUT.
 
     Ctrl-C (or SIGTERM) saves the best result so far to OUTPUT and a checkpoint to OUTPUT_STEM.ckpt.pt, and
@@ -165,7 +168,8 @@ def image(content, styles, output, size, iterations, coarse_iterations, optimize
         style_blend=_floats(style_blend, "--style-blend") if style_blend else None, style_scale=style_scale,
         content_layers=parse_layers(content_layers), style_layers=parse_layers(style_layers), pooling=pooling,
         init=init, scales=scales, min_size=min_size, preserve_color=preserve_color, weights=weights, preprocessing=preprocessing,
-        device=device, seed=seed, precision=precision, tile=_tile_option(tile), max_memory=max_memory)
+        device=device, seed=seed, precision=precision, tile=_tile_option(tile), max_memory=max_memory,
+        compile=compile_)
     dev = resolve_device(cfg.device)
     # Read every input before any long work, so a bad file fails at once with its name.
     content_img = load_image(content)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -59,6 +60,11 @@ class ImageStyleConfig:
     tile : ``"auto"`` (tile only when the whole image would not fit the memory budget), ``"off"``, or a tile
         size in pixels: the objective is then evaluated exactly, tile by tile (:mod:`stylekit.tiling`).
     max_memory : memory budget in GB for ``tile="auto"`` and the fit check; default 80% of what is free.
+    compile : run the objective (network, losses and their backward) through ``torch.compile``; on CUDA with
+        CUDA graphs (``mode="reduce-overhead"``), which removes the per-kernel launch cost of short iterations.
+        Each scale's first iteration waits for compilation (tens of seconds), so it pays only for long runs at
+        a fixed size. Tiled scales stay uncompiled; on the CPU the compiled network cannot use the Winograd
+        convolutions and is slower. If compilation fails, the run warns and goes on uncompiled.
     """
 
     size: int | None = None
@@ -85,6 +91,7 @@ class ImageStyleConfig:
     precision: str = "auto"
     tile: int | str = "auto"
     max_memory: float | None = None
+    compile: bool = False
 
     def __post_init__(self) -> None:
         def positive_int(name, v, lo=1):
@@ -116,6 +123,8 @@ class ImageStyleConfig:
         if self.tile not in ("auto", "off"):
             if isinstance(self.tile, bool) or not isinstance(self.tile, int) or self.tile < 16:
                 raise ConfigError(f"tile must be auto, off or a size in pixels >= 16, got {self.tile!r}")
+        if not isinstance(self.compile, bool):
+            raise ConfigError(f"compile must be true or false, got {self.compile!r}")
         if self.max_memory is not None and not (self.max_memory > 0 and self.max_memory != float("inf")):
             raise ConfigError(f"max-memory must be a positive number of GB, got {self.max_memory!r}")
         if self.lr is not None and not self.lr > 0:
@@ -213,6 +222,32 @@ class _Precision:
         return self.criterion(x)
 
 
+class _Compiled:
+    """A criterion through ``torch.compile``, falling back to the eager one (with a warning) if compiling fails.
+
+    On CUDA the mode is ``"reduce-overhead"``: inductor's kernels replayed as CUDA graphs for the forward and the
+    backward pass. Their outputs live in the graphs' memory pool until the next call, which is safe here:
+    :func:`stylekit.optim.optimize` reads the loss, the terms and the gradient before it evaluates again.
+    """
+
+    def __init__(self, criterion, device: torch.device) -> None:
+        self.eager = criterion
+        self.compiled = torch.compile(criterion, mode="reduce-overhead" if device.type == "cuda" else None,
+                                      dynamic=False)
+        self.failed = False
+
+    def __call__(self, x: torch.Tensor):
+        if not self.failed:
+            try:
+                return self.compiled(x)
+            except Exception as e:  # a backend or tracing failure: the eager objective is the same function
+                self.failed = True
+                first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+                warnings.warn(f"torch.compile failed ({type(e).__name__}: {first}); continuing uncompiled",
+                              RuntimeWarning, stacklevel=2)
+        return self.eager(x)
+
+
 def _shapes(cfg: ImageStyleConfig, hw: tuple[int, int], size: int) -> list[tuple[int, int]]:
     need = min_input_size(cfg.layers)
     H, W = hw
@@ -249,7 +284,9 @@ def _check_size(cfg: ImageStyleConfig, size: int) -> None:
 
 
 def _network(cfg: ImageStyleConfig, device: torch.device) -> VGG19Features:
-    net = VGG19Features(cfg.layers, weights=cfg.weights, pooling=cfg.pooling, preprocessing=cfg.preprocessing)
+    # NNPACK's Winograd convolutions are a custom autograd function that torch.compile cannot trace.
+    net = VGG19Features(cfg.layers, weights=cfg.weights, pooling=cfg.pooling, preprocessing=cfg.preprocessing,
+                        winograd=not cfg.compile)
     net = net.to(device)
     if device.type == "cuda":
         net = net.to(memory_format=torch.channels_last)
@@ -409,7 +446,8 @@ def stylize_image(content, styles, *, config: ImageStyleConfig | None = None,
             loss.set_style_grams(stored, blend=cfg.style_blend)
         else:
             loss.set_style_features(stored, blend=cfg.style_blend)
-        return _Precision(loss, device, precision == "bf16")
+        crit = _Precision(loss, device, precision == "bf16")
+        return _Compiled(crit, device) if cfg.compile and not tile else crit
 
     steps = [cfg.coarse_iterations] * (len(shapes) - 1) + [cfg.iterations]
     try:

@@ -168,8 +168,23 @@ def test_targets_are_buffers_and_move_with_to():
     assert moved.style.gram_a.dtype == torch.float64
 
 
+def test_layer_lists_mean_equal_weights():
+    net = TinyNet()
+    x, c, s = torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8), torch.rand(1, 3, 10, 10)
+    values = []
+    for content_layers, style_layers in ((["b"], ["a", "b"]), ("b", ("a", "b", "a")),
+                                         ({"b": 1.0}, {"a": 0.5, "b": 0.5})):
+        loss = StyleTransferLoss(net, content_layers=content_layers, style_layers=style_layers)
+        assert loss.style_layers == {"a": 0.5, "b": 0.5} and loss.content_layers == {"b": 1.0}
+        loss.set_content(c)
+        loss.set_style(s)
+        values.append(loss(x)[0])
+    assert values[0] == values[1] == values[2]
+
+
 @pytest.mark.parametrize("kwargs", [{"content_weight": -1}, {"style_weight": float("nan")},
-                                    {"style_layers": {"nope": 1.0}}, {"style_loss": "wasserstein"}])
+                                    {"style_layers": {"nope": 1.0}}, {"style_loss": "wasserstein"},
+                                    {"style_layers": 3}, {"style_layers": [1, 2]}])
 def test_bad_configuration_raises_stylekit_error(kwargs):
     with pytest.raises(StylekitError):
         StyleTransferLoss(TinyNet(), **{"content_layers": {"b": 1.0}, "style_layers": {"a": 1.0}, **kwargs})

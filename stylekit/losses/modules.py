@@ -19,7 +19,16 @@ __all__ = ["ContentLoss", "GramStyleLoss", "MeanStdStyleLoss", "TVLoss", "StyleT
 Features = Mapping[str, torch.Tensor]
 
 
-def _check_weights(weights: Mapping[str, float], what: str) -> dict[str, float]:
+def _check_weights(weights: Mapping[str, float] | Sequence[str] | str, what: str) -> dict[str, float]:
+    """``{layer: weight}``; a layer name or a list of names means equal weights that sum to 1."""
+    if isinstance(weights, str):
+        weights = [weights]
+    if not isinstance(weights, Mapping):
+        names = list(dict.fromkeys(weights)) if isinstance(weights, Sequence) else None
+        if not names or not all(isinstance(n, str) for n in names):
+            raise ConfigError(f"{what}s must be a {{layer: weight}} mapping or a list of layer names, "
+                              f"got {weights!r}")
+        weights = {n: 1.0 / len(names) for n in names}
     out = {}
     for k, w in weights.items():
         w = float(w)
@@ -179,7 +188,7 @@ class StyleTransferLoss(nn.Module):
     ----------
     extractor : a module mapping an image batch to ``{layer: features}`` with a ``layers`` attribute, e.g.
         :class:`stylekit.features.VGG19Features` built with (at least) the content and style layers.
-    content_layers, style_layers : ``{layer: weight}``.
+    content_layers, style_layers : ``{layer: weight}``, or a list of layer names (equal weights summing to 1).
     content_weight, style_weight, tv_weight : weights of the three terms.
     tv_exponent : exponent of the TV term.
     normalize : use scale-free (relative) content and style distances, so the same weights work for any

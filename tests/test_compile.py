@@ -1,0 +1,56 @@
+"""`compile=True` / `--compile`: the objective through torch.compile gives the same run as the eager one."""
+import warnings
+
+import pytest
+import torch
+
+from stylekit import ImageStyleConfig, stylize_image
+from stylekit.errors import ConfigError
+
+# Two shallow layers keep inductor's compile time on the CPU to well under a minute.
+SMALL = dict(content_layers={"relu2_1": 1.0}, style_layers={"relu1_1": 0.5, "relu2_1": 0.5}, scales=1,
+             iterations=4, size=40, device="cpu", tile="off")
+
+
+def _images():
+    g = torch.Generator().manual_seed(0)
+    return torch.rand(1, 3, 30, 40, generator=g), torch.rand(1, 3, 36, 36, generator=g)
+
+
+def _run(**kw):
+    content, style = _images()
+    losses = []
+    out = stylize_image(content, [style], callback=lambda p: losses.append(p.loss), **{**SMALL, **kw})
+    return out, losses
+
+
+def test_compiled_run_matches_the_eager_run():
+    eager, eager_losses = _run()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        compiled, compiled_losses = _run(compile=True)
+    assert not [w for w in caught if "torch.compile failed" in str(w.message)]   # it really ran compiled
+    assert len(compiled_losses) == len(eager_losses) == 4
+    # The eager run uses the Winograd convolutions, the compiled one inductor's: float rounding apart, the same.
+    assert compiled_losses == pytest.approx(eager_losses, rel=1e-3)
+    assert torch.allclose(compiled, eager, atol=2e-3)
+    assert compiled_losses[-1] < compiled_losses[0]
+
+
+def test_a_failing_compile_warns_and_runs_eagerly(monkeypatch):
+    def broken(fn, **kw):
+        def call(*a, **k):
+            raise RuntimeError("backend exploded\nsecond line")
+        return call
+
+    monkeypatch.setattr(torch, "compile", broken)
+    eager, eager_losses = _run()
+    with pytest.warns(RuntimeWarning, match=r"torch.compile failed \(RuntimeError: backend exploded\)"):
+        out, losses = _run(compile=True)
+    assert losses == pytest.approx(eager_losses, rel=1e-3)
+    assert torch.allclose(out, eager, atol=2e-3)
+
+
+def test_compile_option_is_checked():
+    with pytest.raises(ConfigError, match="compile must be true or false"):
+        ImageStyleConfig(compile="yes")
