@@ -234,18 +234,27 @@ class _Compiled:
         self.eager = criterion
         self.compiled = torch.compile(criterion, mode="reduce-overhead" if device.type == "cuda" else None,
                                       dynamic=False)
-        self.failed = False
+        self.state = "unchecked"
+
+    def _check(self, x: torch.Tensor) -> None:
+        # The backward graph may be compiled only at the first backward pass, outside this call, so both directions
+        # are tried here once, where a failure can still fall back.
+        try:
+            probe = x.detach().requires_grad_(True)
+            with torch.enable_grad():
+                total, _ = self.compiled(probe)
+                torch.autograd.grad(total, probe)
+            self.state = "compiled"
+        except Exception as e:  # a backend or tracing failure: the eager objective is the same function
+            self.state = "eager"
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            warnings.warn(f"torch.compile failed ({type(e).__name__}: {first}); continuing uncompiled",
+                          RuntimeWarning, stacklevel=3)
 
     def __call__(self, x: torch.Tensor):
-        if not self.failed:
-            try:
-                return self.compiled(x)
-            except Exception as e:  # a backend or tracing failure: the eager objective is the same function
-                self.failed = True
-                first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-                warnings.warn(f"torch.compile failed ({type(e).__name__}: {first}); continuing uncompiled",
-                              RuntimeWarning, stacklevel=2)
-        return self.eager(x)
+        if self.state == "unchecked":
+            self._check(x)
+        return self.compiled(x) if self.state == "compiled" else self.eager(x)
 
 
 def _shapes(cfg: ImageStyleConfig, hw: tuple[int, int], size: int) -> list[tuple[int, int]]:
@@ -284,7 +293,7 @@ def _check_size(cfg: ImageStyleConfig, size: int) -> None:
 
 
 def _network(cfg: ImageStyleConfig, device: torch.device) -> VGG19Features:
-    # NNPACK's Winograd convolutions are a custom autograd function that torch.compile cannot trace.
+    # torch.compile cannot trace NNPACK's Winograd convolution (its op has no meta kernel: graph breaks).
     net = VGG19Features(cfg.layers, weights=cfg.weights, pooling=cfg.pooling, preprocessing=cfg.preprocessing,
                         winograd=not cfg.compile)
     net = net.to(device)

@@ -37,12 +37,32 @@ def test_compiled_run_matches_the_eager_run():
     assert compiled_losses[-1] < compiled_losses[0]
 
 
-def test_a_failing_compile_warns_and_runs_eagerly(monkeypatch):
-    def broken(fn, **kw):
-        def call(*a, **k):
-            raise RuntimeError("backend exploded\nsecond line")
-        return call
+class _FailingBackward(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, t):
+        return t.clone()
 
+    @staticmethod
+    def backward(ctx, g):
+        raise RuntimeError("backend exploded\nsecond line")
+
+
+def _broken_forward(fn, **kw):
+    def call(*a, **k):
+        raise RuntimeError("backend exploded\nsecond line")
+    return call
+
+
+def _broken_backward(fn, **kw):
+    # the backward graph may be compiled at the first backward pass, after the compiled call has returned
+    def call(x):
+        total, terms = fn(x)
+        return _FailingBackward.apply(total), terms
+    return call
+
+
+@pytest.mark.parametrize("broken", [_broken_forward, _broken_backward])
+def test_a_failing_compile_warns_and_runs_eagerly(monkeypatch, broken):
     monkeypatch.setattr(torch, "compile", broken)
     eager, eager_losses = _run()
     with pytest.warns(RuntimeWarning, match=r"torch.compile failed \(RuntimeError: backend exploded\)"):
