@@ -74,3 +74,20 @@ def test_a_failing_compile_warns_and_runs_eagerly(monkeypatch, broken):
 def test_compile_option_is_checked():
     with pytest.raises(ConfigError, match="compile must be true or false"):
         ImageStyleConfig(compile="yes")
+
+
+def test_cli_compile_flag_reaches_the_run(tmp_path, content_png, style_jpg):
+    from click.testing import CliRunner
+
+    from stylekit.cli import cli
+    from stylekit.image import read_metadata
+    out = tmp_path / "out.png"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r = CliRunner().invoke(cli, ["image", str(content_png), str(style_jpg), "-o", str(out), "--compile",
+                                     "--size", "40", "--scales", "1", "--iterations", "2", "--device", "cpu",
+                                     "--content-layers", "relu2_1", "--style-layers", "relu1_1,relu2_1", "-q"],
+                               catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert not [w for w in caught if "torch.compile failed" in str(w.message)]
+    assert read_metadata(out)["config"]["compile"] is True
