@@ -293,9 +293,7 @@ def _check_size(cfg: ImageStyleConfig, size: int) -> None:
 
 
 def _network(cfg: ImageStyleConfig, device: torch.device) -> VGG19Features:
-    # torch.compile cannot trace NNPACK's Winograd convolution (its op has no meta kernel: graph breaks).
-    net = VGG19Features(cfg.layers, weights=cfg.weights, pooling=cfg.pooling, preprocessing=cfg.preprocessing,
-                        winograd=not cfg.compile)
+    net = VGG19Features(cfg.layers, weights=cfg.weights, pooling=cfg.pooling, preprocessing=cfg.preprocessing)
     net = net.to(device)
     if device.type == "cuda":
         net = net.to(memory_format=torch.channels_last)

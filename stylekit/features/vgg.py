@@ -37,6 +37,9 @@ POOLING = ("max", "avg")
 # gradient at 256x170: 12 ms against 18 ms with one thread, 11 against 16 ms with two).
 _WINOGRAD_MIN_POSITIONS = 2048
 _WINOGRAD_MIN_CHANNELS = 16
+# torch.compile cannot trace NNPACK's convolution (its op has no meta kernel), so a compiled network takes
+# torch's own convolutions; eager calls of the same network keep the Winograd ones.
+_is_compiling = getattr(torch.compiler, "is_compiling", lambda: False)
 _nnpack_ok: bool | None = None
 
 
@@ -151,7 +154,7 @@ class VGG19Features(nn.Module):
         if (self.winograd and h.device.type == "cpu" and h.dtype == torch.float32 and w.dtype == torch.float32
                 and not w.requires_grad and h.shape[-2] * h.shape[-1] >= _WINOGRAD_MIN_POSITIONS
                 and h.shape[1] >= _WINOGRAD_MIN_CHANNELS
-                and not torch.is_autocast_enabled("cpu") and _nnpack_available()):
+                and not torch.is_autocast_enabled("cpu") and not _is_compiling() and _nnpack_available()):
             cached = self._flipped.get(name)
             if cached is None or cached[0] is not w:
                 cached = (w, w.transpose(0, 1).flip(2, 3).contiguous())
