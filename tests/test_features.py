@@ -184,3 +184,54 @@ def test_winograd_convolutions_match_direct_ones():
     # 3-channel first layer always takes torch's own kernel
     assert torch.equal(f1["relu1_1"], f2["relu1_1"])
     assert not torch.equal(f1["relu2_1"], f2["relu2_1"])
+
+
+@pytest.mark.parametrize("n,c,k,h,w", [(1, 5, 7, 9, 13), (2, 4, 6, 21, 32), (1, 3, 2, 4, 4), (1, 2, 3, 1, 1)])
+def test_tile_winograd_is_conv2d_and_its_backward_is_the_adjoint(n, c, k, h, w):
+    from stylekit.features.winograd import TileWinograd, tile_weight
+    torch.manual_seed(0)
+    x = torch.randn(n, c, h, w, dtype=torch.float64, requires_grad=True)
+    weight, bias = torch.randn(k, c, 3, 3, dtype=torch.float64), torch.randn(k, dtype=torch.float64)
+    u = tile_weight(weight)
+    # any size, including maps that are not a multiple of the 4x4 output tile and a 1x1 map
+    torch.testing.assert_close(TileWinograd.apply(x, u, bias), F.conv2d(x, weight, bias, padding=1),
+                               rtol=1e-10, atol=1e-10)
+    assert torch.autograd.gradcheck(lambda t: TileWinograd.apply(t, u, bias), (x,))
+
+
+def test_block4_takes_the_tile_winograd_convolutions(monkeypatch):
+    import stylekit.features.vgg as vgg
+    calls = []
+    real = vgg.TileWinograd.apply
+    monkeypatch.setattr(vgg.TileWinograd, "apply", lambda *a: calls.append(a[0].shape) or real(*a))
+    layers = ["relu4_1", "relu4_2", "relu5_1"]
+    fast, direct = VGG19Features(layers), VGG19Features(layers, winograd=False)
+    x = torch.rand(1, 3, 176, 256)          # block 4 at 22x32 = 704 positions, block 5 at 11x16 = 176
+    results = []
+    for net in (fast, direct):
+        y = x.clone().requires_grad_(True)
+        feats = net(y)
+        sum(f.square().mean() for f in feats.values()).backward()
+        results.append(({k: f.detach() for k, f in feats.items()}, y.grad))
+    # conv4_1 ... conv4_4; conv5_1's map (176 positions) is below the threshold and takes torch's kernel
+    assert [tuple(s[-2:]) for s in calls] == [(22, 32)] * 4
+    (f1, g1), (f2, g2) = results
+    for k in layers:
+        assert float((f1[k] - f2[k]).norm() / f2[k].norm()) < 1e-4, k
+    assert float((g1 - g2).norm() / g2.norm()) < 5e-3
+
+
+def test_pooling_before_an_unrequested_relu_gives_the_same_features_and_gradient():
+    # max pooling commutes with ReLU, so the network pools the pre-activation when the ReLU is not requested;
+    # requesting the ReLU (relu1_2, relu2_2) forces the other order
+    x = torch.rand(1, 3, 48, 64)
+    pooled_first = VGG19Features(["relu3_1"], winograd=False)
+    relu_first = VGG19Features(["relu1_2", "relu2_2", "relu3_1"], winograd=False)
+    results = []
+    for net in (pooled_first, relu_first):
+        y = x.clone().requires_grad_(True)
+        f = net(y)["relu3_1"]
+        f.square().sum().backward()
+        results.append((f, y.grad))
+    assert torch.equal(results[0][0], results[1][0])
+    assert torch.equal(results[0][1], results[1][1])

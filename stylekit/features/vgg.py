@@ -10,6 +10,7 @@ from torch import nn
 
 from ..errors import ConfigError, InputError
 from .weights import CONV_NAMES, PREPROCESSING, load_conv_weights
+from .winograd import NNPACKConv3x3, TileWinograd, nnpack_available, tile_weight
 
 __all__ = ["VGG19Features", "MonoAdapter", "LAYER_NAMES", "min_input_size"]
 
@@ -29,48 +30,23 @@ LAYER_NAMES: tuple[str, ...] = tuple(_layer_sequence())
 POOLING = ("max", "avg")
 
 
-# NNPACK's Winograd kernels (shipped inside PyTorch's CPU build) do a 3x3 convolution with fewer multiplies
-# than the direct/GEMM kernels torch's conv2d uses on the CPU. Measured on a 2-core AVX2 CPU (one thread,
-# docs/benchmarks.md) they are 1.5-2x faster on VGG19's blocks 1-3 (large maps) and slower on blocks 4-5
-# (small maps, 512 channels), so they are used only where the map has at least this many positions, and not
-# for the 3-channel first layer, where torch's own kernel is faster in both directions (forward + input
-# gradient at 256x170: 12 ms against 18 ms with one thread, 11 against 16 ms with two).
+# Which 3x3 convolution kernel each layer takes on the CPU in fp32 (winograd=True), from measurements on a 2-core
+# AVX2 CPU at one and two threads (docs/benchmarks.md):
+# * maps of at least 2048 positions (blocks 1-3 at usual sizes): NNPACK's Winograd kernels, 1.5-2x faster than
+#   torch's direct kernel with one thread, 1.1-1.7x with two; not for the 3-channel first layer, where torch's
+#   own kernel is faster in both directions (forward + input gradient at 256x170: 12 ms against 18 ms with one
+#   thread, 11 against 16 ms with two);
+# * smaller maps of 384 positions or more in the 256- and 512-channel layers (C_in * C_out >= 256 * 512: block 4
+#   at 256-384 px, block 5 at 512 px): Winograd F(4x4, 3x3) in torch ops (TileWinograd), 1.4-2x faster than the
+#   direct kernel there, where NNPACK is slower than both;
+# * everything else: torch's conv2d.
 _WINOGRAD_MIN_POSITIONS = 2048
 _WINOGRAD_MIN_CHANNELS = 16
+_TILE_MIN_POSITIONS = 384
+_TILE_MIN_CHANNEL_PRODUCT = 256 * 512
 # torch.compile cannot trace NNPACK's convolution (its op has no meta kernel), so a compiled network takes
 # torch's own convolutions; eager calls of the same network keep the Winograd ones.
 _is_compiling = getattr(torch.compiler, "is_compiling", lambda: False)
-_nnpack_ok: bool | None = None
-
-
-def _nnpack_available() -> bool:
-    global _nnpack_ok
-    if _nnpack_ok is None:
-        try:
-            # _nnpack_available() also initialises NNPACK; without that call its convolutions fail.
-            _nnpack_ok = bool(torch._nnpack_available()) and hasattr(torch, "_nnpack_spatial_convolution")
-        except Exception:  # pragma: no cover - builds without NNPACK
-            _nnpack_ok = False
-    return _nnpack_ok
-
-
-class _WinogradConv3x3(torch.autograd.Function):
-    """3x3, stride 1, padding 1 convolution with a frozen weight, through NNPACK in both directions.
-
-    The input gradient of such a convolution is the same convolution of the output gradient with the weight
-    transposed (in/out channels swapped) and flipped, so the backward pass is Winograd-fast too.
-    """
-
-    @staticmethod
-    def forward(ctx, x, weight, bias, weight_t):
-        ctx.save_for_backward(weight_t)
-        return torch._nnpack_spatial_convolution(x.contiguous(), weight, bias, [1, 1], [1, 1])
-
-    @staticmethod
-    def backward(ctx, grad):
-        (weight_t,) = ctx.saved_tensors
-        gx = torch._nnpack_spatial_convolution(grad.contiguous(), weight_t, None, [1, 1], [1, 1])
-        return gx, None, None, None
 
 
 def min_input_size(layers: Iterable[str]) -> int:
@@ -98,7 +74,10 @@ class VGG19Features(nn.Module):
     pooling : ``"max"`` (the trained network) or ``"avg"``.
     preprocessing : only for a path: ``"caffe"`` or ``"torchvision"``. Named sources know their own.
     winograd : on the CPU in fp32, run the convolutions of large feature maps through NNPACK's Winograd
-        kernels (default True; same results up to float rounding, about 1e-5 relative per layer).
+        kernels, and those of the small maps in block 4-5 through :class:`~stylekit.features.winograd.TileWinograd`
+        (default True; same results up to float rounding, about 1e-5 relative per layer). The block 4-5
+        filters' Winograd transforms are kept once computed: 4x the size of those filters (about 38 MB for
+        each 512-channel layer).
 
     Notes
     -----
@@ -144,7 +123,7 @@ class VGG19Features(nn.Module):
         self.register_buffer("_scale", torch.tensor(pre["scale"]) / torch.tensor(pre["std"]).view(1, 3, 1, 1))
         self.register_buffer("_shift", (torch.tensor(pre["mean"]) / torch.tensor(pre["std"])).view(1, 3, 1, 1))
         self.winograd = bool(winograd)
-        self._flipped: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._derived: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
         self.requires_grad_(False)
         self.eval()
 
@@ -152,15 +131,24 @@ class VGG19Features(nn.Module):
         w = getattr(self, f"{name}_weight")
         b = getattr(self, f"{name}_bias")
         if (self.winograd and h.device.type == "cpu" and h.dtype == torch.float32 and w.dtype == torch.float32
-                and not w.requires_grad and h.shape[-2] * h.shape[-1] >= _WINOGRAD_MIN_POSITIONS
-                and h.shape[1] >= _WINOGRAD_MIN_CHANNELS
-                and not torch.is_autocast_enabled("cpu") and not _is_compiling() and _nnpack_available()):
-            cached = self._flipped.get(name)
-            if cached is None or cached[0] is not w:
-                cached = (w, w.transpose(0, 1).flip(2, 3).contiguous())
-                self._flipped[name] = cached
-            return _WinogradConv3x3.apply(h, w.contiguous(), b.contiguous(), cached[1])
+                and not w.requires_grad and not torch.is_autocast_enabled("cpu") and not _is_compiling()):
+            positions = h.shape[-2] * h.shape[-1]
+            if positions >= _WINOGRAD_MIN_POSITIONS:
+                if h.shape[1] >= _WINOGRAD_MIN_CHANNELS and nnpack_available():
+                    flipped = self._cached(name, w, "nnpack",
+                                           lambda: w.transpose(0, 1).flip(2, 3).contiguous())
+                    return NNPACKConv3x3.apply(h, w.contiguous(), b.contiguous(), flipped)
+            elif positions >= _TILE_MIN_POSITIONS and w.shape[0] * w.shape[1] >= _TILE_MIN_CHANNEL_PRODUCT:
+                return TileWinograd.apply(h, self._cached(name, w, "tile", lambda: tile_weight(w)), b)
         return F.conv2d(h, w.to(h.dtype), b.to(h.dtype), padding=1)
+
+    def _cached(self, name: str, w: torch.Tensor, kind: str, make) -> torch.Tensor:
+        """A derived form of a frozen weight, made once (and again only if the weight tensor is replaced)."""
+        cached = self._derived.get((name, kind))
+        if cached is None or cached[0] is not w:
+            cached = (w, make())
+            self._derived[(name, kind)] = cached
+        return cached[1]
 
     def extra_repr(self) -> str:
         return f"layers={self.layers}, weights={self.source.name!r}, pooling={self.pooling!r}"
@@ -188,9 +176,20 @@ class VGG19Features(nn.Module):
         wanted = set(self.layers)
         out: dict[str, torch.Tensor] = {}
         h = self.preprocess(x)
-        for name in self._sequence:
+        seq = self._sequence
+        i = 0
+        while i < len(seq):
+            name = seq[i]
             if name.startswith("conv"):
                 h = self._conv(name, h)
+            elif (name.startswith("relu") and self.pooling == "max" and name not in wanted
+                    and i + 1 < len(seq) and seq[i + 1].startswith("pool")):
+                # Max pooling commutes with ReLU (both are monotone), so when the ReLU before a pooling layer
+                # is not requested, pool the pre-activation and take the ReLU on a map 4x smaller: the same
+                # values, and about a tenth of an iteration's elementwise work saved.
+                i += 1
+                h = F.relu(F.max_pool2d(h, 2), inplace=True)
+                name = seq[i]
             elif name.startswith("relu"):
                 # Not in place when the pre-activation is also requested, so the conv output survives.
                 h = F.relu(h, inplace=("conv" + name[4:]) not in wanted)
@@ -200,6 +199,7 @@ class VGG19Features(nn.Module):
                 h = F.avg_pool2d(h, 2)
             if name in wanted:
                 out[name] = h
+            i += 1
         return out
 
 
