@@ -3,6 +3,7 @@
 
     python benchmarks/bench_image.py load                       # default extractor build time
     python benchmarks/bench_image.py per-iter --size 256        # seconds per L-BFGS iteration, both tools
+    python benchmarks/bench_image.py conv-kernels --threads 2   # one 3x3 layer through each CPU kernel
 
 Method (per-iter): both tools run as command-line programs on the same content and style, at the same size,
 with the same layers (content relu4_2; style relu1_1..relu5_1), L-BFGS with 100 history pairs, starting from
@@ -314,6 +315,43 @@ def load(args) -> None:
           f"over {args.repeats} runs: {', '.join(f'{r:.3f}' for r in runs)}")
 
 
+def conv_kernels(args) -> None:
+    """Forward + input gradient of one 3x3 layer through each CPU kernel VGG19Features can choose."""
+    import stylekit  # noqa: F401  (first: sets OMP_WAIT_POLICY=PASSIVE before torch's OpenMP starts, as the CLI does)
+
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    from stylekit.features.winograd import NNPACKConv3x3, TileWinograd, nnpack_available, tile_weight
+
+    torch.set_num_threads(args.threads)
+    nnpack_available()
+    print(f"machine: {machine()}; {args.threads} thread(s); ms, median of {args.repeats}, kernels interleaved")
+    for spec in args.layers.split(","):
+        c, k, w_, h = (int(v) for v in spec.replace("x", ":").split(":"))
+        x0, g = torch.randn(1, c, h, w_), torch.randn(1, k, h, w_)
+        w, b = torch.randn(k, c, 3, 3) / (9 * c) ** 0.5, torch.randn(k)
+        wt, u = w.transpose(0, 1).flip(2, 3).contiguous(), tile_weight(w)
+        kernels = {"direct": lambda x: F.conv2d(x, w, b, padding=1),
+                   "NNPACK": lambda x: NNPACKConv3x3.apply(x, w, b, wt),
+                   "TileWinograd": lambda x: TileWinograd.apply(x, u, b)}
+        times: dict[str, list[float]] = {n: [] for n in kernels}
+
+        def run(f):
+            x = x0.clone().requires_grad_(True)
+            f(x).backward(g)
+
+        for f in kernels.values():
+            run(f)
+        for _ in range(args.repeats):
+            for n, f in kernels.items():
+                t0 = time.perf_counter()
+                run(f)
+                times[n].append(time.perf_counter() - t0)
+        print(f"{c}->{k}, {w_}x{h}: " + "  ".join(f"{n} {1e3 * np.median(v):.1f}" for n, v in times.items()))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -345,6 +383,12 @@ def main() -> None:
     pr.add_argument("--compile", action="store_true",
                     help="also time each precision with compile=True (first iteration, which compiles, not counted)")
     pr.set_defaults(fn=precision)
+    ck = sub.add_parser("conv-kernels", help="per-layer forward + input gradient of each CPU convolution kernel")
+    ck.add_argument("--layers", default="256:512:32x21,512:512:32x21,512:512:16x10,512:512:48x32,256:256:64x42,"
+                    "512:512:64x42", help="comma-separated IN:OUT:WxH")
+    ck.add_argument("--threads", type=int, default=1)
+    ck.add_argument("--repeats", type=int, default=15)
+    ck.set_defaults(fn=conv_kernels)
     q = sub.add_parser("load")
     q.add_argument("--repeats", type=int, default=5)
     q.set_defaults(fn=load)
