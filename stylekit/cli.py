@@ -12,6 +12,7 @@ import sys
 
 import click
 
+from ._allocator import keep_freed_memory
 from .errors import StylekitError
 
 __all__ = ["main", "cli"]
@@ -25,6 +26,7 @@ class _StylekitGroup(click.Group):
             # The sub-commands import torch (seconds); inside this try, a Ctrl-C during that import ends like
             # any other interrupt instead of with a traceback.
             if self is cli:
+                keep_freed_memory()
                 _register()
             rv = super().main(args=args, prog_name=prog_name or "stylekit", complete_var=complete_var,
                               standalone_mode=False, **extra)
