@@ -299,7 +299,8 @@ def precision(args) -> None:
         with torch.no_grad():
             loss = float(crit(torch.nn.functional.interpolate(out.to(device), size=c.shape[-2:]))[0])
         ref = loss if ref is None else ref
-        print(f"{prec + (' + compile' if comp else ''):15s}: optimisation {statistics.median(times):.3f} s (whole call incl. network build "
+        label = prec + (" + compile" if comp else "")
+        print(f"{label:15s}: optimisation {statistics.median(times):.3f} s (whole call incl. network build "
               f"{statistics.median(whole):.3f} s), median of {args.repeats}; final loss (fp32) "
               f"{loss:.5g}; difference to {args.precisions.split(',')[0]}: {100 * (loss - ref) / ref:+.2f}%")
 

@@ -175,7 +175,7 @@ def test_winograd_convolutions_match_direct_ones():
         y = x.clone().requires_grad_(True)
         feats = net(y)
         sum(f.square().mean() for f in feats.values()).backward()
-        grads.append((feats, y.grad))
+        grads.append(({k: f.detach() for k, f in feats.items()}, y.grad))
     (f1, g1), (f2, g2) = grads
     for k in layers:
         assert float((f1[k] - f2[k]).norm() / f2[k].norm()) < 1e-4, k
@@ -221,17 +221,30 @@ def test_block4_takes_the_tile_winograd_convolutions(monkeypatch):
     assert float((g1 - g2).norm() / g2.norm()) < 5e-3
 
 
-def test_pooling_before_an_unrequested_relu_gives_the_same_features_and_gradient():
+def test_pooling_before_an_unrequested_relu_gives_the_same_features_and_gradient(monkeypatch):
     # max pooling commutes with ReLU, so the network pools the pre-activation when the ReLU is not requested;
     # requesting the ReLU (relu1_2, relu2_2) forces the other order
+    import stylekit.features.vgg as vgg
+    pooled_inputs = []      # whether each pooling layer saw negative values, i.e. a pre-activation
+    for name in ("max_pool2d", "avg_pool2d"):
+        real = getattr(F, name)
+        monkeypatch.setattr(vgg.F, name,
+                            lambda h, k, real=real: pooled_inputs.append(bool((h < 0).any())) or real(h, k))
     x = torch.rand(1, 3, 48, 64)
     pooled_first = VGG19Features(["relu3_1"], winograd=False)
     relu_first = VGG19Features(["relu1_2", "relu2_2", "relu3_1"], winograd=False)
-    results = []
+    results, orders = [], []
     for net in (pooled_first, relu_first):
+        pooled_inputs.clear()
         y = x.clone().requires_grad_(True)
         f = net(y)["relu3_1"]
         f.square().sum().backward()
         results.append((f, y.grad))
+        orders.append(list(pooled_inputs))
     assert torch.equal(results[0][0], results[1][0])
     assert torch.equal(results[0][1], results[1][1])
+    assert orders == [[True, True], [False, False]]      # each network really took its own order
+    # average pooling does not commute with ReLU: it always pools the activation
+    pooled_inputs.clear()
+    VGG19Features(["relu3_1"], pooling="avg", winograd=False)(x)
+    assert pooled_inputs == [False, False]

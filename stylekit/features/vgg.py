@@ -33,12 +33,12 @@ POOLING = ("max", "avg")
 # Which 3x3 convolution kernel each layer takes on the CPU in fp32 (winograd=True), from measurements on a 2-core
 # AVX2 CPU at one and two threads (docs/benchmarks.md):
 # * maps of at least 2048 positions (blocks 1-3 at usual sizes): NNPACK's Winograd kernels, 1.5-2x faster than
-#   torch's direct kernel with one thread, 1.1-1.7x with two; not for the 3-channel first layer, where torch's
+#   torch's direct kernel with one thread, 1.0-1.8x with two; not for the 3-channel first layer, where torch's
 #   own kernel is faster in both directions (forward + input gradient at 256x170: 12 ms against 18 ms with one
 #   thread, 11 against 16 ms with two);
 # * smaller maps of 384 positions or more in the 256- and 512-channel layers (C_in * C_out >= 256 * 512: block 4
-#   at 256-384 px, block 5 at 512 px): Winograd F(4x4, 3x3) in torch ops (TileWinograd), 1.4-2x faster than the
-#   direct kernel there, where NNPACK is slower than both;
+#   at 256-384 px, block 5 at 512 px): Winograd F(4x4, 3x3) in torch ops (TileWinograd), 1.2-1.6x faster than
+#   the direct kernel there, where NNPACK is slower than both;
 # * everything else: torch's conv2d.
 _WINOGRAD_MIN_POSITIONS = 2048
 _WINOGRAD_MIN_CHANNELS = 16

@@ -7,11 +7,12 @@ Two implementations are used, each where it was measured to be the fastest (docs
 * NNPACK's Winograd kernels (inside PyTorch's CPU build) on large maps (blocks 1-3 at usual sizes);
 * :class:`TileWinograd`, F(4x4, 3x3) written with torch ops (two small transform products and one batched
   GEMM), on the small maps of 256- and 512-channel layers (block 4 at 256 px, block 5 at 512 px), where
-  NNPACK's kernels are slower than the direct ones and this one is 1.4-2x faster than both. PyTorch has no
-  Winograd kernel of its own for these shapes, which is why it is written here.
+  NNPACK's kernels are slower than the direct ones and this one is 1.2-1.6x faster than both (forward +
+  input gradient, ``benchmarks/bench_image.py conv-kernels``). PyTorch has no Winograd kernel of its own for
+  these shapes, which is why it is written here.
 
-Both take the input gradient as the exact adjoint of their own forward pass, so L-BFGS sees a consistent
-objective and gradient.
+The input gradient of NNPACK's is the same convolution with the weight transposed and flipped; that of
+:class:`TileWinograd` is the exact adjoint of its own forward pass.
 """
 from __future__ import annotations
 
@@ -96,9 +97,10 @@ def _forward(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None) -> tor
     return y + bias.view(1, k, 1, 1) if bias is not None else y.contiguous()
 
 
-def _adjoint(gy: torch.Tensor, u: torch.Tensor, c: int) -> torch.Tensor:
+def _adjoint(gy: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     """The input gradient: every step of :func:`_forward` transposed, in reverse order."""
     n, k, h, w = gy.shape
+    c = u.shape[2]
     th, tw = _tiles(h, w)
     p = n * th * tw
     g = F.pad(gy, (0, 4 * tw - w, 0, 4 * th - h)).view(n, k, th, 4, tw, 4)
@@ -122,10 +124,9 @@ class TileWinograd(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, u, bias):
         ctx.save_for_backward(u)
-        ctx.channels = x.shape[1]
         return _forward(x, u, bias)
 
     @staticmethod
     def backward(ctx, grad):
         (u,) = ctx.saved_tensors
-        return _adjoint(grad, u, ctx.channels), None, None
+        return _adjoint(grad, u), None, None
