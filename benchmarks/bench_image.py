@@ -324,7 +324,8 @@ def conv_kernels(args) -> None:
     import torch
     import torch.nn.functional as F
 
-    from stylekit.features.winograd import NNPACKConv3x3, TileWinograd, nnpack_available, tile_weight
+    from stylekit.features.winograd import (NNPACKConv3x3, PrecomputedNNPACKConv3x3, TileWinograd, nnpack_available,
+                                            nnpack_library, tile_weight)
 
     torch.set_num_threads(args.threads)
     nnpack_available()
@@ -337,6 +338,10 @@ def conv_kernels(args) -> None:
         kernels = {"direct": lambda x: F.conv2d(x, w, b, padding=1),
                    "NNPACK": lambda x: NNPACKConv3x3.apply(x, w, b, wt),
                    "TileWinograd": lambda x: TileWinograd.apply(x, u, b)}
+        lib = nnpack_library()
+        if lib is not None:      # NNPACK with the filter transforms kept (what VGG19Features takes where it can)
+            kern, kern_t = lib.transform(w), lib.transform(wt)
+            kernels["NNPACK-kept"] = lambda x: PrecomputedNNPACKConv3x3.apply(x, kern, b, kern_t)
         times: dict[str, list[float]] = {n: [] for n in kernels}
 
         def run(f):
@@ -385,8 +390,9 @@ def main() -> None:
                     help="also time each precision with compile=True (first iteration, which compiles, not counted)")
     pr.set_defaults(fn=precision)
     ck = sub.add_parser("conv-kernels", help="per-layer forward + input gradient of each CPU convolution kernel")
-    ck.add_argument("--layers", default="256:512:32x21,512:512:32x21,512:512:16x10,512:512:48x32,256:256:64x42,"
-                    "512:512:64x42", help="comma-separated IN:OUT:WxH")
+    ck.add_argument("--layers", default="64:64:256x170,64:128:128x85,128:128:128x85,128:256:64x42,256:256:64x42,"
+                    "256:512:32x21,512:512:32x21,512:512:16x10,512:512:48x32,512:512:64x42,512:512:8x8,512:512:16x8",
+                    help="comma-separated IN:OUT:WxH")
     ck.add_argument("--threads", type=int, default=1)
     ck.add_argument("--repeats", type=int, default=15)
     ck.set_defaults(fn=conv_kernels)

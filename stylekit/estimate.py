@@ -142,6 +142,8 @@ def _memory(extractor, device, hw, tile, layers, content_layers, optimizer, per_
     parts = {"activations": activations + transient, "optimiser": vectors, "targets": targets}
     if device.type == "cpu":
         parts["process now (torch, weights)"] = process_rss()
+        if hasattr(extractor, "transform_bytes"):
+            parts["filter transforms"] = extractor.transform_bytes(device)
     else:
         parts["weights"] = sum(b.numel() * b.element_size() for b in extractor.buffers())
     return parts

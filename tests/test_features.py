@@ -166,7 +166,25 @@ def test_torchvision_offline_error_says_where_to_put_the_file(monkeypatch, tmp_p
         torch.hub.set_dir(old)
 
 
-def test_winograd_convolutions_match_direct_ones():
+def _without_nnpack_binding(monkeypatch):
+    """The kernels VGG19Features falls back to where stylekit cannot call NNPACK itself."""
+    import stylekit.features.vgg as vgg
+    monkeypatch.setattr(vgg, "nnpack_library", lambda: None)
+
+
+def _nnpack_binding():
+    from stylekit.features.winograd import nnpack_library
+    if not torch._nnpack_available():
+        pytest.skip("this torch build has no NNPACK")
+    lib = nnpack_library()
+    assert lib is not None, "NNPACK is in this torch build, but stylekit's binding of it is unavailable"
+    return lib
+
+
+@pytest.mark.parametrize("binding", [True, False], ids=["nnpack-kept-transforms", "pytorch-bindings"])
+def test_winograd_convolutions_match_direct_ones(binding, monkeypatch):
+    if not binding:
+        _without_nnpack_binding(monkeypatch)
     layers = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1"]
     fast, direct = VGG19Features(layers), VGG19Features(layers, winograd=False)
     x = torch.rand(1, 3, 96, 128)
@@ -199,8 +217,9 @@ def test_tile_winograd_is_conv2d_and_its_backward_is_the_adjoint(n, c, k, h, w):
     assert torch.autograd.gradcheck(lambda t: TileWinograd.apply(t, u, bias), (x,))
 
 
-def test_block4_takes_the_tile_winograd_convolutions(monkeypatch):
+def test_without_the_nnpack_binding_block4_takes_the_tile_winograd_convolutions(monkeypatch):
     import stylekit.features.vgg as vgg
+    _without_nnpack_binding(monkeypatch)
     calls = []
     real = vgg.TileWinograd.apply
     monkeypatch.setattr(vgg.TileWinograd, "apply", lambda *a: calls.append(a[0].shape) or real(*a))
@@ -219,6 +238,83 @@ def test_block4_takes_the_tile_winograd_convolutions(monkeypatch):
     for k in layers:
         assert float((f1[k] - f2[k]).norm() / f2[k].norm()) < 1e-4, k
     assert float((g1 - g2).norm() / g2.norm()) < 5e-3
+
+
+@pytest.mark.parametrize("n,c,k,h,w", [(1, 16, 24, 11, 13), (2, 32, 16, 6, 6), (1, 64, 64, 1, 1),
+                                      (1, 16, 8, 37, 50)])
+def test_nnpack_binding_is_conv2d_in_both_directions(n, c, k, h, w):
+    from stylekit.features.winograd import PrecomputedNNPACKConv3x3
+    lib = _nnpack_binding()
+    torch.manual_seed(0)
+    x = torch.randn(n, c, h, w, requires_grad=True)
+    weight, bias = torch.randn(k, c, 3, 3) / (9 * c) ** 0.5, torch.randn(k)
+    kernel, kernel_t = lib.transform(weight), lib.transform(weight.transpose(0, 1).flip(2, 3))
+    y = PrecomputedNNPACKConv3x3.apply(x, kernel, bias, kernel_t)
+    want = F.conv2d(x, weight, bias, padding=1)
+    # any size, including maps that are not a multiple of the 6x6 output tile and a 1x1 map; one transform
+    # of the filters serves every size
+    torch.testing.assert_close(y, want, rtol=1e-4, atol=1e-4 * float(want.detach().abs().max()))
+    g = torch.randn_like(want)
+    (gx,), (gwant,) = torch.autograd.grad(y, x, g), torch.autograd.grad(want, x, g)
+    torch.testing.assert_close(gx, gwant, rtol=1e-4, atol=1e-4 * float(gwant.detach().abs().max()))
+
+
+def test_nnpack_binding_gives_the_same_result_with_any_thread_count():
+    lib = _nnpack_binding()
+    torch.manual_seed(0)
+    x, weight = torch.randn(1, 32, 40, 50), torch.randn(48, 32, 3, 3)
+    kernel = lib.transform(weight)
+    before = torch.get_num_threads()
+    try:
+        outs = []
+        for n in (1, 2, 1):
+            torch.set_num_threads(n)
+            outs.append(lib.conv(x, kernel))
+    finally:
+        torch.set_num_threads(before)
+    torch.testing.assert_close(outs[1], outs[0], rtol=1e-6, atol=1e-5)
+    assert torch.equal(outs[2], outs[0])
+
+
+def test_nnpack_binding_rejects_a_kernel_for_other_channels():
+    lib = _nnpack_binding()
+    kernel = lib.transform(torch.randn(8, 16, 3, 3))
+    with pytest.raises(ValueError, match="24 channels, the kernel expects 16"):
+        lib.conv(torch.randn(1, 24, 10, 10), kernel)
+
+
+def test_an_nnpack_binding_that_gives_wrong_numbers_is_not_used(monkeypatch):
+    import stylekit.features.winograd as wg
+
+    class Wrong:
+        def transform(self, weight):
+            return weight
+
+        def conv(self, x, kernel, bias=None):
+            return torch.zeros(x.shape[0], kernel.shape[0], *x.shape[2:])
+
+    monkeypatch.setattr(wg, "_library_checked", False)
+    monkeypatch.setattr(wg, "_library", None)
+    monkeypatch.setattr(wg, "_load_library", lambda: Wrong())
+    assert wg.nnpack_library() is None
+
+
+def test_every_layer_but_the_first_takes_the_nnpack_binding(monkeypatch):
+    import stylekit.features.vgg as vgg
+    _nnpack_binding()
+    calls = []
+    real = vgg.PrecomputedNNPACKConv3x3.apply
+    monkeypatch.setattr(vgg.PrecomputedNNPACKConv3x3, "apply", lambda *a: calls.append(a[0].shape) or real(*a))
+    net = VGG19Features(["relu5_1"])
+    y = torch.rand(1, 3, 176, 256, requires_grad=True)
+    net(y)["relu5_1"].square().mean().backward()
+    # conv1_2 ... conv5_1, down to conv5_1's 11x16 map (176 positions); conv1_1 (3 channels) takes conv2d
+    assert [tuple(s[-3:]) for s in calls] == [(64, 176, 256), (64, 88, 128), (128, 88, 128), (128, 44, 64),
+                                              (256, 44, 64), (256, 44, 64), (256, 44, 64), (256, 22, 32),
+                                              (512, 22, 32), (512, 22, 32), (512, 22, 32), (512, 11, 16)]
+    calls.clear()
+    net(torch.rand(1, 3, 128, 128))           # conv5_1 at 8x8: 64 positions, below the threshold
+    assert len(calls) == 11
 
 
 def test_pooling_before_an_unrequested_relu_gives_the_same_features_and_gradient(monkeypatch):

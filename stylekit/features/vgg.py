@@ -10,7 +10,8 @@ from torch import nn
 
 from ..errors import ConfigError, InputError
 from .weights import CONV_NAMES, PREPROCESSING, load_conv_weights
-from .winograd import NNPACKConv3x3, TileWinograd, nnpack_available, tile_weight
+from .winograd import (NNPACKConv3x3, PrecomputedNNPACKConv3x3, TileWinograd, nnpack_available, nnpack_library,
+                       tile_weight)
 
 __all__ = ["VGG19Features", "MonoAdapter", "LAYER_NAMES", "min_input_size"]
 
@@ -32,6 +33,11 @@ POOLING = ("max", "avg")
 
 # Which 3x3 convolution kernel each layer takes on the CPU in fp32 (winograd=True), from measurements on a 2-core
 # AVX2 CPU at one and two threads (docs/benchmarks.md):
+# * where stylekit.features.winograd can call NNPACK itself (the filters' Winograd transforms computed once):
+#   NNPACK's F(6x6, 3x3) for every layer with at least 16 input channels on maps of at least 128 positions,
+#   the fastest kernel measured for every such VGG19 layer; torch's conv2d elsewhere (the 3-channel first
+#   layer, tiny maps);
+# otherwise, through PyTorch's own bindings:
 # * maps of at least 2048 positions (blocks 1-3 at usual sizes): NNPACK's Winograd kernels, 1.5-2x faster than
 #   torch's direct kernel with one thread, 1.0-1.8x with two; not for the 3-channel first layer, where torch's
 #   own kernel is faster in both directions (forward + input gradient at 256x170: 12 ms against 18 ms with one
@@ -40,6 +46,7 @@ POOLING = ("max", "avg")
 #   at 256-384 px, block 5 at 512 px): Winograd F(4x4, 3x3) in torch ops (TileWinograd), 1.2-1.6x faster than
 #   the direct kernel there, where NNPACK is slower than both;
 # * everything else: torch's conv2d.
+_PRECOMPUTED_MIN_POSITIONS = 128
 _WINOGRAD_MIN_POSITIONS = 2048
 _WINOGRAD_MIN_CHANNELS = 16
 _TILE_MIN_POSITIONS = 384
@@ -73,11 +80,11 @@ class VGG19Features(nn.Module):
         state_dict in the layout of ``torchvision.models.vgg19().features``.
     pooling : ``"max"`` (the trained network) or ``"avg"``.
     preprocessing : only for a path: ``"caffe"`` or ``"torchvision"``. Named sources know their own.
-    winograd : on the CPU in fp32, run the convolutions of large feature maps through NNPACK's Winograd
-        kernels, and those of the small maps in block 4-5 through :class:`~stylekit.features.winograd.TileWinograd`
-        (default True; same results up to float rounding, about 1e-5 relative per layer). The block 4-5
-        filters' Winograd transforms are kept once computed: 4x the size of those filters (about 38 MB for
-        each 512-channel layer).
+    winograd : on the CPU in fp32, run the 3x3 convolutions through Winograd kernels (default True; same
+        results up to float rounding, about 1e-5 relative per layer; see :mod:`stylekit.features.winograd`).
+        The filters' Winograd transforms are kept once computed, for the forward pass and for the input
+        gradient: 14x the size of the filters with NNPACK (about 134 MB for each 512-channel layer, 0.7 GB
+        for a network up to relu5_1; :meth:`transform_bytes`), 4x with the torch-ops fallback for block 4-5.
 
     Notes
     -----
@@ -133,7 +140,14 @@ class VGG19Features(nn.Module):
         if (self.winograd and h.device.type == "cpu" and h.dtype == torch.float32 and w.dtype == torch.float32
                 and not w.requires_grad and not torch.is_autocast_enabled("cpu") and not _is_compiling()):
             positions = h.shape[-2] * h.shape[-1]
-            if positions >= _WINOGRAD_MIN_POSITIONS:
+            lib = nnpack_library() if h.shape[1] >= _WINOGRAD_MIN_CHANNELS else None
+            if lib is not None:
+                if positions >= _PRECOMPUTED_MIN_POSITIONS:
+                    kernel = self._cached(name, w, "nnpack-kernel", lambda: lib.transform(w))
+                    kernel_t = self._cached(name, w, "nnpack-kernel-t",
+                                            lambda: lib.transform(w.transpose(0, 1).flip(2, 3)))
+                    return PrecomputedNNPACKConv3x3.apply(h, kernel, b, kernel_t)
+            elif positions >= _WINOGRAD_MIN_POSITIONS:
                 if h.shape[1] >= _WINOGRAD_MIN_CHANNELS and nnpack_available():
                     flipped = self._cached(name, w, "nnpack",
                                            lambda: w.transpose(0, 1).flip(2, 3).contiguous())
@@ -141,6 +155,20 @@ class VGG19Features(nn.Module):
             elif positions >= _TILE_MIN_POSITIONS and w.shape[0] * w.shape[1] >= _TILE_MIN_CHANNEL_PRODUCT:
                 return TileWinograd.apply(h, self._cached(name, w, "tile", lambda: tile_weight(w)), b)
         return F.conv2d(h, w.to(h.dtype), b.to(h.dtype), padding=1)
+
+    def transform_bytes(self, device: torch.device | str) -> int:
+        """Bytes of filter transforms a CPU pass will still add (see ``winograd``): an upper bound, 0 elsewhere."""
+        if not self.winograd or torch.device(device).type != "cpu" or nnpack_library() is None:
+            return 0
+        total = 0
+        for name in self._sequence:
+            w = getattr(self, f"{name}_weight", None) if name.startswith("conv") else None
+            if w is not None and w.shape[1] >= _WINOGRAD_MIN_CHANNELS and w.dtype == torch.float32:
+                for kind in ("nnpack-kernel", "nnpack-kernel-t"):
+                    cached = self._derived.get((name, kind))
+                    if cached is None or cached[0] is not w:
+                        total += 64 * w.shape[0] * w.shape[1] * 4      # an 8x8 tile per filter, float32
+        return total
 
     def _cached(self, name: str, w: torch.Tensor, kind: str, make) -> torch.Tensor:
         """A derived form of a frozen weight, made once (and again only if the weight tensor is replaced)."""

@@ -1,25 +1,38 @@
-"""Fast 3x3 convolutions for the frozen VGG19 on the CPU: two Winograd kernels, forward and input gradient.
+"""Fast 3x3 convolutions for the frozen VGG19 on the CPU: Winograd kernels, forward and input gradient.
 
 torch's CPU ``conv2d`` (oneDNN) runs VGG19's 3x3 convolutions near this CPU's multiply-add peak, so the only
 way to make them faster is to do fewer multiplies. Winograd's minimal filtering algorithms do exactly that.
-Two implementations are used, each where it was measured to be the fastest (docs/benchmarks.md):
+Three implementations are used, each where it was measured to be the fastest (docs/benchmarks.md):
 
-* NNPACK's Winograd kernels (inside PyTorch's CPU build) on large maps (blocks 1-3 at usual sizes);
+* NNPACK's Winograd F(6x6, 3x3) kernels (inside PyTorch's CPU build) called with the filters' transforms
+  computed once (:class:`PrecomputedNNPACKConv3x3`). PyTorch's own binding of NNPACK transforms the filters
+  again on every call, which is most of the time of a 256- or 512-channel layer on a small map; kept, the
+  same kernels are the fastest of all for every VGG19 layer but the 3-channel first one, from 128 positions
+  up (``benchmarks/bench_image.py conv-kernels``). NNPACK has no Python API and PyTorch does not expose this
+  mode, so :class:`NNPACKLibrary` calls its C function ``nnp_convolution_inference`` through ctypes. It checks
+  itself against ``conv2d`` once, and when the library or the symbol is missing, the two below are used.
+* PyTorch's binding of NNPACK (:class:`NNPACKConv3x3`) on large maps (blocks 1-3 at usual sizes);
 * :class:`TileWinograd`, F(4x4, 3x3) written with torch ops (two small transform products and one batched
   GEMM), on the small maps of 256- and 512-channel layers (block 4 at 256 px, block 5 at 512 px), where
-  NNPACK's kernels are slower than the direct ones and this one is 1.2-1.6x faster than both (forward +
-  input gradient, ``benchmarks/bench_image.py conv-kernels``). PyTorch has no Winograd kernel of its own for
-  these shapes, which is why it is written here.
+  PyTorch's NNPACK binding is slower than the direct kernel and this one is 1.2-1.6x faster than both
+  (forward + input gradient). PyTorch has no Winograd kernel of its own for these shapes, which is why it is
+  written here.
 
 The input gradient of NNPACK's is the same convolution with the weight transposed and flipped; that of
 :class:`TileWinograd` is the exact adjoint of its own forward pass.
 """
 from __future__ import annotations
 
+import ctypes
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 
-__all__ = ["nnpack_available", "NNPACKConv3x3", "TileWinograd", "tile_weight"]
+__all__ = ["nnpack_available", "NNPACKConv3x3", "TileWinograd", "tile_weight", "NNPACKLibrary", "NNPACKKernel",
+           "PrecomputedNNPACKConv3x3", "nnpack_library"]
 
 _nnpack_ok: bool | None = None
 
@@ -52,6 +65,167 @@ class NNPACKConv3x3(torch.autograd.Function):
         (weight_t,) = ctx.saved_tensors
         gx = torch._nnpack_spatial_convolution(grad.contiguous(), weight_t, None, [1, 1], [1, 1])
         return gx, None, None, None
+
+
+class _Size(ctypes.Structure):
+    _fields_ = [("width", ctypes.c_size_t), ("height", ctypes.c_size_t)]
+
+
+class _Padding(ctypes.Structure):
+    _fields_ = [("top", ctypes.c_size_t), ("right", ctypes.c_size_t), ("bottom", ctypes.c_size_t),
+                ("left", ctypes.c_size_t)]
+
+
+# enum values from NNPACK's include/nnpack.h
+_WT8X8 = 3                                    # nnp_convolution_algorithm_wt8x8: Winograd F(6x6, 3x3)
+_PRECOMPUTE, _REUSE = 2, 3                    # nnp_convolution_transform_strategy_{precompute,reuse}
+_IDENTITY = 0                                 # nnp_activation_identity
+_KERNEL3, _STRIDE1, _PAD1 = _Size(3, 3), _Size(1, 1), _Padding(1, 1, 1, 1)
+
+
+@dataclass(frozen=True, eq=False)
+class NNPACKKernel:
+    """A (K, C, 3, 3) filter bank in NNPACK's transformed layout (opaque bytes), with its channel counts."""
+
+    data: torch.Tensor
+    out_channels: int
+    in_channels: int
+
+
+class NNPACKLibrary:
+    """``nnp_convolution_inference`` of the NNPACK inside libtorch_cpu, with the filter transforms kept.
+
+    Use :func:`nnpack_library`, which returns the shared instance, or None where this build has no NNPACK
+    symbols or the self-check fails. Float32, contiguous CPU tensors, batch 1 per call.
+
+    Threads: NNPACK runs on a pthreadpool of ``torch.get_num_threads()`` threads made here, one per thread
+    count. The workspace NNPACK needs is kept per Python thread and only grows, as PyTorch's own binding does
+    with its workspace.
+    """
+
+    def __init__(self, lib: ctypes.CDLL) -> None:
+        self._conv = lib.nnp_convolution_inference
+        self._conv.restype = ctypes.c_int
+        self._conv.argtypes = ([ctypes.c_int, ctypes.c_int, ctypes.c_size_t, ctypes.c_size_t, _Size, _Padding, _Size,
+                                _Size] + [ctypes.c_void_p] * 5 + [ctypes.POINTER(ctypes.c_size_t), ctypes.c_int,
+                                                                  ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p])
+        self._create_pool = lib.pthreadpool_create
+        self._create_pool.restype = ctypes.c_void_p
+        self._create_pool.argtypes = [ctypes.c_size_t]
+        lib.nnp_initialize.restype = ctypes.c_int
+        if lib.nnp_initialize() != 0:
+            raise RuntimeError("nnp_initialize failed (this CPU is not supported by NNPACK)")
+        self._pools: dict[int, int] = {}
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._zeros: dict[int, torch.Tensor] = {}
+
+    def _pool(self) -> int | None:
+        n = torch.get_num_threads()
+        if n <= 1:
+            return None                                   # NNPACK then runs on the calling thread
+        with self._lock:
+            if n not in self._pools:
+                pool = self._create_pool(n)
+                if not pool:
+                    raise RuntimeError("pthreadpool_create failed")
+                self._pools[n] = pool
+            return self._pools[n]
+
+    def _call(self, strategy, c, k, size, inp, kernel, bias, out, workspace, nbytes: ctypes.c_size_t) -> None:
+        status = self._conv(_WT8X8, strategy, c, k, size, _PAD1, _KERNEL3, _STRIDE1, inp, kernel, bias, out,
+                            workspace, ctypes.byref(nbytes), _IDENTITY, None, self._pool(), None)
+        if status != 0:
+            raise RuntimeError(f"nnp_convolution_inference failed with status {status}")
+
+    def transform(self, weight: torch.Tensor) -> NNPACKKernel:
+        """The Winograd transform of a (K, C, 3, 3) float32 filter bank, to pass to :meth:`conv` any number of times."""
+        w = weight.detach().to(torch.float32).contiguous()
+        k, c = w.shape[:2]
+        nbytes = ctypes.c_size_t(0)
+        # the transform does not depend on the image size: any size will do for the two calls
+        self._call(_PRECOMPUTE, c, k, _Size(16, 16), None, None, None, None, None, nbytes)
+        data = torch.empty(nbytes.value, dtype=torch.uint8)
+        self._call(_PRECOMPUTE, c, k, _Size(16, 16), None, w.data_ptr(), None, None, data.data_ptr(), nbytes)
+        return NNPACKKernel(data, k, c)
+
+    def _workspace(self, nbytes: int) -> int:
+        buf = getattr(self._local, "workspace", None)
+        if buf is None or buf.numel() < nbytes + 64:
+            buf = self._local.workspace = torch.empty(nbytes + 64, dtype=torch.uint8)
+        return buf.data_ptr() + (-buf.data_ptr()) % 64   # NNPACK wants 64-byte-aligned buffers
+
+    def conv(self, x: torch.Tensor, kernel: NNPACKKernel, bias: torch.Tensor | None = None) -> torch.Tensor:
+        """3x3, stride 1, padding 1 convolution of ``(N, C, H, W)`` float32 with a transformed filter bank."""
+        x = x.contiguous()
+        n, c, h, w = x.shape
+        if c != kernel.in_channels:
+            raise ValueError(f"input has {c} channels, the kernel expects {kernel.in_channels}")
+        k = kernel.out_channels
+        if bias is None:
+            bias = self._zeros.get(k)
+            if bias is None:
+                bias = self._zeros[k] = torch.zeros(k)
+        bias = bias.detach().to(torch.float32).contiguous()
+        out = torch.empty(n, k, h, w)
+        size, nbytes = _Size(w, h), ctypes.c_size_t(0)
+        self._call(_REUSE, c, k, size, None, None, None, None, None, nbytes)
+        workspace = self._workspace(nbytes.value)
+        for i in range(n):
+            self._call(_REUSE, c, k, size, x[i].data_ptr(), kernel.data.data_ptr(), bias.data_ptr(),
+                       out[i].data_ptr(), workspace, nbytes)
+        return out
+
+
+_library: NNPACKLibrary | None = None
+_library_checked = False
+
+
+def _load_library() -> NNPACKLibrary | None:
+    libdir = Path(torch.__file__).parent / "lib"
+    for name in ("libtorch_cpu.so", "libtorch_cpu.dylib"):
+        if (libdir / name).exists():
+            lib = ctypes.CDLL(str(libdir / name))     # already loaded by torch: this finds the same copy
+            if hasattr(lib, "nnp_convolution_inference") and hasattr(lib, "pthreadpool_create"):
+                return NNPACKLibrary(lib)
+    return None
+
+
+def nnpack_library() -> NNPACKLibrary | None:
+    """The shared :class:`NNPACKLibrary`, or None where it is unavailable or fails its check against conv2d."""
+    global _library, _library_checked
+    if not _library_checked:
+        _library_checked = True
+        try:
+            lib = _load_library()
+            if lib is not None:
+                # a wrong signature or layout would give wrong numbers, not an error: compare once
+                g = torch.Generator().manual_seed(0)
+                x, w = torch.randn(2, 16, 11, 13, generator=g), torch.randn(24, 16, 3, 3, generator=g)
+                b = torch.randn(24, generator=g)
+                want = F.conv2d(x, w, b, padding=1)
+                if float((lib.conv(x, lib.transform(w), b) - want).abs().max()) <= 1e-4 * float(want.abs().max()):
+                    _library = lib
+        except (OSError, AttributeError, RuntimeError, ValueError):  # pragma: no cover - other builds
+            _library = None
+    return _library
+
+
+class PrecomputedNNPACKConv3x3(torch.autograd.Function):
+    """3x3, stride 1, padding 1 convolution with a frozen weight, through NNPACK with the transforms kept.
+
+    ``kernel`` is :meth:`NNPACKLibrary.transform` of the weight and ``kernel_t`` that of the weight with its
+    channels swapped and flipped, whose convolution with the output gradient is the input gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, x, kernel, bias, kernel_t):
+        ctx.kernel_t = kernel_t
+        return nnpack_library().conv(x, kernel, bias)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return nnpack_library().conv(grad, ctx.kernel_t), None, None, None
 
 
 # Winograd F(4x4, 3x3) with the interpolation points 0, 1, -1, 2, -2 and infinity (Lavin & Gray 2016):
