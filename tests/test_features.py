@@ -317,6 +317,17 @@ def test_every_layer_but_the_first_takes_the_nnpack_binding(monkeypatch):
     assert len(calls) == 11
 
 
+def test_transform_bytes_counts_the_filter_transforms_still_to_be_made():
+    _nnpack_binding()
+    net = VGG19Features(["relu5_1"])
+    # every conv but the 3-channel first one, an 8x8 float32 tile per filter, forward and input gradient
+    pairs = [(64, 64), (128, 64), (128, 128), (256, 128)] + [(256, 256)] * 3 + [(512, 256)] + [(512, 512)] * 4
+    assert net.transform_bytes("cpu") == sum(2 * 64 * 4 * k * c for k, c in pairs) == 736_100_352
+    assert net.transform_bytes("cuda") == 0 and VGG19Features(["relu5_1"], winograd=False).transform_bytes("cpu") == 0
+    net(torch.rand(1, 3, 176, 256))             # a pass at this size makes them all (conv5_1 at 176 positions)
+    assert net.transform_bytes("cpu") == 0
+
+
 def test_pooling_before_an_unrequested_relu_gives_the_same_features_and_gradient(monkeypatch):
     # max pooling commutes with ReLU, so the network pools the pre-activation when the ReLU is not requested;
     # requesting the ReLU (relu1_2, relu2_2) forces the other order
