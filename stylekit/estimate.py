@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ._allocator import kept_bytes
 from .errors import ConfigError
 from .features.vgg import LAYER_NAMES
 from .optim import auto_history
@@ -132,9 +133,11 @@ def _memory(extractor, device, hw, tile, layers, content_layers, optimizer, per_
     n = 3 * h * w
     if tile:
         grid = tile_grid(h, w, tile, layers=layers)
-        region = max((t.region[1] - t.region[0]) * (t.region[3] - t.region[2]) for t, _, _ in grid)
+        region_hw = max(((t.region[1] - t.region[0], t.region[3] - t.region[2]) for t, _, _ in grid),
+                        key=lambda s: s[0] * s[1])
     else:
-        region = h * w
+        region_hw = (h, w)
+    region = region_hw[0] * region_hw[1]
     activations = per_px * region
     transient = 3 * 4 * 64 * region                   # conv1 block gradients during the backward pass
     vectors = (2 * auto_history(n) + 6) * n * 4 if optimizer == "lbfgs" else 6 * n * 4
@@ -144,6 +147,9 @@ def _memory(extractor, device, hw, tile, layers, content_layers, optimizer, per_
         parts["process now (torch, weights)"] = process_rss()
         if hasattr(extractor, "transform_bytes"):
             parts["filter transforms"] = extractor.transform_bytes(device)
+            parts["convolution workspace"] = extractor.workspace_bytes(*region_hw, device)
+        if kept_bytes():
+            parts["freed memory the allocator keeps"] = kept_bytes()
     else:
         parts["weights"] = sum(b.numel() * b.element_size() for b in extractor.buffers())
     return parts

@@ -52,3 +52,17 @@ def test_the_users_allocator_settings_win(monkeypatch):
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")
     assert keep_freed_memory() is False
     assert _faults_per_step("cli", MALLOC_TRIM_THRESHOLD_="131072") > 1000
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt")
+def test_estimates_count_the_freed_memory_the_settings_keep():
+    # in a subprocess, so that this process keeps glibc's defaults
+    script = ("from stylekit._allocator import keep_freed_memory, kept_bytes\n"
+              "before = kept_bytes(); ok = keep_freed_memory(); print(before, ok, kept_bytes())")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "LD_PRELOAD"}
+    out = subprocess.run([sys.executable, "-c", script], env=clean, capture_output=True, text=True, check=True,
+                         timeout=120).stdout.split()
+    assert out == ["0", "True", str((1 << 30) + (256 << 20))]      # trim threshold + top pad
+    out = subprocess.run([sys.executable, "-c", script], env={**clean, "MALLOC_TOP_PAD_": "0"}, capture_output=True,
+                         text=True, check=True, timeout=120).stdout.split()
+    assert out == ["0", "False", "0"]

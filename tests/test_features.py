@@ -328,6 +328,24 @@ def test_transform_bytes_counts_the_filter_transforms_still_to_be_made():
     assert net.transform_bytes("cpu") == 0
 
 
+def test_workspace_bytes_is_the_workspace_a_pass_keeps():
+    import threading
+    lib = _nnpack_binding()
+    net = VGG19Features(["relu3_1"])
+    kept = []
+
+    def run():                                 # a new thread starts with no workspace of its own
+        y = torch.rand(1, 3, 70, 90, requires_grad=True)
+        net(y)["relu3_1"].square().mean().backward()
+        kept.append(lib._local.workspace.numel() - 64)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    assert kept == [net.workspace_bytes(70, 90, "cpu")] and kept[0] > 0
+    assert net.workspace_bytes(70, 90, "cuda") == 0
+
+
 def test_pooling_before_an_unrequested_relu_gives_the_same_features_and_gradient(monkeypatch):
     # max pooling commutes with ReLU, so the network pools the pre-activation when the ReLU is not requested;
     # requesting the ReLU (relu1_2, relu2_2) forces the other order

@@ -170,6 +170,24 @@ class VGG19Features(nn.Module):
                         total += 64 * w.shape[0] * w.shape[1] * 4      # an 8x8 tile per filter, float32
         return total
 
+    def workspace_bytes(self, height: int, width: int, device: torch.device | str) -> int:
+        """Bytes of the NNPACK workspace a CPU pass on an ``height x width`` image needs (0 where none is used).
+
+        One buffer serves every layer and is kept at its largest, so this is the largest layer's need.
+        """
+        lib = nnpack_library()
+        if not self.winograd or torch.device(device).type != "cpu" or lib is None:
+            return 0
+        need, h, w = 0, height, width
+        for name in self._sequence:
+            if name.startswith("pool"):
+                h, w = h // 2, w // 2
+            elif name.startswith("conv"):
+                k, c = getattr(self, f"{name}_weight").shape[:2]
+                if c >= _WINOGRAD_MIN_CHANNELS and h * w >= _PRECOMPUTED_MIN_POSITIONS:
+                    need = max(need, lib.workspace_bytes(c, k, h, w), lib.workspace_bytes(k, c, h, w))
+        return need
+
     def _cached(self, name: str, w: torch.Tensor, kind: str, make) -> torch.Tensor:
         """A derived form of a frozen weight, made once (and again only if the weight tensor is replaced)."""
         cached = self._derived.get((name, kind))

@@ -149,6 +149,12 @@ class NNPACKLibrary:
         self._call(_PRECOMPUTE, c, k, _Size(16, 16), None, w.data_ptr(), None, None, data.data_ptr(), nbytes)
         return NNPACKKernel(data, k, c)
 
+    def workspace_bytes(self, in_channels: int, out_channels: int, height: int, width: int) -> int:
+        """Bytes of workspace NNPACK needs for one convolution of this shape (it keeps the largest one needed)."""
+        nbytes = ctypes.c_size_t(0)
+        self._call(_REUSE, in_channels, out_channels, _Size(width, height), None, None, None, None, None, nbytes)
+        return nbytes.value
+
     def _workspace(self, nbytes: int) -> int:
         buf = getattr(self._local, "workspace", None)
         if buf is None or buf.numel() < nbytes + 64:
@@ -168,8 +174,7 @@ class NNPACKLibrary:
                 bias = self._zeros[k] = torch.zeros(k)
         bias = bias.detach().to(torch.float32).contiguous()
         out = torch.empty(n, k, h, w)
-        size, nbytes = _Size(w, h), ctypes.c_size_t(0)
-        self._call(_REUSE, c, k, size, None, None, None, None, None, nbytes)
+        size, nbytes = _Size(w, h), ctypes.c_size_t(self.workspace_bytes(c, k, h, w))
         workspace = self._workspace(nbytes.value)
         for i in range(n):
             self._call(_REUSE, c, k, size, x[i].data_ptr(), kernel.data.data_ptr(), bias.data_ptr(),
