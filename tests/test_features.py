@@ -276,11 +276,13 @@ def test_nnpack_binding_gives_the_same_result_with_any_thread_count():
     assert torch.equal(outs[2], outs[0])
 
 
-def test_nnpack_binding_rejects_a_kernel_for_other_channels():
+def test_nnpack_binding_rejects_other_channels_and_dtypes():
     lib = _nnpack_binding()
     kernel = lib.transform(torch.randn(8, 16, 3, 3))
     with pytest.raises(ValueError, match="24 channels, the kernel expects 16"):
         lib.conv(torch.randn(1, 24, 10, 10), kernel)
+    with pytest.raises(ValueError, match="float32 CPU tensor, got .* torch.float64"):
+        lib.conv(torch.randn(1, 16, 10, 10, dtype=torch.float64), kernel)
 
 
 def test_an_nnpack_binding_that_gives_wrong_numbers_is_not_used(monkeypatch):

@@ -163,6 +163,9 @@ class NNPACKLibrary:
 
     def conv(self, x: torch.Tensor, kernel: NNPACKKernel, bias: torch.Tensor | None = None) -> torch.Tensor:
         """3x3, stride 1, padding 1 convolution of ``(N, C, H, W)`` float32 with a transformed filter bank."""
+        if x.dtype != torch.float32 or x.device.type != "cpu" or x.dim() != 4:
+            raise ValueError(f"NNPACK takes a (N, C, H, W) float32 CPU tensor, got {tuple(x.shape)} {x.dtype} on "
+                             f"{x.device.type}")
         x = x.contiguous()
         n, c, h, w = x.shape
         if c != kernel.in_channels:
