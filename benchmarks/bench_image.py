@@ -324,8 +324,8 @@ def conv_kernels(args) -> None:
     import torch
     import torch.nn.functional as F
 
-    from stylekit.features.winograd import (NNPACKConv3x3, PrecomputedNNPACKConv3x3, TileWinograd, nnpack_available,
-                                            nnpack_library, tile_weight)
+    from stylekit.features.winograd import (NNPACKConv3x3, PrecomputedNNPACKConv3x3, TileWinograd, gradient_weight,
+                                            nnpack_available, nnpack_library, tile_weight)
 
     torch.set_num_threads(args.threads)
     nnpack_available()
@@ -334,7 +334,7 @@ def conv_kernels(args) -> None:
         c, k, w_, h = (int(v) for v in spec.replace("x", ":").split(":"))
         x0, g = torch.randn(1, c, h, w_), torch.randn(1, k, h, w_)
         w, b = torch.randn(k, c, 3, 3) / (9 * c) ** 0.5, torch.randn(k)
-        wt, u = w.transpose(0, 1).flip(2, 3).contiguous(), tile_weight(w)
+        wt, u = gradient_weight(w), tile_weight(w)
         kernels = {"direct": lambda x: F.conv2d(x, w, b, padding=1),
                    "NNPACK": lambda x: NNPACKConv3x3.apply(x, w, b, wt),
                    "TileWinograd": lambda x: TileWinograd.apply(x, u, b)}

@@ -55,7 +55,7 @@ def test_the_users_allocator_settings_win(monkeypatch):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt")
-def test_estimates_count_the_freed_memory_the_settings_keep():
+def test_kept_bytes_is_what_the_settings_let_the_heap_keep_once_applied():
     # in a subprocess, so that this process keeps glibc's defaults
     script = ("from stylekit._allocator import keep_freed_memory, kept_bytes\n"
               "before = kept_bytes(); ok = keep_freed_memory(); print(before, ok, kept_bytes())")

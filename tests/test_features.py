@@ -243,12 +243,12 @@ def test_without_the_nnpack_binding_block4_takes_the_tile_winograd_convolutions(
 @pytest.mark.parametrize("n,c,k,h,w", [(1, 16, 24, 11, 13), (2, 32, 16, 6, 6), (1, 64, 64, 1, 1),
                                       (1, 16, 8, 37, 50)])
 def test_nnpack_binding_is_conv2d_in_both_directions(n, c, k, h, w):
-    from stylekit.features.winograd import PrecomputedNNPACKConv3x3
+    from stylekit.features.winograd import PrecomputedNNPACKConv3x3, gradient_weight
     lib = _nnpack_binding()
     torch.manual_seed(0)
     x = torch.randn(n, c, h, w, requires_grad=True)
     weight, bias = torch.randn(k, c, 3, 3) / (9 * c) ** 0.5, torch.randn(k)
-    kernel, kernel_t = lib.transform(weight), lib.transform(weight.transpose(0, 1).flip(2, 3))
+    kernel, kernel_t = lib.transform(weight), lib.transform(gradient_weight(weight))
     y = PrecomputedNNPACKConv3x3.apply(x, kernel, bias, kernel_t)
     want = F.conv2d(x, weight, bias, padding=1)
     # any size, including maps that are not a multiple of the 6x6 output tile and a 1x1 map; one transform

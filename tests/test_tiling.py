@@ -150,3 +150,23 @@ def test_precision_and_tile_options_validated():
     for bad in (dict(precision="fp8"), dict(tile=3), dict(tile="sometimes"), dict(max_memory=-1.0)):
         with pytest.raises(ConfigError):
             ImageStyleConfig(**bad)
+
+
+def test_cpu_estimates_count_transforms_workspace_and_the_memory_the_allocator_keeps(monkeypatch):
+    import stylekit.estimate as est
+    layers = ["relu1_1", "relu2_1", "relu3_1"]
+    net, cpu = VGG19Features(layers), torch.device("cpu")
+    kw = dict(layers=layers, content_layers=["relu2_1"], calibrate=False)
+    parts = lambda **k: est.estimate_run(net, cpu, [(300, 200)], [1], **k, **kw).parts   # noqa: E731
+    monkeypatch.setattr(est, "kept_bytes", lambda: 0)
+    p = parts()
+    assert "freed memory the allocator keeps" not in p
+    assert p["filter transforms"] == net.transform_bytes(cpu)
+    assert p["convolution workspace"] == net.workspace_bytes(300, 200, cpu) > 0
+    # tiled: the workspace of the largest tile with its halo, smaller than the whole image's
+    assert 0 < parts(tiles=[64])["convolution workspace"] < p["convolution workspace"]
+    monkeypatch.setattr(est, "kept_bytes", lambda: 5)
+    assert parts()["freed memory the allocator keeps"] == 5
+    monkeypatch.setattr(est, "kept_bytes", lambda: 1 << 50)       # capped at one set of activations
+    p = parts()
+    assert p["freed memory the allocator keeps"] == p["activations"]

@@ -10,8 +10,8 @@ from torch import nn
 
 from ..errors import ConfigError, InputError
 from .weights import CONV_NAMES, PREPROCESSING, load_conv_weights
-from .winograd import (NNPACKConv3x3, PrecomputedNNPACKConv3x3, TileWinograd, nnpack_available, nnpack_library,
-                       tile_weight)
+from .winograd import (NNPACKConv3x3, PrecomputedNNPACKConv3x3, TileWinograd, gradient_weight, nnpack_available,
+                       nnpack_library, tile_weight)
 
 __all__ = ["VGG19Features", "MonoAdapter", "LAYER_NAMES", "min_input_size"]
 
@@ -49,6 +49,13 @@ POOLING = ("max", "avg")
 _PRECOMPUTED_MIN_POSITIONS = 128
 _WINOGRAD_MIN_POSITIONS = 2048
 _WINOGRAD_MIN_CHANNELS = 16
+
+
+def _takes_kept_nnpack(in_channels: int, positions: int) -> bool:
+    """Whether a layer takes NNPACK with kept transforms (where stylekit can call NNPACK itself)."""
+    return in_channels >= _WINOGRAD_MIN_CHANNELS and positions >= _PRECOMPUTED_MIN_POSITIONS
+
+
 _TILE_MIN_POSITIONS = 384
 _TILE_MIN_CHANNEL_PRODUCT = 256 * 512
 # torch.compile cannot trace NNPACK's convolution (its op has no meta kernel), so a compiled network takes
@@ -140,17 +147,15 @@ class VGG19Features(nn.Module):
         if (self.winograd and h.device.type == "cpu" and h.dtype == torch.float32 and w.dtype == torch.float32
                 and not w.requires_grad and not torch.is_autocast_enabled("cpu") and not _is_compiling()):
             positions = h.shape[-2] * h.shape[-1]
-            lib = nnpack_library() if h.shape[1] >= _WINOGRAD_MIN_CHANNELS else None
+            lib = nnpack_library()
             if lib is not None:
-                if positions >= _PRECOMPUTED_MIN_POSITIONS:
+                if _takes_kept_nnpack(h.shape[1], positions):
                     kernel = self._cached(name, w, "nnpack-kernel", lambda: lib.transform(w))
-                    kernel_t = self._cached(name, w, "nnpack-kernel-t",
-                                            lambda: lib.transform(w.transpose(0, 1).flip(2, 3)))
+                    kernel_t = self._cached(name, w, "nnpack-kernel-t", lambda: lib.transform(gradient_weight(w)))
                     return PrecomputedNNPACKConv3x3.apply(h, kernel, b, kernel_t)
             elif positions >= _WINOGRAD_MIN_POSITIONS:
                 if h.shape[1] >= _WINOGRAD_MIN_CHANNELS and nnpack_available():
-                    flipped = self._cached(name, w, "nnpack",
-                                           lambda: w.transpose(0, 1).flip(2, 3).contiguous())
+                    flipped = self._cached(name, w, "nnpack", lambda: gradient_weight(w))
                     return NNPACKConv3x3.apply(h, w.contiguous(), b.contiguous(), flipped)
             elif positions >= _TILE_MIN_POSITIONS and w.shape[0] * w.shape[1] >= _TILE_MIN_CHANNEL_PRODUCT:
                 return TileWinograd.apply(h, self._cached(name, w, "tile", lambda: tile_weight(w)), b)
@@ -158,16 +163,17 @@ class VGG19Features(nn.Module):
 
     def transform_bytes(self, device: torch.device | str) -> int:
         """Bytes of filter transforms a CPU pass will still add (see ``winograd``): an upper bound, 0 elsewhere."""
-        if not self.winograd or torch.device(device).type != "cpu" or nnpack_library() is None:
+        lib = nnpack_library()
+        if not self.winograd or torch.device(device).type != "cpu" or lib is None:
             return 0
         total = 0
         for name in self._sequence:
             w = getattr(self, f"{name}_weight", None) if name.startswith("conv") else None
             if w is not None and w.shape[1] >= _WINOGRAD_MIN_CHANNELS and w.dtype == torch.float32:
-                for kind in ("nnpack-kernel", "nnpack-kernel-t"):
+                for kind, (k, c) in (("nnpack-kernel", w.shape[:2]), ("nnpack-kernel-t", w.shape[1::-1])):
                     cached = self._derived.get((name, kind))
                     if cached is None or cached[0] is not w:
-                        total += 64 * w.shape[0] * w.shape[1] * 4      # an 8x8 tile per filter, float32
+                        total += lib.transform_bytes(c, k)
         return total
 
     def workspace_bytes(self, height: int, width: int, device: torch.device | str) -> int:
@@ -184,7 +190,7 @@ class VGG19Features(nn.Module):
                 h, w = h // 2, w // 2
             elif name.startswith("conv"):
                 k, c = getattr(self, f"{name}_weight").shape[:2]
-                if c >= _WINOGRAD_MIN_CHANNELS and h * w >= _PRECOMPUTED_MIN_POSITIONS:
+                if _takes_kept_nnpack(c, h * w):
                     need = max(need, lib.workspace_bytes(c, k, h, w), lib.workspace_bytes(k, c, h, w))
         return need
 

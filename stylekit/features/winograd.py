@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["nnpack_available", "NNPACKConv3x3", "TileWinograd", "tile_weight", "NNPACKLibrary", "NNPACKKernel",
-           "PrecomputedNNPACKConv3x3", "nnpack_library"]
+           "PrecomputedNNPACKConv3x3", "nnpack_library", "gradient_weight"]
 
 _nnpack_ok: bool | None = None
 
@@ -46,6 +46,12 @@ def nnpack_available() -> bool:
         except Exception:  # pragma: no cover - builds without NNPACK
             _nnpack_ok = False
     return _nnpack_ok
+
+
+def gradient_weight(weight: torch.Tensor) -> torch.Tensor:
+    """(K, C, 3, 3) -> (C, K, 3, 3): channels swapped, kernel flipped. Convolving an output gradient with it
+    (stride 1, padding 1) gives the input gradient, which is how the NNPACK paths take their backward pass."""
+    return weight.transpose(0, 1).flip(2, 3).contiguous()
 
 
 class NNPACKConv3x3(torch.autograd.Function):
@@ -138,13 +144,18 @@ class NNPACKLibrary:
         if status != 0:
             raise RuntimeError(f"nnp_convolution_inference failed with status {status}")
 
+    def transform_bytes(self, in_channels: int, out_channels: int) -> int:
+        """Bytes of the transform of a (out_channels, in_channels, 3, 3) filter bank, as NNPACK reports it."""
+        nbytes = ctypes.c_size_t(0)
+        # the transform does not depend on the image size: any size will do
+        self._call(_PRECOMPUTE, in_channels, out_channels, _Size(16, 16), None, None, None, None, None, nbytes)
+        return nbytes.value
+
     def transform(self, weight: torch.Tensor) -> NNPACKKernel:
         """The Winograd transform of a (K, C, 3, 3) float32 filter bank, to pass to :meth:`conv` any number of times."""
         w = weight.detach().to(torch.float32).contiguous()
         k, c = w.shape[:2]
-        nbytes = ctypes.c_size_t(0)
-        # the transform does not depend on the image size: any size will do for the two calls
-        self._call(_PRECOMPUTE, c, k, _Size(16, 16), None, None, None, None, None, nbytes)
+        nbytes = ctypes.c_size_t(self.transform_bytes(c, k))
         data = torch.empty(nbytes.value, dtype=torch.uint8)
         self._call(_PRECOMPUTE, c, k, _Size(16, 16), None, w.data_ptr(), None, None, data.data_ptr(), nbytes)
         return NNPACKKernel(data, k, c)
