@@ -141,6 +141,8 @@ def test_bad_options(tmp_path, content_wav, style_wav):
     one_line_error(run(content_wav, style_wav, "-o", tmp_path / "o.wav", "--steps", "0", "-q"))
     one_line_error(run(content_wav, style_wav, "-o", tmp_path / "o.wav", "--n-fft", "1000", "--hop-length",
                        "900", "-q"))
+    assert "--n-mels 144 or fewer" in one_line_error(run(content_wav, style_wav, "-o", tmp_path / "o.wav",
+                                                         "--n-fft", "1024", "-q"))   # 224 bands need n_fft 2048
     one_line_error(run(content_wav, "-o", tmp_path / "o.wav"))     # no style
     for floor in ("0", "2"):                                          # need 0 < log floor < full scale
         assert "log_floor" in one_line_error(run(content_wav, style_wav, "-o", tmp_path / "o.wav", "--log-floor",

@@ -21,8 +21,27 @@ MEL = SpectrogramConfig()
 
 def test_defaults_are_log_mel_with_documented_settings():
     c = SpectrogramConfig()
-    assert (c.kind, c.sample_rate, c.n_fft, c.hop_length, c.n_mels) == ("mel", 22050, 2048, 512, 128)
-    assert c.n_bins == 128 and LINEAR.n_bins == 1025
+    assert (c.kind, c.sample_rate, c.n_fft, c.hop_length, c.n_mels) == ("mel", 22050, 2048, 512, 224)
+    assert c.n_bins == 224 and LINEAR.n_bins == 1025
+
+
+def test_default_mel_bands_are_independent_and_narrower_than_128():
+    w = mel_basis(MEL).astype(np.float64)
+    sv = np.linalg.svd(w, compute_uv=False)
+    assert sv[0] / sv[-1] < 10                                  # well conditioned: the inverse is stable
+    widths = (w > 0).sum(axis=1)
+    w128 = mel_basis(SpectrogramConfig(n_mels=128)) > 0
+    assert widths.min() >= 2 and widths.max() < w128.sum(axis=1).max()
+
+
+@pytest.mark.parametrize("n_mels, n_fft, most", [(384, 2048, 304), (224, 1024, 144), (2000, 2048, 304)])
+def test_more_mel_bands_than_the_stft_resolves_is_refused_with_the_limit(n_mels, n_fft, most):
+    cfg = SpectrogramConfig(n_mels=n_mels, n_fft=n_fft, hop_length=256)
+    with pytest.raises(ConfigError, match=f"n_mels={n_mels} .* use --n-mels {most} or fewer"):
+        mel_basis(cfg)
+    w = mel_basis(SpectrogramConfig(n_mels=most, n_fft=n_fft, hop_length=256)).astype(np.float64)
+    sv = np.linalg.svd(w, compute_uv=False)
+    assert sv[-1] > 1e-3 * sv[0]                                # the limit it names does work
 
 
 @pytest.mark.parametrize("n", [2205, 2206, 22050, 22050 + 511])

@@ -52,7 +52,7 @@ class AudioStyleConfig:
     Attributes
     ----------
     spectrogram : SpectrogramConfig
-        The representation and its inverse (log-mel, 128 bands, n_fft 1024, hop 256 by default).
+        The representation and its inverse (log-mel, 224 bands, n_fft 2048, hop 512 by default).
     network : {"random", "vgg19"}
         Feature network (see :mod:`.networks`); ``"random"`` is the default (see docs/audio.md for why).
     widths, channels : tuple of int, int
