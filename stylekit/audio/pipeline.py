@@ -315,6 +315,22 @@ def _tile_frames(z: torch.Tensor, n: int) -> torch.Tensor:
     return torch.cat(reps, dim=-1)[..., :n].clone()
 
 
+# How far above the loudest level of the inputs a result's band may go (6 dB of magnitude).
+_CEILING_NEPERS = math.log(2.0)
+
+
+def _ceiling(style_max: torch.Tensor, content: torch.Tensor, span: float) -> torch.Tensor:
+    """Per-band ceiling (F, 1) of a result, network scale: the loudest the band is in the styles or this content
+    chunk, plus 6 dB.
+
+    L-BFGS without a line search can leave a few cells of the optimised spectrogram far above any level either
+    input has (measured: a one-frame low-frequency burst about 19 dB above the rest of a 60 s result). Such a
+    cell becomes a thump, and the peak limit of the output then turns the whole result down (there by 12 dB).
+    No texture or content statistic asks for it, so it is cut to the ceiling before phase reconstruction.
+    """
+    return (torch.maximum(style_max, content[0, 0].amax(-1)) + _CEILING_NEPERS / span)[:, None]
+
+
 def _pad_frames(z: torch.Tensor, need: int) -> torch.Tensor:
     """Reflect-pad a (1, 1, F, T) spectrogram in time to at least ``need`` frames (very short inputs)."""
     while z.shape[-1] < need:
@@ -471,6 +487,8 @@ def _stylize(content, styles, config: AudioStyleConfig, style_weights, callback,
             vcfg = dataclasses.replace(cfg, kind="linear") if cfg.kind == "mel" and config.variables == "linear" else cfg
             style_starts.append(to_network(to_spectrogram(first_style, vcfg)[None, None], vcfg))
         bands = BandStatsLoss(style_z, blend=blend).to(device) if config.band_weight > 0 else None
+        # The loudest each band gets in any style (network scale): with the content's, the ceiling of the result.
+        style_ceiling = torch.stack([z[0, 0].amax(-1) for z in style_z]).amax(0)
         del style_z
         rhythm = None
         if config.rhythm_weight > 0:
@@ -572,11 +590,20 @@ def _stylize(content, styles, config: AudioStyleConfig, style_weights, callback,
             with torch.no_grad():
                 if z is not starts[i]:
                     z = z if linear_vars else prepare(z)
+                    if not linear_vars:
+                        z = torch.minimum(z, _ceiling(style_ceiling, contents[i], span))
                 z = z.clamp(0.0, 1.0)
             n_frames = cfg.n_frames(b - a)
             out_spec = z[0, 0, :, :n_frames] * span + math.log(cfg.log_floor)
-            pieces.append(to_audio(out_spec, var_cfg, length=b - a, init_phase=content_phase(seg, cfg),
-                                   seed=config.seed))
+            piece = to_audio(out_spec, var_cfg, length=b - a, init_phase=content_phase(seg, cfg), seed=config.seed)
+            if len(spans) > 1:
+                # Each chunk is optimised on its own, and its overall level is free (the band statistics and the
+                # loudness contour ignore it), so chunks came out several dB apart (measured: 9 dB between the
+                # chunks of a 60 s voice). Each takes its content chunk's RMS; the whole is matched below.
+                got = float(np.sqrt(np.mean(np.square(piece, dtype=np.float64))))
+                want = float(seg.double().pow(2).mean().sqrt())
+                piece = (piece * (want / got)).astype(np.float32) if got > 0 else piece
+            pieces.append(piece)
         working = overlap_add(pieces, spans, len(y)) if len(spans) > 1 else pieces[0]
         out = working
         if orig.rate != sr:
