@@ -38,6 +38,7 @@ def make(out: Path, seconds: float, seed: int, overwrite: bool) -> None:
     import torch
 
     import stylekit
+    from stylekit._io import atomic_write
     from stylekit.audio.io import load_audio, write_audio
     from stylekit.audio.pipeline import build_config
 
@@ -48,7 +49,7 @@ def make(out: Path, seconds: float, seed: int, overwrite: bool) -> None:
     content = (voice.samples[:n] / voice.gain, voice.sample_rate)       # the excerpt at the file's own level
     write_audio(out / "content.wav", *content, overwrite=overwrite)
     draw = random.Random(seed)
-    key, trials = {}, []
+    key = {}
     for i, texture in enumerate(TEXTURES, 1):
         style = EXAMPLES / f"texture_{texture}.wav"
         s = load_audio(style)
@@ -60,15 +61,16 @@ def make(out: Path, seconds: float, seed: int, overwrite: bool) -> None:
             print(f"trial {i} ({texture}), {label} ...", flush=True)
             r = stylekit.stylize_audio(content, [style], config=build_config(network=network))
             write_audio(out / f"trial{i}_{label}.wav", r.samples, r.sample_rate, overwrite=overwrite)
-        trials.append(i)
-    (out / "key.json").write_text(json.dumps({"seed": seed, "seconds": seconds, "trials": key}, indent=1) + "\n")
-    (out / "index.html").write_text(_page(trials))
+    text = {"key.json": json.dumps({"seed": seed, "seconds": seconds, "trials": key}, indent=1) + "\n",
+            "index.html": _page(len(TEXTURES))}
+    for name, body in text.items():
+        atomic_write(out / name, lambda tmp, body=body: tmp.write_text(body), overwrite=overwrite)
     print(f"open {out / 'index.html'} in a browser; save its answers as {out / 'answers.json'}")
 
 
-def _page(trials: list[int]) -> str:
+def _page(n_trials: int) -> str:
     rows = []
-    for i in trials:
+    for i in range(1, n_trials + 1):
         qs = "".join(
             f"<p>{html.escape(text)}<br>" + " ".join(
                 f'<label><input type="radio" name="trial{i}_{q}" value="{c}"> {c}</label>' for c in CHOICES)

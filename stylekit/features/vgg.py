@@ -49,13 +49,6 @@ POOLING = ("max", "avg")
 _PRECOMPUTED_MIN_POSITIONS = 128
 _WINOGRAD_MIN_POSITIONS = 2048
 _WINOGRAD_MIN_CHANNELS = 16
-
-
-def _takes_kept_nnpack(in_channels: int, positions: int) -> bool:
-    """Whether a layer takes NNPACK with kept transforms (where stylekit can call NNPACK itself)."""
-    return in_channels >= _WINOGRAD_MIN_CHANNELS and positions >= _PRECOMPUTED_MIN_POSITIONS
-
-
 _TILE_MIN_POSITIONS = 384
 _TILE_MIN_CHANNEL_PRODUCT = 256 * 512
 # torch.compile cannot trace NNPACK's convolution (its op has no meta kernel), so a compiled network takes
@@ -72,6 +65,11 @@ def min_input_size(layers: Iterable[str]) -> int:
     deepest = max(LAYER_NAMES.index(n) for n in layers)
     pools = sum(1 for n in LAYER_NAMES[: deepest + 1] if n.startswith("pool"))
     return 2 ** pools
+
+
+def _takes_kept_nnpack(in_channels: int, positions: int) -> bool:
+    """Whether a layer takes NNPACK with kept transforms (where stylekit can call NNPACK itself)."""
+    return in_channels >= _WINOGRAD_MIN_CHANNELS and positions >= _PRECOMPUTED_MIN_POSITIONS
 
 
 class VGG19Features(nn.Module):
@@ -169,7 +167,9 @@ class VGG19Features(nn.Module):
         total = 0
         for name in self._sequence:
             w = getattr(self, f"{name}_weight", None) if name.startswith("conv") else None
-            if w is not None and w.shape[1] >= _WINOGRAD_MIN_CHANNELS and w.dtype == torch.float32:
+            # every layer that takes the kept kernel on a large enough map (hence an upper bound)
+            if (w is not None and w.dtype == torch.float32
+                    and _takes_kept_nnpack(w.shape[1], _PRECOMPUTED_MIN_POSITIONS)):
                 for kind, (k, c) in (("nnpack-kernel", w.shape[:2]), ("nnpack-kernel-t", w.shape[1::-1])):
                     cached = self._derived.get((name, kind))
                     if cached is None or cached[0] is not w:
