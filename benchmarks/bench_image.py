@@ -126,13 +126,15 @@ SNAPSHOT_SCRIPT = r"""
 import json, sys, time
 t0 = time.process_time()                     # CPU time of this process, start-up included (as for the peer)
 w0 = time.perf_counter()
+from stylekit.cli import setup_runtime
+setup_runtime()                              # the runtime the stylekit command sets up, before torch starts
 import torch
 from stylekit import stylize_image
-from stylekit.image import load_image, save_image
-from stylekit.pipelines import finish_image
+from stylekit.features import cpu_backend
+from stylekit.image import finish_image, load_image, resize_long_edge, save_image
+cpu_backend.enable()                         # the CPU kernels the stylekit command uses
 content, style, size, every, out_dir = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 c = load_image(content)
-from stylekit.image import resize_long_edge
 target = resize_long_edge(c, size)
 snaps, n = [], [0]
 def cb(p):
@@ -260,9 +262,10 @@ def precision(args) -> None:
     import torch
 
     from stylekit import stylize_image
-    from stylekit.features import VGG19Features
+    from stylekit.features import VGG19Features, cpu_backend
     from stylekit.image import load_image, resize_long_edge
     from stylekit.losses import StyleTransferLoss
+    cpu_backend.enable()     # the runs below take the CPU kernels of the stylekit command; the scorer does not
     device = args.device
     content, style = load_image(CONTENT), load_image(STYLE)
     kw = dict(size=args.size, scales=1, iterations=args.iterations, device=device, init="content")
@@ -292,7 +295,7 @@ def precision(args) -> None:
             t = time.perf_counter()
             # the optimiser reads the loss every iteration (a device sync), so these stamps are honest
             out = stylize_image(content, [style], precision=prec, callback=lambda p: stamps.append(time.perf_counter()),
-                                **kw)
+                                **kw).data
             sync()
             whole.append(time.perf_counter() - t)
             times.append((stamps[-1] - stamps[0]) * len(stamps) / max(1, len(stamps) - 1))
@@ -318,14 +321,15 @@ def load(args) -> None:
 
 def conv_kernels(args) -> None:
     """Forward + input gradient of one 3x3 layer through each CPU kernel VGG19Features can choose."""
-    import stylekit  # noqa: F401  (first: sets OMP_WAIT_POLICY=PASSIVE before torch's OpenMP starts, as the CLI does)
+    from stylekit.cli import setup_runtime
+    setup_runtime()  # first: OMP_WAIT_POLICY=PASSIVE before torch's OpenMP starts, as the stylekit command does
 
     import numpy as np
     import torch
     import torch.nn.functional as F
 
-    from stylekit.features.winograd import (NNPACKConv3x3, PrecomputedNNPACKConv3x3, TileWinograd, gradient_weight,
-                                            nnpack_available, nnpack_library, tile_weight)
+    from stylekit.features.cpu_backend import (NNPACKConv3x3, PrecomputedNNPACKConv3x3, TileWinograd,
+                                               gradient_weight, nnpack_available, nnpack_library, tile_weight)
 
     torch.set_num_threads(args.threads)
     nnpack_available()

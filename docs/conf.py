@@ -109,6 +109,40 @@ def _numpydoc_entries(app, what, name, obj, options, lines: list[str]) -> None:
     lines[:] = out
 
 
+_RELATIVE = re.compile(r"(:(?:mod|func|class|meth|attr|data|exc|obj):`~?)\.([A-Za-z_]\w*)((?:\.\w+)*)`")
+
+
+def _owning_package(what: str, name: str) -> str | None:
+    """The package a documented object's module sits in (the package itself for an ``__init__``)."""
+    parts = name.split(".")
+    for n in range(len(parts), 0, -1):
+        mod = sys.modules.get(".".join(parts[:n]))
+        if mod is not None:
+            return mod.__name__ if hasattr(mod, "__path__") else mod.__name__.rpartition(".")[0]
+    return None
+
+
+def _absolute_refs(app, what, name, obj, options, lines: list[str]) -> None:
+    """Make a relative reference to a sibling module (``:mod:`.io```, ``:func:`~.transform.to_audio```)
+    absolute. Sphinx resolves such a reference by searching every documented name that ends with it, and with
+    one home per medium ``.io`` ends both ``stylekit.image.io`` and ``stylekit.audio.io``; the author means the
+    one beside the docstring's own module. References to anything else are left as written."""
+    import importlib.util
+    package = _owning_package(what, name)
+    if not package:
+        return
+
+    def absolute(m: re.Match) -> str:
+        sibling = f"{package}.{m.group(2)}"
+        try:
+            found = importlib.util.find_spec(sibling) is not None
+        except (ImportError, ValueError):
+            found = False
+        return f"{m.group(1)}{sibling}{m.group(3)}`" if found else m.group(0)
+
+    lines[:] = [_RELATIVE.sub(absolute, line) for line in lines]
+
+
 _PROSE: dict[str, list[str]] = {}
 
 
@@ -125,6 +159,7 @@ def _restore_prose(app, what, name, obj, options, lines: list[str]) -> None:
 
 
 def setup(app):
+    app.connect("autodoc-process-docstring", _absolute_refs, priority=300)
     app.connect("autodoc-process-docstring", _numpydoc_entries, priority=400)
     app.connect("autodoc-process-docstring", _keep_prose, priority=401)
     app.connect("autodoc-process-docstring", _restore_prose, priority=600)

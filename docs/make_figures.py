@@ -167,7 +167,7 @@ def main() -> None:
             cfg = ImageStyleConfig(**{**base, **over})
             last = {}
             t = time.perf_counter()
-            cache[key] = stylize_image(CONTENT, styles, config=cfg, callback=lambda p: last.update(p.terms))
+            cache[key] = stylize_image(CONTENT, styles, config=cfg, callback=lambda p: last.update(p.terms)).data
             runs[key] = {"styles": [p.name for p in styles], "overrides": over,
                          "final_terms": {k: round(float(v), 5) for k, v in last.items()}}
             print(f"  {key}: {time.perf_counter() - t:.1f} s", flush=True)

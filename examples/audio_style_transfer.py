@@ -3,13 +3,13 @@
 What it shows
 -------------
 - the Python API, :func:`stylekit.stylize_audio`, driven by the same frozen config as ``stylekit audio``;
-- the default pipeline: log-mel (128 bands), the seeded random 1-D conv bank, band statistics and the
+- the default pipeline: log-mel (224 bands), the seeded random 1-D conv bank, band statistics and the
   loudness-contour term, L-BFGS from the content, fast Griffin-Lim from the content's phase;
 - the spectrogram round trip (spectral convergence of the linear STFT, log-spectral distance of the mel);
 - a side-by-side PNG of content, style and result spectrograms.
 
-Run ``python examples/audio_style_transfer.py OUT_DIR`` (about 20-40 s per texture on a 2-core CPU) or add
-``--fast`` for a seconds-long smoke run on 1.5 s excerpts (used in CI). Nothing is overwritten unless
+Run ``python examples/audio_style_transfer.py OUT_DIR`` (a CPU takes a while per texture) or add ``--fast`` for
+a short smoke run on 1.5 s excerpts (used in CI). Nothing is overwritten unless
 ``--overwrite`` is given.
 """
 from __future__ import annotations
@@ -59,10 +59,11 @@ def main() -> None:
         result = stylekit.stylize_audio((y / voice.gain, voice.sample_rate), style, **opts)
         dt = time.perf_counter() - t0
         out = args.out_dir / f"voice_x_{name}.wav"
-        write_audio(out, result.samples, result.sample_rate, overwrite=args.overwrite)
+        write_audio(out, result.data, result.sample_rate, metadata={"config": result.settings()},
+                    overwrite=args.overwrite)
         plot_spectrograms(result, out.with_suffix(".png"), overwrite=args.overwrite)
-        peak = float(np.abs(result.samples).max())
-        print(f"{out.name}: {len(result.samples) / result.sample_rate:.2f} s, peak {peak:.2f}, {dt:.1f} s")
+        peak = float(np.abs(result.data).max())
+        print(f"{out.name}: {result.seconds:.2f} s, peak {peak:.2f}, {dt:.1f} s")
 
 
 if __name__ == "__main__":

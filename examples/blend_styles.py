@@ -46,7 +46,7 @@ def main() -> None:
         for w in weights:
             # A weight of 0 leaves that painting out of the target, exactly as if it were not given.
             cfg = dataclasses.replace(base, style_blend=(w, 1.0 - w))
-            out = stylize_image(args.content, list(args.styles), config=cfg)
+            out = stylize_image(args.content, list(args.styles), config=cfg).data
             path = save_image(out, args.out / f"blend_{w:.2f}.jpg", overwrite=args.overwrite,
                               metadata={"styles": [str(s) for s in args.styles], "config": cfg.to_dict()})
             results.append(out)

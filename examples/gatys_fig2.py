@@ -51,7 +51,7 @@ def main() -> None:
     results, settings = {}, {"config": cfg.to_dict(), "content": content.name, "runs": {}}
     for name, paths in styles.items():
         t = time.perf_counter()
-        out = stylize_image(content, paths, config=cfg)
+        out = stylize_image(content, paths, config=cfg).data
         dt = time.perf_counter() - t
         save_image(out, args.out / f"chelsea_{name}.jpg", overwrite=True, metadata={"config": cfg.to_dict()})
         results[name] = out

@@ -49,7 +49,7 @@ def main() -> None:
         photo = load_image(args.content)
         for mode in MODES:
             cfg = ImageStyleConfig(preserve_color=mode, **options)
-            out = stylize_image(photo, [args.style], config=cfg)
+            out = stylize_image(photo, [args.style], config=cfg).data
             path = save_image(out, args.out / f"{mode}.jpg", overwrite=args.overwrite,
                               metadata={"style": str(args.style), "config": cfg.to_dict()})
             # Mean RGB distance to the photo (same size): small when the photo's colours are kept.

@@ -4,7 +4,8 @@
 What it shows
 -------------
 - :func:`stylekit.stylize_image` with an :class:`stylekit.ImageStyleConfig` (the same frozen config, and the
-  same defaults, as the command line);
+  same defaults, as the command line), and the :class:`stylekit.ImageResult` it returns (``.data``, the
+  ``(1, 3, H, W)`` tensor; ``.size``; ``.settings()``, the settings that made it);
 - a progress callback: it receives a :class:`stylekit.optim.Progress` after every iteration (here it prints
   the loss terms now and then; returning True would stop the run early);
 - saving with the settings embedded in the file (:func:`stylekit.image.read_metadata` reads them back).
@@ -52,13 +53,14 @@ def main() -> None:
 
         args.output.parent.mkdir(parents=True, exist_ok=True)
         result = stylize_image(args.content, [args.style], config=config, callback=report)
-        path = save_image(result, args.output, overwrite=args.overwrite,
+        path = save_image(result.data, args.output, overwrite=args.overwrite,
                           metadata={"content": str(args.content), "style": str(args.style),
-                                    "config": config.to_dict()})
+                                    "config": result.settings()})
     except StylekitError as e:  # a bad path, an existing output, a bad option: one line, no traceback
         sys.exit(f"error: {e}")
     stored = read_metadata(path)["config"]
-    print(f"wrote {path} ({result.shape[-1]}x{result.shape[-2]}); the file records its settings, e.g. "
+    height, width = result.size
+    print(f"wrote {path} ({width}x{height}); the file records its settings, e.g. "
           f"style_weight={stored['style_weight']}, iterations={stored['iterations']}")
 
 

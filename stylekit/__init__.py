@@ -1,29 +1,40 @@
 """stylekit: neural style transfer for images and sound, and spectral autoencoders for musical notes.
 
-The public names are imported lazily, so ``import stylekit`` does no work (no torch import, no downloads).
+The public names are imported lazily, so ``import stylekit`` does no work: no torch import, no downloads, and
+no change to the environment.
 """
 from __future__ import annotations
 
 import importlib
-import os
+from typing import TYPE_CHECKING
 
-# OpenMP threads that spin after each parallel region take the cores NNPACK's own thread pool needs for the
-# Winograd convolutions (stylekit.features.vgg); passive waiting makes a 2-thread CPU iteration ~15% faster
-# and costs the other kernels nothing measurable. It only takes effect when torch is not imported yet (as in
-# the command line), and a value the user set wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+if TYPE_CHECKING:
+    from ._device import resolve_device
+    from .audio.config import AudioStyleConfig
+    from .audio.pipeline import AudioResult, stylize_audio
+    from .errors import StylekitError, StylizeInterrupted
+    from .features import VGG19Features
+    from .image.config import ImageStyleConfig
+    from .image.pipeline import ImageResult, style_targets, stylize_image
+    from .losses import StyleTransferLoss
+    from .optim import optimize
 
 __version__ = "0.1.0"
 
 _LAZY = {
-    "stylize_image": "stylekit.pipelines",
-    "ImageStyleConfig": "stylekit.pipelines",
+    "stylize_image": "stylekit.image.pipeline",
+    "style_targets": "stylekit.image.pipeline",
+    "ImageResult": "stylekit.image.pipeline",
+    "ImageStyleConfig": "stylekit.image.config",
     "stylize_audio": "stylekit.audio.pipeline",
-    "AudioStyleConfig": "stylekit.audio.pipeline",
+    "AudioResult": "stylekit.audio.pipeline",
+    "AudioStyleConfig": "stylekit.audio.config",
     "VGG19Features": "stylekit.features",
     "StyleTransferLoss": "stylekit.losses",
     "optimize": "stylekit.optim",
+    "resolve_device": "stylekit._device",
     "StylekitError": "stylekit.errors",
+    "StylizeInterrupted": "stylekit.errors",
 }
 __all__ = ["__version__", *_LAZY]
 

@@ -3,8 +3,8 @@
 Each optimisation step allocates and frees the same few hundred MB of activations and gradients. glibc serves
 blocks above its mmap threshold (128 KB, adapting up to 32 MB) with fresh mappings and hands them back when they
 are freed, and trims the heap top above 128 KB, so every step faults the same memory in again and the kernel
-zeroes it. On the 2-core VM of docs/benchmarks.md a 256 px iteration took 2,000-8,000 page faults; with the
-settings below it takes none and the median iteration is about 12% faster. PyTorch's CPU tuning guide
+zeroes it. With the settings below the iterations stop faulting that memory in again (docs/benchmarks.md has
+the measurements). PyTorch's CPU tuning guide
 recommends jemalloc or tcmalloc for the same reason; glibc's own ``mallopt`` needs no extra install.
 
 Only the ``stylekit`` command calls this (it owns its process); a program that imports stylekit keeps its own
@@ -48,8 +48,7 @@ def keep_freed_memory() -> bool:
 def kept_bytes() -> int:
     """The most freed memory the settings let the heap keep (trim threshold + top pad), 0 if not applied.
 
-    Memory estimates add it: at 4096x4096 px the process's peak resident memory was 0.8 GB above the estimate
-    without it (docs/benchmarks.md).
+    Memory estimates add it: without it, large runs peak above the estimate.
     """
     settings = dict(_SETTINGS)
     return settings[_M_TRIM_THRESHOLD] + settings[_M_TOP_PAD] if _applied else 0

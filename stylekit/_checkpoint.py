@@ -39,7 +39,7 @@ def write_checkpoint(path: str | os.PathLike, fmt: str, inputs: Sequence[str | o
 
 
 def read_checkpoint(path: str | os.PathLike, fmt: str, what: str, inputs: Sequence[str | os.PathLike], *,
-                    fields: dict[str, type], files: str) -> dict:
+                    fields: dict[str, type], files: str, check_inputs: bool = True) -> dict:
     """Load a checkpoint of format ``fmt`` made from ``inputs``; ``fields`` maps each field it must have to
     its type. ``what`` names the command's checkpoints and ``files`` its inputs in the messages.
 
@@ -66,6 +66,6 @@ def read_checkpoint(path: str | os.PathLike, fmt: str, what: str, inputs: Sequen
         raise InputError(f"{p}: not a stylekit {what} checkpoint")
     if not all(isinstance(data.get(k), t) for k, t in {"inputs": list, **fields}.items()):
         raise InputError(f"{p}: damaged stylekit {what} checkpoint (missing fields)")
-    if data["inputs"] != input_digests(inputs):
+    if check_inputs and data["inputs"] != input_digests(inputs):
         raise InputError(f"{p}: this checkpoint was made from different {files}")
     return data

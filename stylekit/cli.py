@@ -1,12 +1,14 @@
-"""The ``stylekit`` command line: a thin click group.
+"""The ``stylekit`` command line: a thin click group that sets up the runtime and registers the commands.
 
-Commands parse options, build a config, call the library, and report. Every user-caused failure is a
+Commands parse options, build a config, run the medium's Job, and report. Every user-caused failure is a
 :class:`~stylekit.errors.StylekitError` (or a click usage error) and ends in one line on stderr and exit
 code 2, as does an :class:`OSError` that names a file (permission denied, no such folder, disk full); Ctrl-C
 ends with exit code 130 after the command has saved what it had.
 """
 from __future__ import annotations
 
+import importlib
+import os
 import signal
 import sys
 
@@ -15,7 +17,27 @@ import click
 from ._allocator import keep_freed_memory
 from .errors import StylekitError
 
-__all__ = ["main", "cli"]
+__all__ = ["main", "cli", "COMMANDS"]
+
+# (module, attribute) of each sub-command; a module that is missing is skipped so partial installs still work.
+COMMANDS = [
+    ("stylekit.image.cli", "image"),
+    ("stylekit.audio.cli", "audio"),
+    ("stylekit.spectral.cli", "spectral"),
+    ("stylekit.batch.cli", "batch"),
+]
+
+
+def setup_runtime() -> None:
+    """What the command line sets up for its own process, before torch is imported.
+
+    OpenMP threads that spin after each parallel region take the cores NNPACK's own thread pool needs for the
+    Winograd convolutions (:mod:`stylekit.features.cpu_backend`); passive waiting makes a CPU iteration
+    faster and costs the other kernels nothing measurable (docs/benchmarks.md). A value the user set wins.
+    Freed activation memory is kept in the process (:mod:`stylekit._allocator`).
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    keep_freed_memory()
 
 
 class _StylekitGroup(click.Group):
@@ -26,7 +48,7 @@ class _StylekitGroup(click.Group):
             # The sub-commands import torch (seconds); inside this try, a Ctrl-C during that import ends like
             # any other interrupt instead of with a traceback.
             if self is cli:
-                keep_freed_memory()
+                setup_runtime()
                 _register()
             rv = super().main(args=args, prog_name=prog_name or "stylekit", complete_var=complete_var,
                               standalone_mode=False, **extra)
@@ -62,11 +84,11 @@ def cli() -> None:
 
 
 def _register() -> None:
-    """Add the sub-commands (once). Each lives beside the code it drives; ``cli.main`` calls this first, so
-    ``stylekit --help`` is complete while ``import stylekit.cli`` stays light."""
+    """Add the sub-commands (once). Each lives in its medium's package; ``cli.main`` calls this first, so
+    ``stylekit --help`` is complete while ``import stylekit.cli`` stays light (the command modules import no
+    torch until a command runs)."""
     if cli.commands:
         return
-    from .commands import register
 
     # Some library imports (torch's among them) catch every exception while probing optional modules, and a
     # Ctrl-C landing there is swallowed: the run then goes on. SIGINT and SIGTERM are held until the imports
@@ -75,7 +97,14 @@ def _register() -> None:
     mask = getattr(signal, "pthread_sigmask", None)       # not on Windows
     old = mask(signal.SIG_BLOCK, held) if mask else None
     try:
-        register(cli)
+        for mod, attr in COMMANDS:
+            try:
+                module = importlib.import_module(mod)
+            except ModuleNotFoundError as e:
+                if e.name == mod:
+                    continue
+                raise
+            cli.add_command(getattr(module, attr))
     finally:
         if mask:
             mask(signal.SIG_SETMASK, old)

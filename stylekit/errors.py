@@ -6,7 +6,7 @@ anything else is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
-__all__ = ["StylekitError", "InputError", "ConfigError", "WeightsError"]
+__all__ = ["StylekitError", "InputError", "ConfigError", "WeightsError", "StylizeInterrupted"]
 
 
 class StylekitError(Exception):
@@ -23,3 +23,23 @@ class ConfigError(StylekitError, ValueError):
 
 class WeightsError(StylekitError):
     """Network weights are missing, corrupt or do not match what was asked for."""
+
+
+class StylizeInterrupted(KeyboardInterrupt):
+    """Raised by :func:`stylekit.stylize_image` and :func:`stylekit.stylize_audio` on Ctrl-C (and SIGTERM in the
+    command line): the run stopped early.
+
+    Attributes
+    ----------
+    result : ImageResult or AudioResult or None
+        The best result so far, already finished as an output (``interrupted`` is True); None when the interrupt
+        came before the first step.
+    state : dict
+        Plain data (tensors, numbers, lists) from which the same call continues, given as its ``resume``
+        argument, to the result of an uninterrupted run. Loadable with ``torch.load(weights_only=True)``.
+    """
+
+    def __init__(self, result, state: dict) -> None:
+        super().__init__("interrupted")
+        self.result = result
+        self.state = state

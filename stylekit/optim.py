@@ -222,62 +222,25 @@ def optimize(image: torch.Tensor, criterion: Criterion, *, optimizer: str = "lbf
         raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
     if int(steps) < 1:
         raise ConfigError(f"steps must be >= 1, got {steps}")
-    x = image.detach().clone()
-    n = x.numel()
-    start = 0
-    best, best_loss = x.clone(), math.inf
-    if optimizer == "lbfgs":
-        opt = LBFGS(n, history=history or auto_history(n), lr=1.0 if lr is None else lr, device=x.device)
-    else:
-        lr0 = 0.02 if lr is None else lr
-        x.requires_grad_(True)
-        opt = torch.optim.Adam([x], lr=lr0)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, steps), eta_min=lr0 * 0.05)
-    if state is not None:
-        x.data.copy_(state["x"].to(x))
-        best = state["best"].to(x)
-        best_loss = float(state["best_loss"])
-        start = int(state["step"])
-        opt.load_state_dict(state["optimizer"])
-        if optimizer == "adam":
-            sched.load_state_dict(state["scheduler"])
-
-    def snapshot(step: int) -> dict:
-        s = {"x": x.detach().cpu().clone(), "best": best.cpu(), "best_loss": best_loss, "step": step,
-             "optimizer": opt.state_dict(), "kind": optimizer}
-        if optimizer == "adam":
-            s["scheduler"] = sched.state_dict()
-        return s
-
+    run = _Run(image, optimizer, steps, lr, history, clamp)
+    start = run.restore(state) if state is not None else 0
     t0 = time.perf_counter()
     prev, calm = None, 0
-    restarts, max_restarts = 0, 3
     step = start
     try:
         for step in range(start, steps):
-            loss, terms, g = _evaluate(criterion, x)
+            loss, terms, g = _evaluate(criterion, run.x)
             lf = float(loss)
             if not math.isfinite(lf) or not bool(torch.isfinite(g).all()):
-                if optimizer == "lbfgs" and restarts < max_restarts and math.isfinite(best_loss):
-                    # L-BFGS here has no line search: a step can overshoot into a region where the objective
-                    # is not finite. Go back to the best iterate and start again with half the step size.
-                    restarts += 1
-                    opt = LBFGS(n, history=opt.m, lr=opt.lr * 0.5, device=x.device)
-                    x.data.copy_(best)
+                if run.restart(step):
                     prev, calm = None, 0
-                    warnings.warn(f"loss or gradient became non-finite at step {step + 1}; restarting L-BFGS "
-                                  f"from the best iterate with step size {opt.lr:g}", RuntimeWarning, stacklevel=2)
                     continue
-                warnings.warn(f"loss or gradient became non-finite at step {step + 1}; "
-                              "returning the last finite iterate", RuntimeWarning, stacklevel=2)
                 break
-            if lf < best_loss:
-                best_loss, best = lf, x.detach().clone()
-            if callback is not None:
-                stop = callback(Progress(step + 1, steps, lf, {k: float(v) for k, v in terms.items()},
-                                         time.perf_counter() - t0, x.detach(), scale, n_scales))
-                if stop:
-                    break
+            if lf < run.best_loss:
+                run.best_loss, run.best = lf, run.x.detach().clone()
+            if callback is not None and callback(Progress(step + 1, steps, lf, {k: float(v) for k, v in terms.items()},
+                                                          time.perf_counter() - t0, run.x.detach(), scale, n_scales)):
+                break
             if prev is not None and abs(prev - lf) <= tol * max(abs(prev), 1e-30):
                 calm += 1
                 if calm >= patience:
@@ -287,18 +250,76 @@ def optimize(image: torch.Tensor, criterion: Criterion, *, optimizer: str = "lbf
             prev = lf
             if step == steps - 1:
                 break  # the final evaluation needs no update after it
-            if optimizer == "lbfgs":
-                x.add_(opt.step(g).view_as(x))
-            else:
-                x.grad = g
-                opt.step()
-                sched.step()
-                if clamp is not None:
-                    with torch.no_grad():
-                        x.clamp_(*clamp)
+            run.update(g)
     except KeyboardInterrupt:
-        raise OptimizationInterrupted(_finish(best, clamp if optimizer != "lbfgs" else None), snapshot(step)) from None
-    return _finish(best, clamp if optimizer != "lbfgs" else None)
+        raise OptimizationInterrupted(run.result(), run.snapshot(step)) from None
+    return run.result()
+
+
+class _Run:
+    """The iterate, the best iterate and the optimiser of one :func:`optimize` call."""
+
+    def __init__(self, image: torch.Tensor, optimizer: str, steps: int, lr: float | None, history: int | None,
+                 clamp: tuple[float, float] | None) -> None:
+        self.kind, self.clamp = optimizer, clamp
+        self.x = image.detach().clone()
+        self.n = self.x.numel()
+        self.best, self.best_loss = self.x.clone(), math.inf
+        self.restarts = 0
+        if optimizer == "lbfgs":
+            self.opt = LBFGS(self.n, history=history or auto_history(self.n), lr=1.0 if lr is None else lr,
+                             device=self.x.device)
+        else:
+            lr0 = 0.02 if lr is None else lr
+            self.x.requires_grad_(True)
+            self.opt = torch.optim.Adam([self.x], lr=lr0)
+            self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, T_max=max(1, steps), eta_min=lr0 * 0.05)
+
+    def restore(self, state: dict) -> int:
+        """Continue from a :meth:`snapshot`; returns the step to start at."""
+        self.x.data.copy_(state["x"].to(self.x))
+        self.best = state["best"].to(self.x)
+        self.best_loss = float(state["best_loss"])
+        self.opt.load_state_dict(state["optimizer"])
+        if self.kind == "adam":
+            self.sched.load_state_dict(state["scheduler"])
+        return int(state["step"])
+
+    def snapshot(self, step: int) -> dict:
+        s = {"x": self.x.detach().cpu().clone(), "best": self.best.cpu(), "best_loss": self.best_loss, "step": step,
+             "optimizer": self.opt.state_dict(), "kind": self.kind}
+        if self.kind == "adam":
+            s["scheduler"] = self.sched.state_dict()
+        return s
+
+    def restart(self, step: int) -> bool:
+        """After a non-finite loss or gradient: True when L-BFGS starts again from the best iterate."""
+        if self.kind == "lbfgs" and self.restarts < 3 and math.isfinite(self.best_loss):
+            # L-BFGS here has no line search: a step can overshoot into a region where the objective is not
+            # finite. Go back to the best iterate and start again with half the step size.
+            self.restarts += 1
+            self.opt = LBFGS(self.n, history=self.opt.m, lr=self.opt.lr * 0.5, device=self.x.device)
+            self.x.data.copy_(self.best)
+            warnings.warn(f"loss or gradient became non-finite at step {step + 1}; restarting L-BFGS "
+                          f"from the best iterate with step size {self.opt.lr:g}", RuntimeWarning, stacklevel=3)
+            return True
+        warnings.warn(f"loss or gradient became non-finite at step {step + 1}; "
+                      "returning the last finite iterate", RuntimeWarning, stacklevel=3)
+        return False
+
+    def update(self, g: torch.Tensor) -> None:
+        if self.kind == "lbfgs":
+            self.x.add_(self.opt.step(g).view_as(self.x))
+            return
+        self.x.grad = g
+        self.opt.step()
+        self.sched.step()
+        if self.clamp is not None:
+            with torch.no_grad():
+                self.x.clamp_(*self.clamp)
+
+    def result(self) -> torch.Tensor:
+        return _finish(self.best, self.clamp if self.kind != "lbfgs" else None)
 
 
 def _finish(x: torch.Tensor, clamp: tuple[float, float] | None) -> torch.Tensor:

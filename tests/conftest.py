@@ -48,3 +48,12 @@ def style2_png(tmp_path):
     p = tmp_path / "style2.png"
     smooth_image(36, 36, 7).save(p)
     return p
+
+
+def pytest_configure(config):
+    # The CPU convolution backend is off by default (as for library users); STYLEKIT_TEST_CPU_BACKEND=on runs
+    # the same tests with it on (.ci/run does so for the feature and loss tests).
+    import os
+    if os.environ.get("STYLEKIT_TEST_CPU_BACKEND") == "on":
+        from stylekit.features import cpu_backend
+        cpu_backend.enable(True)

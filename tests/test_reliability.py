@@ -855,15 +855,21 @@ def test_cli_turns_an_os_error_naming_a_file_into_one_line_and_keeps_other_trace
 
 
 def test_ctrl_c_while_the_commands_import_torch_exits_130_without_a_traceback(monkeypatch):
-    """The sub-commands are imported (torch with them, seconds) inside the CLI's error handling."""
-    import stylekit.commands
+    """The sub-commands are registered, and import torch once they run (seconds), inside the CLI's error
+    handling: a Ctrl-C during either ends in one line and exit code 130."""
+    import stylekit.cli
     from stylekit.cli import cli
+    from stylekit.image.job import ImageJob
 
-    def interrupted_import(group):
+    def interrupted(*a, **k):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(cli, "commands", {})
-    monkeypatch.setattr(stylekit.commands, "register", interrupted_import)
+    monkeypatch.setattr(stylekit.cli.importlib, "import_module", interrupted)
     r = CliRunner().invoke(cli, ["image", "--help"])
     assert r.exit_code == 130 and r.output == "interrupted\n"
     assert "Traceback" not in r.output
+    monkeypatch.undo()
+    monkeypatch.setattr(ImageJob, "load", interrupted)       # the first step of a run that imports torch
+    r = CliRunner().invoke(cli, ["image", "c.png", "s.png", "-o", "never.png"])
+    assert r.exit_code == 130 and r.output.strip() == "interrupted"     # click ends the ^C line first

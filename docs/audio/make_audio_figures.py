@@ -17,8 +17,9 @@ Usage::
 
     python docs/audio/make_audio_figures.py [OUT_DIR] [--seconds 3] [--style texture_organ] [--overwrite]
 
-On the 2-core development CPU the four runs take a few minutes, most of it VGG19 on the linear
-spectrogram (1025 x 130 "pixels"). Nothing is overwritten without ``--overwrite``.
+Most of the time goes to VGG19 on the linear spectrogram (1025 x 130 "pixels"); the timings of each run are
+recorded in settings.json (and discussed in docs/benchmarks.md). Nothing is overwritten without
+``--overwrite``.
 """
 from __future__ import annotations
 
@@ -48,8 +49,9 @@ def main() -> None:
     import torch
 
     import stylekit
+    from stylekit._device import resolve_device
     from stylekit.audio.io import load_audio, write_audio
-    from stylekit.audio.pipeline import build_config, config_to_dict, plot_spectrograms, resolve_device
+    from stylekit.audio.pipeline import build_config, plot_spectrograms
 
     torch.set_num_threads(1)
     args.out_dir.mkdir(parents=True, exist_ok=True)
@@ -75,14 +77,14 @@ def main() -> None:
             result = stylekit.stylize_audio(content, [style], config=cfg)
             seconds = time.perf_counter() - t0
             wav = args.out_dir / f"{tag}.wav"
-            write_audio(wav, result.samples, result.sample_rate, overwrite=args.overwrite)
+            write_audio(wav, result.data, result.sample_rate, overwrite=args.overwrite)
             plot_spectrograms(result, wav.with_suffix(".png"), overwrite=args.overwrite)
             changed = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)
                        if f.name != "spectrogram" and getattr(cfg, f.name) != f.default}
             changed.update({f"spectrogram.{f.name}": getattr(cfg.spectrogram, f.name)
                             for f in dataclasses.fields(cfg.spectrogram)
                             if getattr(cfg.spectrogram, f.name) != f.default})
-            runs[tag] = {"changed_from_defaults": changed, "config": config_to_dict(cfg),
+            runs[tag] = {"changed_from_defaults": changed, "config": cfg.to_dict(),
                          "seconds": round(seconds, 1)}
             print(f"{wav.name}: {seconds:.1f} s ({', '.join(f'{k}={v}' for k, v in changed.items())})", flush=True)
     settings_path.write_text(json.dumps(settings, indent=1, sort_keys=True) + "\n")

@@ -13,8 +13,7 @@ comparison needs a person. This script makes one that takes about ten minutes:
 3. ``python docs/audio/make_listening_test.py OUT_DIR --score`` unblinds the answers and prints, for each
    question, how many trials each network won.
 
-Making the test takes a few minutes on a 2-core CPU (VGG19 is the slow part). Nothing is overwritten without
-``--overwrite``.
+VGG19 is the slow part of making the test. Nothing is overwritten without ``--overwrite``.
 """
 from __future__ import annotations
 
@@ -60,7 +59,7 @@ def make(out: Path, seconds: float, seed: int, overwrite: bool) -> None:
         for label, network in zip("AB", order):
             print(f"trial {i} ({texture}), {label} ...", flush=True)
             r = stylekit.stylize_audio(content, [style], config=build_config(network=network))
-            write_audio(out / f"trial{i}_{label}.wav", r.samples, r.sample_rate, overwrite=overwrite)
+            write_audio(out / f"trial{i}_{label}.wav", r.data, r.sample_rate, overwrite=overwrite)
     text = {"key.json": json.dumps({"seed": seed, "seconds": seconds, "trials": key}, indent=1) + "\n",
             "index.html": _page(len(TEXTURES))}
     for name, body in text.items():

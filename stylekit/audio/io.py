@@ -1,10 +1,14 @@
-"""Reading, normalising and writing audio.
+"""Reading, normalising and writing audio: the one place where stylekit touches audio files.
 
-This is the only module that touches audio files. Reading goes through soundfile (WAV, FLAC, OGG, and the
-other formats libsndfile knows) and falls back to librosa/audioread for MP3 and anything soundfile cannot
-open. Every file is checked (finite samples, long enough, not silent), mixed down to mono, resampled to the
-working rate, DC-free, and loudness-normalised before it reaches the spectrogram transform. Every failure a
-user can cause is an :class:`~stylekit.errors.InputError` whose one-line message names the file.
+Reading (:func:`read_audio`) goes through soundfile (WAV, FLAC, OGG, and the other formats libsndfile knows)
+and falls back to librosa/audioread for MP3 and anything soundfile cannot open. For style transfer every file
+is checked (finite samples, long enough, not silent), mixed down to mono, resampled to the working rate,
+DC-free, and loudness-normalised before it reaches the spectrogram transform. Every failure a user can cause
+is an :class:`~stylekit.errors.InputError` whose one-line message names the file.
+
+Writing (:func:`write_audio`) is the one WAV writer of the package (style transfer and the spectral
+autoencoders): atomic, 16-bit or float, with the settings that made the file embedded as JSON in its comment
+(:func:`read_metadata` reads them back), so a run can tell its own finished output from a foreign file.
 """
 from __future__ import annotations
 
@@ -17,8 +21,8 @@ import numpy as np
 
 from ..errors import ConfigError, InputError
 
-__all__ = ["AudioClip", "load_audio", "prepare_audio", "normalize_loudness", "finalize_output", "write_audio",
-           "MIN_DURATION", "SILENCE_RMS"]
+__all__ = ["AudioClip", "read_audio", "load_audio", "prepare_audio", "normalize_loudness", "finalize_output",
+           "write_audio", "read_metadata", "MIN_DURATION", "SILENCE_RMS", "MAX_COMMENT", "ESSENTIAL_KEYS"]
 
 #: Shortest usable input in seconds: below this there is not one analysis window of speech or texture.
 MIN_DURATION = 0.1
@@ -50,20 +54,28 @@ class AudioClip:
     gain: float
 
 
-def _read_raw(path: Path) -> tuple[np.ndarray, int]:
-    """Return (samples (n, channels) float64, rate) or raise InputError naming ``path``."""
+def read_audio(path: str | os.PathLike, *, dtype: str = "float64", fallback: bool = True) -> tuple[np.ndarray, int]:
+    """The samples of an audio file as it is: ``(samples (n, channels) of dtype, rate)``.
+
+    ``fallback`` tries librosa/audioread (MP3) when soundfile cannot read the file. Raises InputError naming
+    ``path`` for a missing, unreadable or foreign file.
+    """
     import soundfile as sf
 
+    path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file")
     if path.is_dir():
         raise InputError(f"{path}: is a folder, expected an audio file")
     sf_error: Exception | None = None
     try:
-        data, sr = sf.read(str(path), dtype="float64", always_2d=True)
+        data, sr = sf.read(str(path), dtype=dtype, always_2d=True)
         return data, int(sr)
     except Exception as e:  # soundfile raises LibsndfileError / RuntimeError for unknown or corrupt files
         sf_error = e
+    if not fallback:
+        reason = str(sf_error).splitlines()[0] if str(sf_error) else "unknown format"
+        raise InputError(f"{path}: cannot read audio ({reason})") from None
     # MP3 and formats libsndfile lacks: librosa hands them to audioread (ffmpeg / gstreamer where present).
     try:
         import librosa
@@ -71,7 +83,7 @@ def _read_raw(path: Path) -> tuple[np.ndarray, int]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             y, sr = librosa.load(str(path), sr=None, mono=False)
-        y = np.asarray(y, dtype=np.float64)
+        y = np.asarray(y, dtype=dtype)
         y = y[:, None] if y.ndim == 1 else y.T
         return y, int(sr)
     except Exception:
@@ -162,7 +174,7 @@ def load_audio(path: str | os.PathLike, *, target_rate: int = 22050, target_rms:
         the file.
     """
     p = Path(path)
-    data, sr = _read_raw(p)
+    data, sr = read_audio(p)
     return prepare_audio(data, sr, target_rate=target_rate, target_rms=target_rms, source=str(p))
 
 
@@ -215,22 +227,48 @@ def finalize_output(y: np.ndarray, *, length: int, target_rms: float, peak: floa
 
 
 _SUBTYPES = {"pcm16": "PCM_16", "float": "FLOAT"}
+#: The longest comment libsndfile keeps in a WAV's INFO chunk (a longer one is silently dropped).
+MAX_COMMENT = 2000
+#: The metadata kept when the whole of it is longer than :data:`MAX_COMMENT`: enough to tell whose output a
+#: file is and whether it is finished (the inputs and the config are dropped first).
+ESSENTIAL_KEYS = ("stylekit", "settings_sha256", "seconds", "interrupted_at", "inputs_sha256")
+
+
+def _comment(metadata: dict) -> str:
+    """``metadata`` as one line of ASCII JSON that fits :data:`MAX_COMMENT` (shortened as documented)."""
+    import json
+
+    text = json.dumps(metadata, sort_keys=True, default=str)
+    if len(text) <= MAX_COMMENT:
+        return text
+    short = {k: v for k, v in metadata.items() if k not in ("content", "styles", "config")}
+    short["metadata_shortened"] = True
+    text = json.dumps(short, sort_keys=True, default=str)
+    if len(text) <= MAX_COMMENT:
+        return text
+    short = {k: metadata[k] for k in ESSENTIAL_KEYS if k in metadata}
+    short["metadata_shortened"] = True
+    return json.dumps(short, sort_keys=True, default=str)[:MAX_COMMENT]
 
 
 def write_audio(path: str | os.PathLike, y: np.ndarray, sample_rate: int, *, subtype: str = "pcm16",
-                overwrite: bool = False) -> Path:
-    """Write mono samples atomically as a WAV file.
+                metadata: dict | None = None, overwrite: bool = False) -> Path:
+    """Write mono samples atomically as a WAV file (the one WAV writer of stylekit).
 
     Parameters
     ----------
     path : str or PathLike
         Output path (``.wav``).
     y : np.ndarray
-        Shape (n,), float in [-1, 1].
+        Shape (n,), float in [-1, 1]; 16-bit output clips anything outside.
     sample_rate : int
         Hz.
     subtype : {"pcm16", "float"}
         16-bit integer or 32-bit float WAV.
+    metadata : dict, optional
+        Embedded as JSON in the WAV's comment (RIFF INFO ``ICMT``); :func:`read_metadata` reads it back. When
+        the JSON is longer than :data:`MAX_COMMENT`, the inputs and the config are dropped (and then all but
+        :data:`ESSENTIAL_KEYS`), and ``"metadata_shortened": true`` is added.
     overwrite : bool
         Replace an existing file.
     """
@@ -241,5 +279,32 @@ def write_audio(path: str | os.PathLike, y: np.ndarray, sample_rate: int, *, sub
     if subtype not in _SUBTYPES:
         raise ConfigError(f"subtype must be one of {sorted(_SUBTYPES)}, got {subtype!r}")
     y = np.asarray(y, dtype=np.float32)
-    return atomic_write(path, lambda tmp: sf.write(str(tmp), y, int(sample_rate), subtype=_SUBTYPES[subtype],
-                                                   format="WAV"), overwrite=overwrite)
+    if subtype == "pcm16":
+        y = np.clip(y, -1.0, 1.0)
+    comment = _comment(metadata) if metadata else None
+
+    def write(tmp: Path) -> None:
+        with sf.SoundFile(str(tmp), "w", int(sample_rate), 1, subtype=_SUBTYPES[subtype], format="WAV") as f:
+            if comment is not None:
+                f.comment = comment
+            f.write(y)
+
+    return atomic_write(path, write, overwrite=overwrite)
+
+
+def read_metadata(path: str | os.PathLike) -> dict:
+    """The metadata :func:`write_audio` embedded in a WAV file; ``{}`` when it has none (or another comment)."""
+    import json
+
+    import soundfile as sf
+
+    try:
+        with sf.SoundFile(str(path)) as f:
+            text = f.comment
+    except Exception:  # noqa: BLE001 - an unreadable file has no stylekit metadata
+        return {}
+    try:
+        data = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}

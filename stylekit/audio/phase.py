@@ -5,7 +5,7 @@ Notes
 librosa's :func:`librosa.griffinlim` implements the same fast Griffin-Lim (Perraudin, Balazs and Sondergaard
 2013) but only starts from random or zero phase. Style transfer keeps the content's timing, so the content's
 own STFT phase is a far better start (Grinstein et al. 2018 also re-use it); that one difference is why this
-loop is written here, in torch, where it is also a few times faster than the numpy version on long clips.
+loop is written here, in torch, where it also runs on the device of the rest of the pipeline.
 The update is exactly librosa's: ``c_n = P(x_n) - m / (1 + m) * P(x_{n-1})``, projected onto unit modulus.
 """
 from __future__ import annotations
@@ -92,7 +92,7 @@ def griffin_lim(magnitude: torch.Tensor | np.ndarray, *, n_fft: int, hop_length:
     k = momentum / (1.0 + momentum)
     eps = 1e-16
     # One thread: these FFTs are too small to gain from more, and on a busy machine torch's thread pool
-    # spin-waits (measured: 0.08 s with 1 thread vs 13 s with 2 on a loaded 2-core machine).
+    # spin-waits for cores other processes hold (docs/benchmarks.md).
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -4,165 +4,48 @@ file -> :mod:`.io` (mono, 22,050 Hz, loudness) -> :mod:`.transform` (log spectro
 -> :mod:`.networks` (features) -> :mod:`stylekit.losses` -> :mod:`stylekit.optim` -> :mod:`.transform`
 (mel to linear, Griffin-Lim from the content's phase) -> :mod:`.io` (length, loudness, peaks).
 
-The CLI (:mod:`.cli`) reads its defaults from :class:`AudioStyleConfig`, so the command line and the Python
-API cannot disagree.
+A run is four steps, each its own function: the style side (:func:`style_targets`, computed once and
+reusable by every content of a batch), the criterion (:class:`_Criterion`), the chunk loop
+(:func:`_optimise_chunks`) and the way back to sound (:func:`_reconstruct`). The CLI and the batch runner
+read their defaults from :class:`AudioStyleConfig`, so the command line and the Python API cannot disagree.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from .._device import resolve_device
+from ..errors import ConfigError, StylizeInterrupted
+from ..losses.audio import BandStatsLoss, EnvelopeLoss, RhythmLoss
 from . import io as aio
-from .networks import NETWORKS, BandStatsLoss, EnvelopeLoss, VGG19_CONTENT_LAYERS, VGG19_STYLE_LAYERS, RandomConvBank, RhythmLoss
-from .transform import LinearToMel, MelProjection, SpectrogramConfig, chunk_spans, content_phase, overlap_add, to_audio, to_network, \
-    to_spectrogram
+from .config import AudioStyleConfig, SpectrogramConfig
+from .networks import VGG19_CONTENT_LAYERS, VGG19_STYLE_LAYERS, RandomConvBank
+from .transform import (LinearToMel, MelProjection, chunk_spans, content_phase, overlap_add, to_audio, to_network,
+                        to_spectrogram)
 
-__all__ = ["AudioStyleConfig", "AudioResult", "StylizeInterrupted", "stylize_audio", "build_config",
-           "plot_spectrograms", "resolve_device", "config_to_dict", "config_from_dict"]
+__all__ = ["AudioStyleConfig", "AudioResult", "AudioInput", "AudioStyleTargets", "stylize_audio", "style_targets",
+           "read_input", "build_config", "plot_spectrograms", "check_progress"]
 
-_INITS = ("content", "noise", "style")
-_DEVICES = ("auto", "cpu", "cuda")
-
-
-def resolve_device(name: str) -> torch.device:
-    """``"auto"`` -> CUDA when available, else the CPU; ``"cuda"`` without a CUDA device -> :class:`ConfigError`."""
-    if name not in _DEVICES:
-        raise ConfigError(f"device must be one of {', '.join(_DEVICES)}, got {name!r}")
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was asked for, but no CUDA device is available (torch.cuda.is_available() "
-                          "is False); use --device cpu or auto")
-    return torch.device(name)
-
-
-@dataclass(frozen=True)
-class AudioStyleConfig:
-    """All options of audio style transfer (the CLI's defaults are these).
-
-    Attributes
-    ----------
-    spectrogram : SpectrogramConfig
-        The representation and its inverse (log-mel, 224 bands, n_fft 2048, hop 512 by default).
-    network : {"random", "vgg19"}
-        Feature network (see :mod:`.networks`); ``"random"`` is the default (see docs/audio.md for why).
-    widths, channels : tuple of int, int
-        The random bank's filter widths (frames) and filters per width.
-    content_weight, style_weight : float
-        Weights of the (relative) content and Gram style terms of the feature network.
-    band_weight : float
-        Weight of the band-statistics term (:class:`.networks.BandStatsLoss`: per-band mean, std and
-        band-band correlation of the log spectrogram, 1 at the content, 0 at the style).
-    envelope_weight : float
-        Weight of the loudness-contour term (:class:`.networks.EnvelopeLoss`, 1 - correlation).
-    rhythm_weight : float
-        Weight of the autocorrelation (rhythm) term; 0 (off) by default.
-    rhythm_max_lag : float
-        Longest lag compared by the rhythm term, in seconds.
-    variables : {"mel", "linear"}
-        With ``kind="mel"``: what the optimiser changes. ``"mel"`` (default): the log-mel itself (through
-        :class:`.transform.MelProjection` when ``project``), inverted by ``mel_inverse``; ``"linear"``
-        (experimental): the linear-frequency log-magnitude, whose log-mel (:class:`.transform.LinearToMel`)
-        every loss sees and which goes to Griffin-Lim as it is. It keeps partials sharper, but L-BFGS without
-        a line search is unstable on its eight times more variables (see docs/audio.md). Ignored for
-        ``kind="linear"``.
-    project : bool
-        Optimise log-mel spectra through :class:`.transform.MelProjection`, so every iterate is a mel
-        spectrum that a linear magnitude can have (mel only; default True).
-    init : {"content", "noise", "style"}
-        Start from the content spectrogram (default, as Grinstein et al. 2018), from seeded noise, or from
-        the first style's spectrogram repeated (alternately reversed) to the content's length.
-    optimizer : {"lbfgs", "adam"}
-    steps : int
-        Optimisation steps per chunk.
-    history : int
-        L-BFGS history (pairs kept); its memory is ``2 * history * n`` floats for ``n`` variables.
-    seed : int
-        Seeds the random bank, the noise start and Griffin-Lim's random phase (where used).
-    chunk_seconds, overlap_seconds : float
-        Inputs longer than ``chunk_seconds`` are processed in chunks overlapping by ``overlap_seconds``
-        and cross-faded; memory is bounded by the chunk size.
-    target_rms : float
-        Working loudness of content and style (RMS); the output is matched back to the content's loudness.
-    device : {"auto", "cpu", "cuda"}
-        Where the spectrograms, the feature network, the losses, the optimisation and Griffin-Lim run;
-        ``"auto"`` (default) picks CUDA when available. The result does not depend on it beyond float rounding.
-    threads : int, optional
-        Torch CPU threads during the run (restored afterwards); None keeps torch's setting. Default 1: on the
-        shared 2-core development machine one thread ran a step in 0.3-0.4 s and two threads in 4-10 s
-        (torch's thread pool spin-waits for cores held by other processes).
-    """
-
-    spectrogram: SpectrogramConfig = SpectrogramConfig()
-    network: str = "random"
-    widths: tuple[int, ...] = (3, 7, 15, 31)
-    channels: int = 128
-    content_weight: float = 1.0
-    style_weight: float = 30.0
-    band_weight: float = 3.0
-    envelope_weight: float = 1.0
-    rhythm_weight: float = 0.0
-    rhythm_max_lag: float = 1.0
-    variables: str = "mel"
-    project: bool = True
-    init: str = "content"
-    optimizer: str = "lbfgs"
-    steps: int = 50
-    history: int = 100
-    seed: int = 0
-    chunk_seconds: float = 20.0
-    overlap_seconds: float = 1.0
-    target_rms: float = 0.1
-    device: str = "auto"
-    threads: int | None = 1
-
-    def __post_init__(self) -> None:
-        if self.network not in NETWORKS:
-            raise ConfigError(f"network must be one of {', '.join(NETWORKS)}, got {self.network!r}")
-        if self.init not in _INITS:
-            raise ConfigError(f"init must be one of {', '.join(_INITS)}, got {self.init!r}")
-        for name in ("content_weight", "style_weight", "band_weight", "envelope_weight", "rhythm_weight"):
-            v = getattr(self, name)
-            if not (math.isfinite(v) and v >= 0):
-                raise ConfigError(f"{name} must be a finite number >= 0, got {v}")
-        if self.history < 1:
-            raise ConfigError(f"history must be >= 1, got {self.history}")
-        if self.steps < 1:
-            raise ConfigError(f"steps must be >= 1, got {self.steps}")
-        if not self.chunk_seconds > 2 * self.overlap_seconds or self.overlap_seconds <= 0:
-            raise ConfigError(f"chunk_seconds ({self.chunk_seconds}) must exceed twice overlap_seconds "
-                              f"({self.overlap_seconds}), which must be > 0")
-        if not 0 < self.target_rms < 1:
-            raise ConfigError(f"target_rms must be in (0, 1), got {self.target_rms}")
-        if self.variables not in ("linear", "mel"):
-            raise ConfigError(f"variables must be 'linear' or 'mel', got {self.variables!r}")
-        if self.device not in _DEVICES:
-            raise ConfigError(f"device must be one of {', '.join(_DEVICES)}, got {self.device!r}")
-        if self.threads is not None and self.threads < 1:
-            raise ConfigError(f"threads must be >= 1, got {self.threads}")
-        if self.rhythm_max_lag <= 0:
-            raise ConfigError(f"rhythm_max_lag must be > 0, got {self.rhythm_max_lag}")
-
-
-_SPEC_FIELDS = {f.name for f in dataclasses.fields(SpectrogramConfig) if not f.name.startswith("_")}
+_SPEC_FIELDS = {f.name for f in dataclasses.fields(SpectrogramConfig)}
 _TOP_FIELDS = {f.name for f in dataclasses.fields(AudioStyleConfig)} - {"spectrogram"}
+#: Settings that only turn a finished spectrogram back into sound: the style targets do not depend on them.
+_INVERSE_ONLY = ("griffin_lim_iters", "momentum", "mel_inverse")
 
 
 def build_config(config: AudioStyleConfig | None = None, **options) -> AudioStyleConfig:
     """Return ``config`` (default :class:`AudioStyleConfig`) with ``options`` replaced.
 
     Options may name fields of :class:`AudioStyleConfig` or of its :class:`SpectrogramConfig` (e.g.
-    ``kind="linear"``, ``n_mels=96``); ``None`` values are ignored (so CLI options left unset keep the
-    defaults). Unknown names raise :class:`ConfigError`.
+    ``kind="linear"``, ``n_mels=96``); ``None`` values are ignored. Unknown names raise :class:`ConfigError`.
     """
     config = config or AudioStyleConfig()
     opts = {k: v for k, v in options.items() if v is not None}
@@ -171,8 +54,6 @@ def build_config(config: AudioStyleConfig | None = None, **options) -> AudioStyl
         raise ConfigError(f"unknown audio option(s): {', '.join(sorted(unknown))}")
     spec = {k: v for k, v in opts.items() if k in _SPEC_FIELDS}
     top = {k: v for k, v in opts.items() if k in _TOP_FIELDS}
-    if "widths" in top:
-        top["widths"] = tuple(int(w) for w in top["widths"])
     if spec:
         top["spectrogram"] = dataclasses.replace(config.spectrogram, **spec)
     return dataclasses.replace(config, **top) if top else config
@@ -180,103 +61,100 @@ def build_config(config: AudioStyleConfig | None = None, **options) -> AudioStyl
 
 @dataclass(frozen=True)
 class AudioResult:
-    """What :func:`stylize_audio` returns.
+    """What :func:`stylize_audio` returns (the same shape as :class:`stylekit.image.pipeline.ImageResult`).
 
     Attributes
     ----------
-    samples : np.ndarray
+    data : np.ndarray
         Shape (n,), float32 in [-1, 1]: exactly the content's number of samples at the content's own rate,
-        at the content's loudness, peaks at most about -0.2 dBFS.
+        at the content's loudness, peaks just under full scale (:data:`.io.PEAK_CEILING`).
     sample_rate : int
         The content's rate (Hz).
-    working : np.ndarray
-        The result at ``config.spectrogram.sample_rate`` (before resampling back), shape (m,).
-    content, styles : AudioClip, list of AudioClip
-        The prepared inputs (for plots and measurements).
     config : AudioStyleConfig
     interrupted : bool
         True when the run was stopped early (the result is the best so far; unfinished chunks keep the
         content).
+    working : np.ndarray
+        The result at ``config.spectrogram.sample_rate`` (before resampling back), shape (m,).
+    content, styles : AudioClip, list of AudioClip
+        The prepared inputs (for plots and measurements).
     """
 
-    samples: np.ndarray
+    data: np.ndarray = field(repr=False)
     sample_rate: int
-    working: np.ndarray
-    content: aio.AudioClip
-    styles: list
     config: AudioStyleConfig
     interrupted: bool = False
+    working: np.ndarray | None = field(default=None, repr=False)
+    content: aio.AudioClip | None = field(default=None, repr=False)
+    styles: list = field(default_factory=list, repr=False)
+
+    @property
+    def samples(self) -> np.ndarray:
+        """The same as :attr:`data`."""
+        return self.data
+
+    @property
+    def seconds(self) -> float:
+        """The duration in seconds."""
+        return len(self.data) / self.sample_rate
+
+    def settings(self) -> dict:
+        """The settings as plain data, as written into the output file."""
+        return self.config.to_dict()
 
 
-class StylizeInterrupted(KeyboardInterrupt):
-    """Raised by :func:`stylize_audio` on Ctrl-C / SIGTERM.
+@dataclass(frozen=True)
+class AudioInput:
+    """A sound read and prepared once: the working clip, and the rate, length and loudness of the original
+    (which the output of a content matches)."""
 
-    Attributes
-    ----------
-    result : AudioResult or None
-        The best result so far (finished chunks stylized, the interrupted chunk at its best iterate, later
-        chunks the content); None when the interrupt came before the first step or while the finished
-        spectrograms were being turned back into sound.
-    progress : dict
-        What :func:`stylize_audio` needs to continue (its ``resume`` argument): ``{"chunk": int, "done":
-        [tensor (1, 1, F, T_i), ...], "state": optimiser state or None}``, all tensors on the CPU, loadable with
-        ``torch.load(..., weights_only=True)``.
-    """
-
-    def __init__(self, result: AudioResult | None, progress: dict) -> None:
-        super().__init__("interrupted")
-        self.result = result
-        self.progress = progress
-
-
-def config_to_dict(config: AudioStyleConfig) -> dict:
-    """The config as plain data (for checkpoints and metadata); :func:`config_from_dict` inverts it."""
-    d = dataclasses.asdict(config)
-    d["widths"] = list(config.widths)
-    return d
-
-
-def config_from_dict(data: dict) -> AudioStyleConfig:
-    """Rebuild an :class:`AudioStyleConfig` from :func:`config_to_dict`'s output (validated)."""
-    if not isinstance(data, dict) or not isinstance(data.get("spectrogram"), dict):
-        raise ConfigError("not an audio style config")
-    spec = data["spectrogram"]
-    unknown = (set(data) - _TOP_FIELDS - {"spectrogram"}) | (set(spec) - _SPEC_FIELDS)
-    if unknown:
-        raise ConfigError(f"unknown audio option(s): {', '.join(sorted(map(str, unknown)))}")
-    top = {k: v for k, v in data.items() if k != "spectrogram"}
-    if "widths" in top:
-        top["widths"] = tuple(int(w) for w in top["widths"])
-    try:
-        return AudioStyleConfig(spectrogram=SpectrogramConfig(**spec), **top)
-    except TypeError as e:
-        raise ConfigError(f"not an audio style config ({e})") from None
-
-
-@dataclass
-class _Original:
+    clip: aio.AudioClip
     rate: int
     length: int
     rms: float
 
 
-def _load(x, config: AudioStyleConfig, what: str) -> tuple[aio.AudioClip, _Original]:
+@dataclass
+class AudioStyleTargets:
+    """The style side of a run, computed once by :func:`style_targets` and reusable by every content.
+
+    Picklable plain data on the CPU. ``settings`` are the config fields the targets depend on (spectrogram,
+    network, seed, chunking, loudness, blend, and which optional terms need them): :func:`stylize_audio`
+    refuses targets made with other values.
+    """
+
+    clips: list = field(repr=False)
+    settings: dict
+    spectrograms: list = field(repr=False)     # network-scale style spectrograms, one per style chunk
+    features: list = field(repr=False)         # their style-layer features
+    rhythm: list = field(repr=False)           # their time-axis features for the rhythm term ({} when off)
+    blend: list = field(repr=False)            # weight of each chunk: style weight x chunk length
+    start: torch.Tensor | None = field(default=None, repr=False)   # the first style, for init="style"
+
+
+def read_input(x, config: AudioStyleConfig, what: str = "content") -> AudioInput:
+    """A path, an :class:`~.io.AudioClip` or ``(samples, sample_rate)``, prepared at the config's working rate
+    and loudness (an :class:`~stylekit.errors.InputError` naming the file when it is unusable)."""
     sr = config.spectrogram.sample_rate
+    if isinstance(x, AudioInput):
+        if x.clip.sample_rate != sr:
+            raise ConfigError(f"{x.clip.source}: clip is at {x.clip.sample_rate} Hz, the config works at {sr} Hz")
+        return x
     if isinstance(x, aio.AudioClip):
         if x.sample_rate != sr:
             raise ConfigError(f"{x.source}: clip is at {x.sample_rate} Hz, the config works at {sr} Hz")
         rms = float(np.sqrt(np.mean(x.samples.astype(np.float64) ** 2)))
-        return x, _Original(sr, len(x.samples), rms / x.gain)
+        return AudioInput(x, sr, len(x.samples), rms / x.gain)
     if isinstance(x, tuple) and len(x) == 2 and not isinstance(x[0], (str, os.PathLike)):
         data, rate = np.asarray(x[0]), int(x[1])
         source = f"<{what} array>"
     elif isinstance(x, (str, os.PathLike)):
         source = str(x)
-        data, rate = aio._read_raw(Path(x))
+        data, rate = aio.read_audio(Path(x))
     else:
         raise ConfigError(f"{what}: expected a path, an AudioClip or (samples, sample_rate), got {type(x).__name__}")
     clip = aio.prepare_audio(data, rate, target_rate=sr, target_rms=config.target_rms, source=source)
-    return clip, _Original(rate, int(np.asarray(data).shape[0]), config.target_rms / clip.gain)
+    return AudioInput(clip, rate, int(np.asarray(data).shape[0]), config.target_rms / clip.gain)
 
 
 class _Tap(nn.Module):
@@ -309,6 +187,17 @@ def _min_frames(config: AudioStyleConfig) -> int:
     return max(config.widths) if config.network == "random" else 16
 
 
+def _linear_vars(config: AudioStyleConfig) -> bool:
+    """Whether the optimiser changes the linear log-magnitude (seen by the losses through its log-mel)."""
+    return config.spectrogram.kind == "mel" and config.variables == "linear"
+
+
+def _var_config(config: AudioStyleConfig) -> SpectrogramConfig:
+    """The spectrogram config of the optimiser's variables."""
+    cfg = config.spectrogram
+    return dataclasses.replace(cfg, kind="linear") if _linear_vars(config) else cfg
+
+
 def _tile_frames(z: torch.Tensor, n: int) -> torch.Tensor:
     """Repeat a (1, 1, F, T) spectrogram in time (alternately reversed, so there are no jumps) to n frames."""
     reps = [z, z.flip(-1)] * (n // (2 * z.shape[-1]) + 1)
@@ -324,9 +213,9 @@ def _ceiling(style_max: torch.Tensor, content: torch.Tensor, span: float) -> tor
     chunk, plus 6 dB.
 
     L-BFGS without a line search can leave a few cells of the optimised spectrogram far above any level either
-    input has (measured: a one-frame low-frequency burst about 19 dB above the rest of a 60 s result). Such a
-    cell becomes a thump, and the peak limit of the output then turns the whole result down (there by 12 dB).
-    No texture or content statistic asks for it, so it is cut to the ceiling before phase reconstruction.
+    input has (a short low-frequency burst). Such a cell becomes a thump, and the peak limit of the output then
+    turns the whole result down. No texture or content statistic asks for it, so it is cut to the ceiling
+    before phase reconstruction.
     """
     return (torch.maximum(style_max, content[0, 0].amax(-1)) + _CEILING_NEPERS / span)[:, None]
 
@@ -339,34 +228,344 @@ def _pad_frames(z: torch.Tensor, need: int) -> torch.Tensor:
     return z
 
 
-def stylize_audio(content, styles, *, config: AudioStyleConfig | None = None,
-                  style_weights: Sequence[float] | None = None,
-                  callback: Callable | None = None, resume: dict | None = None, style_cache: dict | None = None,
+@contextlib.contextmanager
+def _threads(n: int | None):
+    """Torch CPU threads ``n`` inside the block (None keeps torch's setting), restored after."""
+    threads = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+# --- the style side -----------------------------------------------------------------------------------------
+
+def _target_settings(config: AudioStyleConfig) -> dict:
+    """The config fields :class:`AudioStyleTargets` depend on, as plain data."""
+    spec = {k: v for k, v in config.spectrogram.to_dict().items() if k not in _INVERSE_ONLY}
+    return {"spectrogram": spec, "network": config.network, "widths": list(config.widths),
+            "channels": config.channels, "seed": config.seed, "chunk_seconds": config.chunk_seconds,
+            "overlap_seconds": config.overlap_seconds, "target_rms": config.target_rms,
+            "style_blend": None if config.style_blend is None else list(config.style_blend),
+            "rhythm": config.rhythm_weight > 0,
+            "start": _var_config(config).kind if config.init == "style" else None}
+
+
+def _style_list(styles) -> list:
+    if isinstance(styles, (list, tuple)) and not (len(styles) == 2 and isinstance(styles[0], np.ndarray)):
+        return list(styles)
+    return [styles]
+
+
+def _style_clips(styles, config: AudioStyleConfig) -> list:
+    clips = [read_input(s, config, "style").clip for s in _style_list(styles)]
+    if not clips:
+        raise ConfigError("at least one style is needed")
+    blend = config.style_blend
+    if blend is not None and len(blend) != len(clips):
+        raise ConfigError(f"style-blend has {len(blend)} weights for {len(clips)} styles")
+    return clips
+
+
+def _make_targets(clips: list, config: AudioStyleConfig, extractor: nn.Module, content_layers, style_layers,
+                  device: torch.device) -> AudioStyleTargets:
+    """Every style, cut into chunks no longer than a content chunk (bounded memory), weighted by style weight x
+    chunk length. Grams are normalised by the number of positions, so the blend is the Gram of the whole style."""
+    cfg, sr = config.spectrogram, config.spectrogram.sample_rate
+    chunk, overlap = int(round(config.chunk_seconds * sr)), int(round(config.overlap_seconds * sr))
+    weights = config.style_blend or (1.0,) * len(clips)
+    need = _min_frames(config)
+    t = AudioStyleTargets(list(clips), _target_settings(config), [], [], [], [])
+    for clip, w in zip(clips, weights):
+        samples = torch.from_numpy(np.ascontiguousarray(clip.samples, dtype=np.float32)).to(device)
+        for a, b in chunk_spans(len(samples), chunk=chunk, overlap=0 if len(samples) <= chunk else overlap):
+            z = _pad_frames(to_network(to_spectrogram(samples[a:b], cfg)[None, None], cfg), need)
+            with torch.no_grad():
+                f = extractor(z)
+            t.spectrograms.append(z.cpu())
+            t.features.append({k: f[k].cpu() for k in style_layers})
+            t.rhythm.append({k: f[k].cpu() for k in content_layers if f[k].dim() == 3}
+                            if config.rhythm_weight else {})
+            t.blend.append(float(w) * (b - a) / len(samples))
+    if config.init == "style":     # the first style in the optimiser's variables
+        first = torch.from_numpy(np.ascontiguousarray(clips[0].samples, dtype=np.float32)).to(device)
+        vcfg = _var_config(config)
+        t.start = to_network(to_spectrogram(first, vcfg)[None, None], vcfg).cpu()
+    return t
+
+
+def style_targets(styles, *, config: AudioStyleConfig | None = None, **options) -> AudioStyleTargets:
+    """Read the style sounds and compute everything a run takes from them (features, band statistics, rhythm).
+
+    Pass the result to :func:`stylize_audio` in place of the styles: every content run with the same
+    style-side settings (see :class:`AudioStyleTargets`) then reuses it, which is what a batch does. ``options``
+    override fields of ``config`` as in :func:`stylize_audio`.
+    """
+    config = build_config(config, **options)
+    device = resolve_device(config.device)
+    with _threads(config.threads):
+        clips = _style_clips(styles, config)
+        extractor, content_layers, style_layers = _extractor_and_layers(config)
+        return _make_targets(clips, config, extractor.to(device), content_layers, style_layers, device)
+
+
+def _check_targets(targets: AudioStyleTargets, config: AudioStyleConfig) -> None:
+    want = _target_settings(config)
+    if targets.settings != want:
+        differ = sorted(k for k in want if targets.settings.get(k) != want[k])
+        raise ConfigError(f"the style targets were made with other settings ({', '.join(differ)}); make them "
+                          "with this run's config")
+
+
+# --- the criterion ------------------------------------------------------------------------------------------
+
+class _Criterion:
+    """The objective of one chunk: feature content + Gram style, band statistics, loudness contour, rhythm.
+
+    It sees the optimiser's variables through ``project`` (:class:`~.transform.MelProjection` or
+    :class:`~.transform.LinearToMel`) when there is one; :meth:`set_chunk` gives it each chunk's content.
+    """
+
+    def __init__(self, config: AudioStyleConfig, targets: AudioStyleTargets, extractor: nn.Module, content_layers,
+                 style_layers, device: torch.device) -> None:
+        from ..losses import StyleTransferLoss
+
+        cfg = config.spectrogram
+        self.config, self.device = config, device
+        self.span = math.log(cfg.ref) - math.log(cfg.log_floor)
+        self.tap = _Tap(extractor)
+        self.loss = StyleTransferLoss(self.tap, content_layers=content_layers, style_layers=style_layers,
+                                      content_weight=config.content_weight, style_weight=config.style_weight,
+                                      tv_weight=0.0, normalize=True).to(device)
+        self.loss.set_style_features([{k: v.to(device) for k, v in f.items()} for f in targets.features],
+                                     blend=targets.blend)
+        style_z = [z.to(device) for z in targets.spectrograms]
+        self.bands = BandStatsLoss(style_z, blend=targets.blend).to(device) if config.band_weight > 0 else None
+        # The loudest each band gets in any style (network scale): with the content's, the ceiling of the result.
+        self.style_ceiling = torch.stack([z[0, 0].amax(-1) for z in style_z]).amax(0)
+        self.rhythm = self._rhythm(targets) if config.rhythm_weight > 0 else None
+        self.envelope: EnvelopeLoss | None = None
+        if _linear_vars(config):
+            self.project = LinearToMel(cfg).to(device)
+        else:
+            self.project = MelProjection(cfg).to(device) if cfg.kind == "mel" and config.project else None
+
+    def _rhythm(self, targets: AudioStyleTargets) -> RhythmLoss:
+        config = self.config
+        if config.network != "random":
+            raise ConfigError("the rhythm term needs the 'random' network (time must be the last feature axis)")
+        cfg = config.spectrogram
+        feats = [{k: v.to(self.device) for k, v in f.items()} for f in targets.rhythm]
+        return RhythmLoss(feats, max_lag=max(1, int(config.rhythm_max_lag * cfg.sample_rate / cfg.hop_length)),
+                          blend=targets.blend).to(self.device)
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        return self.project(x) if self.project is not None else x
+
+    def set_chunk(self, z: torch.Tensor) -> None:
+        """Use ``z`` (a content chunk, network scale) as the content of the following evaluations."""
+        self.loss.set_content(z)
+        if self.bands is not None:
+            self.bands.set_content(z)
+        floor = self.config.spectrogram.log_floor
+        self.envelope = (EnvelopeLoss(z, span=self.span, offset=math.log(floor)).to(self.device)
+                         if self.config.envelope_weight > 0 else None)
+
+    def __call__(self, x: torch.Tensor):
+        x = self.prepare(x)
+        total, terms = self.loss(x)
+        extra = (("bands", self.config.band_weight, self.bands, lambda t: t(x)),
+                 ("envelope", self.config.envelope_weight, self.envelope, lambda t: t(x)),
+                 ("rhythm", self.config.rhythm_weight, self.rhythm, lambda t: t(self.tap.last)))
+        for name, weight, term, apply in extra:
+            if term is not None:
+                v = weight * apply(term)
+                terms = {**terms, name: v}
+                total = total + v
+        return total, terms
+
+
+# --- the chunks -----------------------------------------------------------------------------------------------
+
+@dataclass
+class _Progress:
+    """Where a run is: the next chunk, the finished chunks' results, the optimiser state of the next chunk."""
+
+    chunk: int
+    done: list
+    state: dict | None
+
+    def as_state(self) -> dict:
+        """The plain data :func:`stylize_audio` continues from (its ``resume``)."""
+        return {"chunk": self.chunk, "done": [d.detach().cpu() for d in self.done], "state": self.state}
+
+
+def check_progress(resume, n_chunks: int | None = None) -> tuple[int, list, dict | None]:
+    """Validate a resume dict's structure (types only; shapes are checked against each chunk); a
+    :class:`ConfigError` when it is not one :func:`stylize_audio` wrote."""
+    bad = ConfigError("the checkpoint's progress is not valid for these inputs and settings")
+    if not isinstance(resume, dict) or not {"chunk", "done", "state"} <= set(resume):
+        raise bad
+    chunk, done, state = resume["chunk"], resume["done"], resume["state"]
+    if not isinstance(chunk, int) or not isinstance(done, list) or chunk < 0 or len(done) != chunk:
+        raise bad
+    if n_chunks is not None and chunk > n_chunks:
+        raise bad
+    if any(not torch.is_tensor(z) or z.dim() != 4 for z in done):
+        raise bad
+    if state is not None and (not isinstance(state, dict) or not torch.is_tensor(state.get("x"))
+                              or not torch.is_tensor(state.get("best")) or "step" not in state):
+        raise bad
+    return chunk, done, state
+
+
+def _chunk_inputs(y_dev: torch.Tensor, spans, config: AudioStyleConfig) -> tuple[list, list]:
+    """The network-scale content spectrogram of every chunk (padded), and the same in the optimiser's
+    variables (the linear spectrogram when ``variables="linear"``)."""
+    cfg, var_cfg, need = config.spectrogram, _var_config(config), _min_frames(config)
+    contents, starts = [], []
+    for a, b in spans:
+        contents.append(_pad_frames(to_network(to_spectrogram(y_dev[a:b], cfg)[None, None], cfg), need))
+        starts.append(_pad_frames(to_network(to_spectrogram(y_dev[a:b], var_cfg)[None, None], var_cfg), need)
+                      if _linear_vars(config) else contents[-1])
+    return contents, starts
+
+
+def _check_shapes(progress: _Progress, starts: list) -> None:
+    bad = ConfigError("the checkpoint's progress is not valid for these inputs and settings")
+    if progress.chunk > len(starts):
+        raise bad
+    for i, z in enumerate(progress.done):
+        if tuple(z.shape) != tuple(starts[i].shape):
+            raise bad
+    if progress.state is not None and (progress.chunk >= len(starts)
+                                       or tuple(progress.state["x"].shape) != tuple(starts[progress.chunk].shape)):
+        raise bad
+
+
+def _x0(config: AudioStyleConfig, v: torch.Tensor, i: int, start: torch.Tensor | None) -> torch.Tensor:
+    """Where chunk ``i`` starts: the content, the first style tiled, or seeded noise."""
+    if config.init == "content":
+        return v.clone()
+    if config.init == "style":
+        return _tile_frames(start, v.shape[-1])
+    g = torch.Generator().manual_seed(config.seed * 100_003 + i)    # per chunk, so resume can redo it
+    return (v.mean() + v.std() * torch.randn(v.shape, generator=g).to(v.device)).clamp(0, 1)
+
+
+def _chunk_callback(callback: Callable | None, i: int, n: int) -> Callable | None:
+    if callback is None:
+        return None
+    return lambda p: callback(dataclasses.replace(p, scale=i + 1, n_scales=n))
+
+
+def _optimise_chunks(crit: _Criterion, contents: list, starts: list, progress: _Progress, start,
+                     callback: Callable | None) -> torch.Tensor | None:
+    """Optimise every chunk from ``progress.chunk`` on (chunks are independent; each keeps its own content
+    target), appending each result to ``progress.done``. On Ctrl-C, ``progress`` is left where the run stopped
+    and the interrupted chunk's best iterate is returned (None when it had none); None when all are done."""
+    from ..optim import OptimizationInterrupted, optimize
+
+    config, first = crit.config, progress.chunk
+    for i in range(first, len(starts)):
+        state = progress.state if i == first else None
+        try:
+            crit.set_chunk(contents[i])
+            x0 = _x0(config, starts[i], i, start)
+            progress.done.append(optimize(x0, crit, optimizer=config.optimizer, steps=config.steps, clamp=(0.0, 1.0),
+                                          history=min(config.history, config.steps),
+                                          callback=_chunk_callback(callback, i, len(starts)), state=state))
+        except OptimizationInterrupted as e:
+            progress.chunk, progress.state = i, e.state
+            return e.best
+        except KeyboardInterrupt:
+            progress.chunk, progress.state = i, state
+            return None
+    progress.chunk, progress.state = len(starts), None
+    return None
+
+
+# --- back to sound --------------------------------------------------------------------------------------------
+
+def _chunk_audio(crit: _Criterion, z: torch.Tensor, optimised: bool, content: torch.Tensor, seg: torch.Tensor,
+                 n_chunks: int) -> np.ndarray:
+    """One chunk's spectrogram (network scale, optimiser's variables) as sound, by Griffin-Lim from the
+    content's phase."""
+    config = crit.config
+    cfg, linear = config.spectrogram, _linear_vars(config)
+    with torch.no_grad():
+        if optimised:
+            z = z if linear else crit.prepare(z)
+            if not linear:
+                z = torch.minimum(z, _ceiling(crit.style_ceiling, content, crit.span))
+        z = z.clamp(0.0, 1.0)
+    n = len(seg)
+    out_spec = z[0, 0, :, :cfg.n_frames(n)] * crit.span + math.log(cfg.log_floor)
+    piece = to_audio(out_spec, _var_config(config), length=n, init_phase=content_phase(seg, cfg), seed=config.seed)
+    if n_chunks > 1:
+        # Each chunk is optimised on its own, and its overall level is free (the band statistics and the
+        # loudness contour ignore it), so chunks would come out at different levels. Each takes its content
+        # chunk's RMS; the whole is matched to the content afterwards.
+        got = float(np.sqrt(np.mean(np.square(piece, dtype=np.float64))))
+        want = float(seg.double().pow(2).mean().sqrt())
+        piece = (piece * (want / got)).astype(np.float32) if got > 0 else piece
+    return piece
+
+
+def _reconstruct(crit: _Criterion, y_dev: torch.Tensor, spans, contents: list, starts: list, done: list,
+                 stopped_at: int | None, best: torch.Tensor | None) -> np.ndarray:
+    """The working-rate result: finished chunks, the interrupted chunk's best iterate, the content for the rest,
+    cross-faded."""
+    pieces = []
+    for i, (a, b) in enumerate(spans):
+        if i < len(done):
+            z = done[i]
+        elif i == stopped_at and best is not None:
+            z = best.to(crit.device)
+        else:
+            z = starts[i]
+        pieces.append(_chunk_audio(crit, z, z is not starts[i], contents[i], y_dev[a:b], len(spans)))
+    return overlap_add(pieces, spans, len(y_dev)) if len(spans) > 1 else pieces[0]
+
+
+def _to_output(working: np.ndarray, content: AudioInput, sr: int) -> np.ndarray:
+    """The working-rate result at the content's own rate, length and loudness."""
+    out = working
+    if content.rate != sr:
+        import librosa
+
+        out = librosa.resample(working.astype(np.float64), orig_sr=sr, target_sr=content.rate, res_type="soxr_hq")
+    return aio.finalize_output(out, length=content.length, target_rms=content.rms, source=content.clip.source)
+
+
+# --- the run ----------------------------------------------------------------------------------------------------
+
+def stylize_audio(content, styles, *, config: AudioStyleConfig | None = None, callback: Callable | None = None,
+                  resume: dict | None = None, style_weights: Sequence[float] | None = None,
                   **options) -> AudioResult:
     """Put the texture of one or several style sounds onto a content sound.
 
     Parameters
     ----------
-    content : path, AudioClip or (samples, sample_rate)
+    content : path, AudioClip, AudioInput or (samples, sample_rate)
         The sound whose words / rhythm are kept. Samples are (n,) or (n, channels).
-    styles : path, AudioClip, (samples, sample_rate), or a list of these
-        The sound(s) whose texture is transferred; any length (shorter than the content is fine).
+    styles : path, AudioClip, (samples, sample_rate), a list of these, or :class:`AudioStyleTargets`
+        The sound(s) whose texture is transferred; any length (shorter than the content is fine). The targets
+        of :func:`style_targets` are reused as they are (a batch computes them once).
     config : AudioStyleConfig, optional
-        Defaults to :class:`AudioStyleConfig()`.
-    style_weights : sequence of float, optional
-        Blend weights of several styles (default equal).
+        Defaults to :class:`AudioStyleConfig()`; keyword ``options`` override its fields or those of its
+        spectrogram config (see :func:`build_config`).
     callback : callable, optional
         Receives a :class:`stylekit.optim.Progress` after each step; ``progress.scale`` / ``n_scales`` are the
         chunk number and the number of chunks.
     resume : dict, optional
-        :attr:`StylizeInterrupted.progress` of an interrupted run with the same inputs and config: finished
-        chunks are reused and the interrupted chunk continues from its optimiser state, so the result is the
-        one an uninterrupted run gives (to float rounding).
-    style_cache : dict, optional
-        Shared between calls with the same styles (a batch job): the style targets (features, band statistics,
-        rhythm) are computed once per set of settings and reused. One cache must not mix different styles.
-    **options
-        Field overrides of ``config`` or of its spectrogram config (see :func:`build_config`).
+        The ``state`` of a :class:`~stylekit.errors.StylizeInterrupted` from a run with the same inputs and
+        config: finished chunks are reused and the interrupted chunk continues from its optimiser state, so the
+        result is the one an uninterrupted run gives (to float rounding).
+    style_weights : sequence of float, optional
+        The same as ``style_blend`` (the blend weights of several styles; default equal).
 
     Returns
     -------
@@ -379,246 +578,70 @@ def stylize_audio(content, styles, *, config: AudioStyleConfig | None = None,
     ConfigError
         An option is invalid, CUDA was asked for and is missing, or ``resume`` does not fit these inputs.
     StylizeInterrupted
-        On KeyboardInterrupt (Ctrl-C; the CLI maps SIGTERM to it), carrying the best result so far and the
-        progress to resume from.
+        On KeyboardInterrupt (Ctrl-C; the CLI maps SIGTERM to it): its ``result`` is the best result so far
+        (finished chunks stylized, the interrupted chunk at its best iterate, later chunks the content), None
+        when the interrupt came before the first step or while turning spectrograms back into sound; its
+        ``state`` is what ``resume`` continues from.
 
     Notes
     -----
     Grinstein et al. (2018) and Ulyanov & Lebedev (2016) optimise a linear log-magnitude STFT; the default
     here is log-mel (the user's design), inverted to a linear magnitude by the pseudo-inverse, which for
-    these settings equals librosa's NNLS solution to 1e-7 and is ten times faster. Style statistics of
-    several styles (and of the chunks of a long style) are blended by averaging Gram matrices, weighted by
-    ``style_weights`` and by each chunk's length.
+    these settings agrees with librosa's NNLS solution and is much cheaper. Style statistics of several
+    styles (and of the chunks of a long style) are blended by averaging Gram matrices, weighted by
+    ``style_blend`` and by each chunk's length.
     """
+    if style_weights is not None:
+        options["style_blend"] = tuple(float(w) for w in style_weights)
     config = build_config(config, **options)
     device = resolve_device(config.device)
-    threads = torch.get_num_threads()
-    if config.threads is not None:
-        torch.set_num_threads(config.threads)
-    try:
-        return _stylize(content, styles, config, style_weights, callback, device, resume, style_cache)
-    finally:
-        torch.set_num_threads(threads)
+    with _threads(config.threads):
+        return _stylize(content, styles, config, callback, device, resume)
 
 
-def _check_resume(resume: dict, n_chunks: int) -> tuple[int, list, dict | None]:
-    """Validate a resume dict's structure (types only; shapes are checked against each chunk)."""
-    bad = ConfigError("the checkpoint's progress is not valid for these inputs and settings")
-    if not isinstance(resume, dict) or not {"chunk", "done", "state"} <= set(resume):
-        raise bad
-    chunk, done, state = resume["chunk"], resume["done"], resume["state"]
-    if not isinstance(chunk, int) or not isinstance(done, list) or not 0 <= chunk <= n_chunks or len(done) != chunk:
-        raise bad
-    if any(not torch.is_tensor(z) or z.dim() != 4 for z in done):
-        raise bad
-    if state is not None and (not isinstance(state, dict) or not torch.is_tensor(state.get("x"))
-                              or not torch.is_tensor(state.get("best")) or "step" not in state):
-        raise bad
-    return chunk, done, state
-
-
-def _stylize(content, styles, config: AudioStyleConfig, style_weights, callback, device: torch.device,
-             resume: dict | None, style_cache: dict | None = None) -> AudioResult:
-    from ..losses import StyleTransferLoss
-    from ..optim import OptimizationInterrupted, optimize
-
-    cfg = config.spectrogram
-    content_clip, orig = _load(content, config, "content")
-    style_list = list(styles) if isinstance(styles, (list, tuple)) and not (
-        len(styles) == 2 and isinstance(styles[0], np.ndarray)) else [styles]
-    if not style_list:
-        raise ConfigError("at least one style is needed")
-    style_clips = [_load(s, config, "style")[0] for s in style_list]
-    if style_weights is not None and len(style_weights) != len(style_clips):
-        raise ConfigError(f"got {len(style_weights)} style weights for {len(style_clips)} styles")
-    sweights = [1.0] * len(style_clips) if style_weights is None else [float(w) for w in style_weights]
-    if any(not (math.isfinite(w) and w >= 0) for w in sweights) or sum(sweights) <= 0:
-        raise ConfigError(f"style weights must be >= 0 and not all zero, got {list(sweights)}")
-
-    sr = cfg.sample_rate
-    chunk = int(round(config.chunk_seconds * sr))
-    overlap = int(round(config.overlap_seconds * sr))
-    y = content_clip.samples
-    spans = chunk_spans(len(y), chunk=chunk, overlap=overlap)
-    first, done, state = (0, [], None) if resume is None else _check_resume(resume, len(spans))
-    done = list(done)
-
-    def interrupted(result: AudioResult | None, at: int, st: dict | None) -> StylizeInterrupted:
-        return StylizeInterrupted(result, {"chunk": at, "done": [d.detach().cpu() for d in done], "state": st})
-
-    try:
-        torch.manual_seed(config.seed)
-        extractor, content_layers, style_layers = _extractor_and_layers(config)
-        extractor = extractor.to(device)
-        tap = _Tap(extractor)
-        loss = StyleTransferLoss(tap, content_layers=content_layers, style_layers=style_layers,
-                                 content_weight=config.content_weight, style_weight=config.style_weight,
-                                 tv_weight=0.0, normalize=True).to(device)
-        need = _min_frames(config)
-
-        # Style targets: every style, cut into chunks no longer than a content chunk (bounded memory), blended
-        # by style weight x chunk length. Grams are normalised by the number of positions, so this is the Gram
-        # of the whole style.
-        # Every setting can change the targets (the random network is seeded), so the whole config keys them.
-        key = (repr(config), str(device), tuple(sweights))
-        cached = style_cache.get(key) if style_cache is not None else None
-        if cached is not None:
-            feats, blend, rhythm_feats, style_z = cached
-        else:
-            feats, blend, rhythm_feats, style_z = [], [], [], []
-            for clip, w in zip(style_clips, sweights):
-                samples = torch.from_numpy(np.ascontiguousarray(clip.samples, dtype=np.float32)).to(device)
-                sspans = chunk_spans(len(samples), chunk=chunk, overlap=0 if len(samples) <= chunk else overlap)
-                for a, b in sspans:
-                    z = _pad_frames(to_network(to_spectrogram(samples[a:b], cfg)[None, None], cfg), need)
-                    style_z.append(z)
-                    with torch.no_grad():
-                        f = extractor(z)
-                    feats.append({k: f[k] for k in style_layers})
-                    rhythm_feats.append({k: f[k] for k in content_layers if f[k].dim() == 3}
-                                        if config.rhythm_weight else {})
-                    blend.append(w * (b - a) / len(samples))
-            if style_cache is not None:
-                style_cache[key] = (feats, blend, rhythm_feats, style_z)
-        loss.set_style_features(feats, blend=blend)
-        style_starts = []
-        if config.init == "style":     # the first style in the optimiser's variables
-            first_style = torch.from_numpy(np.ascontiguousarray(style_clips[0].samples, dtype=np.float32)).to(device)
-            vcfg = dataclasses.replace(cfg, kind="linear") if cfg.kind == "mel" and config.variables == "linear" else cfg
-            style_starts.append(to_network(to_spectrogram(first_style, vcfg)[None, None], vcfg))
-        bands = BandStatsLoss(style_z, blend=blend).to(device) if config.band_weight > 0 else None
-        # The loudest each band gets in any style (network scale): with the content's, the ceiling of the result.
-        style_ceiling = torch.stack([z[0, 0].amax(-1) for z in style_z]).amax(0)
-        del style_z
-        rhythm = None
-        if config.rhythm_weight > 0:
-            if config.network != "random":
-                raise ConfigError("the rhythm term needs the 'random' network (time must be the last feature axis)")
-            rhythm = RhythmLoss(rhythm_feats, max_lag=max(1, int(config.rhythm_max_lag * sr / cfg.hop_length)),
-                                blend=blend).to(device)
-    except KeyboardInterrupt:
-        raise interrupted(None, first, state) from None
-
-    span = math.log(cfg.ref) - math.log(cfg.log_floor)
-    envelope: EnvelopeLoss | None = None
-    # What the optimiser changes: the linear log-magnitude (seen by the losses through its log-mel), or the
-    # log-mel itself (optionally kept realisable by MelProjection), or the linear spectrogram of kind="linear".
-    linear_vars = cfg.kind == "mel" and config.variables == "linear"
-    var_cfg = dataclasses.replace(cfg, kind="linear") if linear_vars else cfg
-    if linear_vars:
-        project = LinearToMel(cfg).to(device)
+def _setup(styles, config: AudioStyleConfig, device: torch.device) -> tuple[_Criterion, AudioStyleTargets]:
+    """The criterion of the run, from the style targets (computed here unless ``styles`` already is them)."""
+    torch.manual_seed(config.seed)
+    extractor, content_layers, style_layers = _extractor_and_layers(config)
+    extractor = extractor.to(device)
+    if isinstance(styles, AudioStyleTargets):
+        targets = styles
     else:
-        project = MelProjection(cfg).to(device) if cfg.kind == "mel" and config.project else None
+        targets = _make_targets(styles, config, extractor, content_layers, style_layers, device)
+    return _Criterion(config, targets, extractor, content_layers, style_layers, device), targets
 
-    def prepare(x: torch.Tensor) -> torch.Tensor:
-        return project(x) if project is not None else x
 
-    def criterion(x: torch.Tensor):
-        x = prepare(x)
-        total, terms = loss(x)
-        if bands is not None:
-            b = config.band_weight * bands(x)
-            terms = {**terms, "bands": b}
-            total = total + b
-        if envelope is not None:
-            e = config.envelope_weight * envelope(x)
-            terms = {**terms, "envelope": e}
-            total = total + e
-        if rhythm is not None:
-            r = config.rhythm_weight * rhythm(tap.last)
-            terms = {**terms, "rhythm": r}
-            total = total + r
-        return total, terms
-
-    y_dev = torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32)).to(device)
-    contents = []   # network-scale content spectrogram of every chunk (padded), on the device
-    starts = []     # the same in the optimiser's variables (the linear spectrogram when linear_vars)
-    for a, b in spans:
-        contents.append(_pad_frames(to_network(to_spectrogram(y_dev[a:b], cfg)[None, None], cfg), need))
-        starts.append(_pad_frames(to_network(to_spectrogram(y_dev[a:b], var_cfg)[None, None], var_cfg), need)
-                      if linear_vars else contents[-1])
-    for i, z in enumerate(done):
-        if tuple(z.shape) != tuple(starts[i].shape):
-            raise ConfigError("the checkpoint's progress is not valid for these inputs and settings")
-    if state is not None and tuple(state["x"].shape) != tuple(starts[first].shape):
-        raise ConfigError("the checkpoint's progress is not valid for these inputs and settings")
-    done = [z.to(device) for z in done]
-
-    # Optimise every chunk (chunks are independent; each keeps its own content targets).
-    stop: tuple[int, torch.Tensor, dict | None] | None = None    # (chunk, best so far, optimiser state)
-    for i in range(first, len(spans)):
-        z = contents[i]
-        try:
-            loss.set_content(z)
-            if bands is not None:
-                bands.set_content(z)
-            envelope = (EnvelopeLoss(z, span=span, offset=math.log(cfg.log_floor)).to(device)
-                        if config.envelope_weight > 0 else None)
-            v = starts[i]
-            if config.init == "content":
-                x0 = v.clone()
-            elif config.init == "style":
-                x0 = _tile_frames(style_starts[0], v.shape[-1])
-            else:
-                g = torch.Generator().manual_seed(config.seed * 100_003 + i)    # per chunk, so resume can redo it
-                x0 = (v.mean() + v.std() * torch.randn(v.shape, generator=g).to(device)).clamp(0, 1)
-            cb = None
-            if callback is not None:
-                def cb(p, _i=i):
-                    return callback(dataclasses.replace(p, scale=_i + 1, n_scales=len(spans)))
-            done.append(optimize(x0, criterion, optimizer=config.optimizer, steps=config.steps, clamp=(0.0, 1.0),
-                                 history=min(config.history, config.steps), callback=cb,
-                                 state=state if i == first else None))
-        except OptimizationInterrupted as e:
-            stop = (i, e.best, e.state)
-            break
-        except KeyboardInterrupt:
-            stop = (i, None, state if i == first else None)
-            break
-
-    # Back to sound: finished chunks, the interrupted chunk's best iterate, the content for the rest.
-    try:
-        pieces: list[np.ndarray] = []
-        for i, (a, b) in enumerate(spans):
-            seg = y_dev[a:b]
-            if i < len(done):
-                z = done[i]
-            elif stop is not None and i == stop[0] and stop[1] is not None:
-                z = stop[1].to(device)
-            else:
-                z = starts[i]
-            with torch.no_grad():
-                if z is not starts[i]:
-                    z = z if linear_vars else prepare(z)
-                    if not linear_vars:
-                        z = torch.minimum(z, _ceiling(style_ceiling, contents[i], span))
-                z = z.clamp(0.0, 1.0)
-            n_frames = cfg.n_frames(b - a)
-            out_spec = z[0, 0, :, :n_frames] * span + math.log(cfg.log_floor)
-            piece = to_audio(out_spec, var_cfg, length=b - a, init_phase=content_phase(seg, cfg), seed=config.seed)
-            if len(spans) > 1:
-                # Each chunk is optimised on its own, and its overall level is free (the band statistics and the
-                # loudness contour ignore it), so chunks came out several dB apart (measured: 9 dB between the
-                # chunks of a 60 s voice). Each takes its content chunk's RMS; the whole is matched below.
-                got = float(np.sqrt(np.mean(np.square(piece, dtype=np.float64))))
-                want = float(seg.double().pow(2).mean().sqrt())
-                piece = (piece * (want / got)).astype(np.float32) if got > 0 else piece
-            pieces.append(piece)
-        working = overlap_add(pieces, spans, len(y)) if len(spans) > 1 else pieces[0]
-        out = working
-        if orig.rate != sr:
-            import librosa
-
-            out = librosa.resample(working.astype(np.float64), orig_sr=sr, target_sr=orig.rate, res_type="soxr_hq")
-        out = aio.finalize_output(out, length=orig.length, target_rms=orig.rms, source=content_clip.source)
+def _stylize(content, styles, config: AudioStyleConfig, callback, device: torch.device,
+             resume: dict | None) -> AudioResult:
+    source = read_input(content, config, "content")
+    if isinstance(styles, AudioStyleTargets):
+        _check_targets(styles, config)
+    else:
+        styles = _style_clips(styles, config)
+    sr = config.spectrogram.sample_rate
+    y = source.clip.samples
+    spans = chunk_spans(len(y), chunk=int(round(config.chunk_seconds * sr)),
+                        overlap=int(round(config.overlap_seconds * sr)))
+    progress = _Progress(*check_progress(resume, len(spans))) if resume is not None else _Progress(0, [], None)
+    progress.done = list(progress.done)
+    best = stopped_at = None
+    try:      # Ctrl-C while setting up or turning spectrograms into sound: nothing to show yet
+        crit, targets = _setup(styles, config, device)
+        y_dev = torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32)).to(device)
+        contents, starts = _chunk_inputs(y_dev, spans, config)
+        _check_shapes(progress, starts)
+        progress.done = [z.to(device) for z in progress.done]
+        start = targets.start.to(device) if targets.start is not None else None
+        best = _optimise_chunks(crit, contents, starts, progress, start, callback)
+        stopped_at = progress.chunk if progress.chunk < len(spans) else None
+        working = _reconstruct(crit, y_dev, spans, contents, starts, progress.done, stopped_at, best)
+        out = _to_output(working, source, sr)
     except KeyboardInterrupt:
-        if stop is None:
-            raise interrupted(None, len(done), None) from None
-        raise interrupted(None, stop[0], stop[2]) from None
-    result = AudioResult(out, orig.rate, working.astype(np.float32), content_clip, style_clips, config,
-                         stop is not None)
-    if stop is not None:
-        raise interrupted(result, stop[0], stop[2])
+        raise StylizeInterrupted(None, progress.as_state()) from None
+    result = AudioResult(out, source.rate, config, stopped_at is not None, working.astype(np.float32), source.clip,
+                         list(targets.clips))
+    if stopped_at is not None:
+        raise StylizeInterrupted(result, progress.as_state())
     return result
 
 

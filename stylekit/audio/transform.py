@@ -1,7 +1,8 @@
 """The invertible spectrogram transform: one frozen config, used in both directions.
 
 :func:`to_spectrogram` and :func:`to_audio` sit side by side and take the same :class:`SpectrogramConfig`, so
-the scaling of the forward and the inverse transform cannot disagree. :func:`to_network` / :func:`from_network`
+the scaling of the forward and the inverse transform cannot disagree (the config itself is plain data in
+:mod:`.config`). :func:`to_network` / :func:`from_network`
 are the one affine map between a log spectrogram and the feature network's input scale. Long signals are cut
 into overlapping chunks by :func:`chunk_spans` and joined again by :func:`overlap_add`.
 
@@ -21,101 +22,24 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 import torch
 
 from ..errors import ConfigError
+from .config import SpectrogramConfig
 from .phase import griffin_lim, stft
 
 __all__ = ["SpectrogramConfig", "to_spectrogram", "to_audio", "to_network", "from_network", "content_phase",
            "mel_to_linear", "chunk_spans", "overlap_add", "spectral_convergence", "log_spectral_distance"]
-
-_KINDS = ("mel", "linear")
-_MEL_INVERSES = ("nnls", "pinv")
-
-
-@dataclass(frozen=True)
-class SpectrogramConfig:
-    """Everything that defines the spectrogram representation and its inverse.
-
-    Attributes
-    ----------
-    kind : {"mel", "linear"}
-        Log-mel (default) or linear log-magnitude STFT.
-    sample_rate : int
-        Working rate in Hz (inputs are resampled to it).
-    n_fft : int
-        FFT size (= window length, hann).
-    hop_length : int
-        Hop in samples.
-    n_mels : int
-        Mel bands (``kind="mel"``). 224 by default, not the usual 128: the inverse spreads each band's energy
-        evenly over its STFT bins, so narrower bands keep a style's partials sharper (docs/audio.md, "Mel
-        bands"). At most as many as the STFT can tell apart (about 300 at n_fft 2048, 144 at 1024).
-    fmin, fmax : float
-        Mel band edges in Hz; ``fmax=None`` means ``sample_rate / 2``.
-    log_floor : float
-        Added to the magnitude before the log (about -100 dB re full scale); bounds the log and its gradient.
-    ref : float
-        Magnitude mapped to 1 on the network scale.
-    mel_inverse : {"nnls", "pinv"}
-        Mel to linear magnitude: librosa's non-negative least squares or the clipped pseudo-inverse.
-    griffin_lim_iters : int
-        Fast Griffin-Lim iterations in :func:`to_audio`.
-    momentum : float
-        Fast Griffin-Lim momentum.
-    """
-
-    kind: str = "mel"
-    sample_rate: int = 22050
-    n_fft: int = 2048
-    hop_length: int = 512
-    n_mels: int = 224
-    fmin: float = 0.0
-    fmax: float | None = None
-    log_floor: float = 1e-5
-    ref: float = 1.0
-    mel_inverse: str = "pinv"
-    griffin_lim_iters: int = 32
-    momentum: float = 0.99
-
-    def __post_init__(self) -> None:
-        if self.kind not in _KINDS:
-            raise ConfigError(f"spectrogram kind must be one of {_KINDS}, got {self.kind!r}")
-        if self.mel_inverse not in _MEL_INVERSES:
-            raise ConfigError(f"mel_inverse must be one of {_MEL_INVERSES}, got {self.mel_inverse!r}")
-        if self.sample_rate <= 0 or self.n_fft < 16 or not 0 < self.hop_length <= self.n_fft // 2:
-            raise ConfigError(f"invalid STFT settings: sample_rate={self.sample_rate}, n_fft={self.n_fft}, "
-                              f"hop_length={self.hop_length} (need hop_length <= n_fft / 2)")
-        if self.kind == "mel":
-            top = self.sample_rate / 2 if self.fmax is None else self.fmax
-            if not 0 <= self.fmin < top <= self.sample_rate / 2 or self.n_mels < 1:
-                raise ConfigError(f"invalid mel settings: n_mels={self.n_mels}, fmin={self.fmin}, fmax={self.fmax}")
-        if not 0 < self.log_floor < self.ref:
-            raise ConfigError(f"need 0 < log_floor < ref, got log_floor={self.log_floor}, ref={self.ref}")
-        if self.griffin_lim_iters < 0 or not 0 <= self.momentum < 1:
-            raise ConfigError("griffin_lim_iters must be >= 0 and momentum in [0, 1)")
-
-    @property
-    def n_bins(self) -> int:
-        """Rows of the representation: ``n_mels`` or ``n_fft // 2 + 1``."""
-        return self.n_mels if self.kind == "mel" else self.n_fft // 2 + 1
-
-    def n_frames(self, n_samples: int) -> int:
-        """Frames of a signal of ``n_samples`` (centred STFT)."""
-        return 1 + n_samples // self.hop_length
-
 
 @lru_cache(maxsize=8)
 def _mel_basis(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None) -> np.ndarray:
     w = _mel_rows(sr, n_fft, n_mels, fmin, fmax)
     if not _full_rank(w):
         # An empty band, or low bands that share their one or two STFT bins: such mel spectra cannot be
-        # inverted, and results stop moving toward the style (measured at n_mels 384: style_move -0.11 to
-        # 0.02 instead of about 0.7).
+        # inverted, and results stop moving toward the style.
         most = max((n for n in range(16, n_mels, 16) if _full_rank(_mel_rows(sr, n_fft, n, fmin, fmax))),
                    default=None)
         hint = f"use --n-mels {most} or fewer" if most else "use fewer n_mels"
@@ -137,8 +61,8 @@ def _mel_rows(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None)
 def _full_rank(w: np.ndarray) -> bool:
     """Whether the bands are linearly independent (smallest singular value above 1e-6 of the largest).
 
-    Row-normalised mel filterbanks stay well conditioned (condition number about 5.5 at n_fft 2048) up to the
-    rank limit and are exactly singular (about 1e17) beyond it, so the threshold is not delicate.
+    Row-normalised mel filterbanks stay well conditioned up to the rank limit and are exactly singular beyond
+    it, so the threshold is not delicate.
     """
     sv = np.linalg.svd(np.asarray(w, dtype=np.float64), compute_uv=False)
     return bool(sv[-1] > 1e-6 * sv[0])
@@ -377,9 +301,8 @@ class MelProjection(torch.nn.Module):
     Notes
     -----
     Adjacent low-frequency mel bands share the same one to three STFT bins, so an optimiser that moves bands
-    freely builds mel spectra no non-negative linear spectrum has; inverting them loses most of what was
-    optimised (measured on a voice/chord pair: the band-mean statistic fell from 0.99 to 0.65 of the way
-    to the style). Optimising through this projection keeps every iterate realisable.
+    freely builds mel spectra no non-negative linear spectrum has; inverting them loses much of what was
+    optimised (docs/audio.md). Optimising through this projection keeps every iterate realisable.
     """
 
     def __init__(self, config: SpectrogramConfig) -> None:

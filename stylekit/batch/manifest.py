@@ -2,22 +2,23 @@
 
 Inputs are named on the command line as folders, glob patterns, single files or manifests:
 
-- a **folder**: the image and audio files directly inside it (by suffix), sorted; output
-  ``OUT_DIR/<name>.<format>`` for an image, ``OUT_DIR/<name>.wav`` for a sound;
+- a **folder**: the files of every medium directly inside it (by suffix, see :data:`~stylekit.batch.MEDIA`),
+  sorted; output ``OUT_DIR/<name>.<format>`` for an image, ``OUT_DIR/<name>.wav`` for a sound;
 - a **glob** (``photos/**/*.jpg``): every matching file; the output mirrors the path below the pattern's
   literal folder (``OUT_DIR/sub/a.png``);
 - a **manifest**, ``.csv`` (with a header) or ``.jsonl`` (one object a line), with the columns ``input``
   (required), ``style`` (one path, or several separated by ``;`` in CSV / a list in JSONL; default: the
   ``--style`` options), ``output`` (relative to ``OUT_DIR``; default ``<input stem>.<format>``), ``media``
-  (``image`` or ``audio``; default: decided from the file) and any setting of the row's kind as an override:
-  an :class:`~stylekit.pipelines.ImageStyleConfig` field for an image, an
-  :class:`~stylekit.audio.pipeline.AudioStyleConfig` or spectrogram field (or ``style_blend``) for a sound
-  (``style_weight`` or ``style-weight``; an empty CSV cell means no override). Relative paths in a manifest
-  are relative to the manifest's folder.
+  (``image`` or ``audio``; default: decided from the file) and any setting of the row's medium as an
+  override: a field of its config (:class:`~stylekit.image.config.ImageStyleConfig`,
+  :class:`~stylekit.audio.config.AudioStyleConfig` and its spectrogram), written ``style_weight`` or
+  ``style-weight``, its text read as the command line reads that option (an empty CSV cell means no
+  override). Relative paths in a manifest, a text setting that names a file included, are relative to the
+  manifest's folder.
 
-Each item is an image or a sound (:attr:`BatchItem.kind`): decided from the input's suffix, or from its first
-bytes when the suffix is neither (RIFF/WAVE, FLAC, Ogg and MP3 headers are sound), unless ``media`` fixes it.
-An item whose styles are not of its own kind (an image style for a sound) is an error row, never run.
+Each item has a medium (:attr:`BatchItem.medium`): decided from the input's suffix, or from its first bytes
+when the suffix says nothing (:func:`~stylekit.batch.media.media_of`), unless ``media`` fixes it. An item
+whose styles are not of its own medium (an image style for a sound) is an error row, never run.
 
 A row whose overrides are invalid becomes an item with an ``error`` (reported in the results, never run);
 a manifest that cannot be read at all, or an unknown column, is a :class:`~stylekit.errors.ConfigError`.
@@ -26,32 +27,28 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import glob
 import json
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import click
 
 from ..errors import ConfigError, InputError
+from .media import MEDIA, media_of, medium_of_config
 
-__all__ = ["BatchItem", "AudioItemConfig", "collect_items", "media_of", "IMAGE_SUFFIXES", "AUDIO_SUFFIXES",
-           "MEDIA", "RESULT_FIELDS", "write_results", "read_results", "check_results_path"]
+__all__ = ["BatchItem", "collect_items", "media_of", "MEDIA", "FORMATS", "RESULT_FIELDS", "write_results",
+           "read_results", "check_results_path"]
 
-#: Image files a folder input picks up.
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif")
-#: Sound files a folder input picks up (as ``stylekit audio``: soundfile, and librosa for MP3).
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
-#: What ``media`` may say: decide per file, or every item is an image / a sound.
-MEDIA = ("auto", "image", "audio")
-#: Output formats of a batch (``--format``).
+#: Image output formats of a batch (``--format``).
 FORMATS = ("png", "jpg", "tif")
 #: The columns of the results manifest, in order.
 RESULT_FIELDS = ("index", "input", "styles", "output", "status", "error", "seconds", "attempts", "settings")
 
-_INT_FIELDS = {"size", "iterations", "coarse_iterations", "scales", "min_size", "seed"}
-_FLOAT_FIELDS = {"lr", "content_weight", "style_weight", "tv_weight", "style_scale"}
-_LAYER_FIELDS = {"content_layers", "style_layers"}
 _RESERVED = {"input", "style", "styles", "output", "media"}
 
 
@@ -59,170 +56,154 @@ _RESERVED = {"input", "style", "styles", "output", "media"}
 class BatchItem:
     """One unit of work: stylize ``input`` with ``styles`` (blended) under ``config`` and write ``output``.
 
-    ``error`` is set (and ``config`` is ``None``) when the item was already known to be bad when the batch
-    was planned, e.g. a manifest row with an invalid override; such an item is reported, never run.
-    ``source`` says where the item came from (``"photos/"``, ``"jobs.csv:4"``) for error messages.
+    ``medium`` names the item's entry of :data:`~stylekit.batch.MEDIA`; ``config`` is that medium's config and
+    ``options`` its output options (None: the Job's defaults). ``error`` is set (and ``config`` is ``None``)
+    when the item was already known to be bad when the batch was planned, e.g. a manifest row with an invalid
+    override; such an item is reported, never run. ``source`` says where the item came from (``"photos/"``,
+    ``"jobs.csv:4"``) for error messages.
     """
 
     index: int
     input: Path
     styles: tuple[Path, ...]
     output: Path
-    config: object | None  # ImageStyleConfig or AudioItemConfig; typed loosely (no torch import here)
+    config: Any | None
     source: str = ""
     error: str | None = None
-    kind: str = "image"  # "image" or "audio"
+    medium: str = "image"
+    options: Any | None = None
+
+    def job(self, **kw):
+        """The :class:`~stylekit._job.Job` that makes this item's output (``kw``: ``overwrite``, ``source``)."""
+        return MEDIA[self.medium].job(self.input, self.styles, self.output, self.config, options=self.options,
+                                      **kw)
 
 
-@dataclass(frozen=True)
-class AudioItemConfig:
-    """The settings of a sound in a batch: what ``stylekit audio`` takes besides its files.
+# --- manifest settings, read as the command line reads them ---------------------------------------------
 
-    Attributes
-    ----------
-    config : AudioStyleConfig
-        Passed to :func:`stylekit.stylize_audio` unchanged (``threads`` included: the torch threads of a run).
-    style_blend : tuple of float, optional
-        Weights of several styles (``style_weights`` of :func:`~stylekit.stylize_audio`); default equal.
-    float_output : bool
-        Write 32-bit float WAV instead of 16-bit PCM (``stylekit audio --float``).
-    """
-
-    config: object  # AudioStyleConfig
-    style_blend: tuple[float, ...] | None = None
-    float_output: bool = False
-
-    def to_dict(self) -> dict:
-        """Every setting that decides the output, JSON-ready (``threads`` left out: it only sets the speed)."""
-        d = dataclasses.asdict(self.config)
-        d.pop("threads", None)
-        d["spectrogram"] = {k: v for k, v in d["spectrogram"].items() if not k.startswith("_")}
-        d["style_blend"] = list(self.style_blend) if self.style_blend is not None else None
-        d["float_output"] = self.float_output
-        return d
-
-
-_RIFF, _WAVE = b"RIFF", b"WAVE"
-
-
-def media_of(path: str | os.PathLike) -> str:
-    """``"audio"`` or ``"image"`` for a file: by suffix, else by its first bytes (a missing or unreadable file,
-    or one of neither kind, counts as an image, whose loader then says what is wrong with it)."""
-    suffix = Path(path).suffix.lower()
-    if suffix in AUDIO_SUFFIXES:
-        return "audio"
-    if suffix in IMAGE_SUFFIXES:
-        return "image"
-    try:
-        with open(path, "rb") as f:
-            head = f.read(12)
-    except OSError:
-        return "image"
-    if (head[:4] == _RIFF and head[8:12] == _WAVE) or head[:4] in (b"fLaC", b"OggS") or head[:3] == b"ID3" \
-            or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
-        return "audio"
-    return "image"
-
-
-def _is_glob(text: str) -> bool:
-    return any(c in text for c in "*?[")
-
-
-def _glob_base(pattern: str) -> Path:
-    parts = Path(pattern).parts
-    literal = []
-    for part in parts:
-        if _is_glob(part):
-            break
-        literal.append(part)
-    return Path(*literal) if literal else Path(".")
-
-
-def _inside(path, folder: Path) -> bool:
-    return Path(os.path.abspath(path)).is_relative_to(os.path.abspath(folder))
-
-
-def _not_the_input_folder(folder: Path, out_dir: Path) -> None:
-    if os.path.abspath(folder) == os.path.abspath(out_dir):
-        raise ConfigError(f"{out_dir}: the output folder is the input folder {folder}; "
-                          "a rerun would take the outputs as inputs (choose another output folder)")
-
-
-def _coerce(name: str, value, *, where: str, base: Path):
-    """A manifest cell -> the type of ImageStyleConfig field ``name`` (CSV cells arrive as strings)."""
-    from ..image_cli import _floats
-    from ..pipelines import parse_layers
-
-    if isinstance(value, str):
-        text = value.strip()
-        if name in _INT_FIELDS:
-            try:
-                return int(text)
-            except ValueError:
-                raise ConfigError(f"{where}: {name} must be an integer, got {text!r}") from None
-        if name in _FLOAT_FIELDS:
-            try:
-                return float(text)
-            except ValueError:
-                raise ConfigError(f"{where}: {name} must be a number, got {text!r}") from None
-        if name == "style_blend":
-            return _floats(text, f"{where}: style_blend")
-        if name in _LAYER_FIELDS:
-            return parse_layers(text)
-        if name == "init" and text not in ("content", "noise"):
-            return str(base / text)
-        return text
-    if name == "style_blend" and isinstance(value, list):
-        return tuple(value)
-    if name in _FLOAT_FIELDS and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    return value
-
-
-def _audio_fields() -> dict[str, str]:
-    """``{name: annotation}`` of the settings a manifest may override for a sound (AudioStyleConfig and its
-    SpectrogramConfig fields, as :func:`stylekit.audio.pipeline.build_config` takes them, and style_blend)."""
-    from ..audio.pipeline import AudioStyleConfig
-    from ..audio.transform import SpectrogramConfig
-
-    out = {f.name: str(f.type) for f in dataclasses.fields(SpectrogramConfig) if not f.name.startswith("_")}
-    out.update({f.name: str(f.type) for f in dataclasses.fields(AudioStyleConfig)
-                if f.name not in ("spectrogram", "threads")})
-    out["style_blend"] = "tuple[float, ...] | None"
+@functools.lru_cache(maxsize=None)
+def _settings(cls) -> dict[str, tuple[dataclasses.Field, Any]]:
+    """``{name: (field, default)}`` of every setting of the config class ``cls``, nested configs flattened."""
+    out: dict = {}
+    defaults = cls()
+    for f in dataclasses.fields(cls):
+        if not f.init or f.name.startswith("_"):
+            continue
+        value = getattr(defaults, f.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            out.update({k: v for k, v in _settings(type(value)).items() if k not in out})
+        else:
+            out[f.name] = (f, value)
     return out
 
 
-def _coerce_audio(name: str, value, annotation: str, *, where: str):
-    """A manifest cell -> the type of audio setting ``name`` (``annotation`` is its dataclass type)."""
-    from ..image_cli import _floats
+def _click_type(meta: dict, default: Any):
+    """The click type that reads a setting's text (None: the text as it is)."""
+    if meta.get("is_flag") or isinstance(default, bool):
+        return click.BOOL
+    if meta.get("type") is not None:
+        return click.types.convert_type(meta["type"])
+    if meta:
+        return None
+    if isinstance(default, int):
+        return click.INT
+    return click.FLOAT if isinstance(default, float) else None
 
-    if name == "style_blend":
-        return _floats(value, f"{where}: style_blend") if isinstance(value, str) else tuple(value)
-    if annotation.startswith("tuple"):
-        parts = value.split(",") if isinstance(value, str) else value
-        try:
-            return tuple(int(str(v).strip()) for v in parts if str(v).strip())
-        except ValueError:
-            raise ConfigError(f"{where}: {name} must be comma-separated integers, got {value!r}") from None
+
+def _expected(kind) -> str:
+    if isinstance(kind, click.Choice):
+        return f"one of {', '.join(map(str, kind.choices))}"
+    return {"integer": "an integer", "float": "a number", "boolean": "true or false"}.get(kind.name, kind.name)
+
+
+def _coerce(name: str, value: Any, *, where: str, base: Path, cls) -> Any:
+    """A manifest value -> the value of setting ``name`` of ``cls``: text (a CSV cell, or a JSON list joined
+    with commas) is read by the field's ``parse`` or click type, as its command-line option is."""
+    field, default = _settings(cls)[name]
+    meta = field.metadata.get("stylekit") or {}
+    if isinstance(value, list):
+        value = ",".join(map(str, value))
     if not isinstance(value, str):
-        if annotation.startswith("float") and isinstance(value, int) and not isinstance(value, bool):
-            return float(value)
-        return value
+        numeric = meta.get("type") is float or isinstance(default, float)
+        return float(value) if numeric and isinstance(value, int) and not isinstance(value, bool) else value
     text = value.strip()
+    if meta.get("parse") is not None:
+        return meta["parse"](text)
+    if isinstance(default, tuple) and default:  # a tuple setting the command line does not expose
+        try:
+            return tuple(type(default[0])(v.strip()) for v in text.split(",") if v.strip())
+        except ValueError:
+            raise ConfigError(f"{where}: {name} must be comma-separated numbers, got {text!r}") from None
+    kind = _click_type(meta, default)
+    if kind is None:
+        rel = base / text
+        return str(rel) if not os.path.isabs(text) and rel.exists() else text
     try:
-        if annotation.startswith("bool"):
-            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError
-            return text.lower() in ("true", "1", "yes")
-        if annotation.startswith("int"):
-            return int(text)
-        if annotation.startswith("float"):
-            return float(text)
-    except ValueError:
-        kind = annotation.split()[0].split("[")[0]
-        raise ConfigError(f"{where}: {name} must be {'a number' if kind == 'float' else 'an integer' if kind == 'int' else 'true or false'}, "
-                          f"got {text!r}") from None
-    return text
+        return kind.convert(text, None, None)
+    except click.BadParameter:
+        raise ConfigError(f"{where}: {name} must be {_expected(kind)}, got {text!r}") from None
+
+
+def _replace(config: Any, values: dict) -> Any:
+    """``config`` with ``values`` set, in nested configs too."""
+    changes = {}
+    for f in dataclasses.fields(config):
+        current = getattr(config, f.name)
+        if dataclasses.is_dataclass(current) and not isinstance(current, type):
+            new = _replace(current, values)
+            if new is not current:
+                changes[f.name] = new
+        elif f.name in values:
+            changes[f.name] = values[f.name]
+    return dataclasses.replace(config, **changes) if changes else config
+
+
+def _row_config(medium: str, row: dict, config: Any, *, where: str, base: Path) -> Any:
+    """The config of one manifest row: the batch's config of the row's medium with the row's overrides."""
+    cls = type(config)
+    for name in row:
+        if name not in _settings(cls):
+            other = next(m.name for m in MEDIA.values() if name in _settings(m.config))
+            raise ConfigError(f"{where}: {name} is {'an' if other[0] in 'aeiou' else 'a'} {other} setting and "
+                              f"this input is {MEDIA[medium].noun}")
+    values = {k: _coerce(k, v, where=where, base=base, cls=cls) for k, v in row.items()}
+    try:
+        return _replace(config, values)
+    except (TypeError, ValueError) as e:  # ConfigError is a ValueError; a JSONL value of the wrong type
+        msg = " ".join(str(e).split())
+        raise ConfigError(msg if isinstance(e, ConfigError) else f"{where}: invalid setting ({msg})") from None
+
+
+# --- reading a manifest ---------------------------------------------------------------------------------
+
+def _csv_rows(path: Path, text: str) -> tuple[list[tuple[int, dict]], list[str]]:
+    reader = csv.DictReader(text.splitlines())
+    if not reader.fieldnames:
+        raise ConfigError(f"{path}: empty manifest (a CSV manifest needs a header with an 'input' column)")
+    rows = []
+    for row in reader:
+        if None in row:
+            raise ConfigError(f"{path}:{reader.line_num}: more cells than header columns")
+        if not any((v or "").strip() for v in row.values()):
+            continue
+        rows.append((reader.line_num, {k: v for k, v in row.items() if v is not None and v.strip() != ""}))
+    return rows, list(reader.fieldnames)
+
+
+def _jsonl_rows(path: Path, text: str) -> tuple[list[tuple[int, dict]], list[str]]:
+    rows, columns = [], []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError as e:
+            raise ConfigError(f"{path}:{n}: not valid JSON ({e.msg})") from None
+        if not isinstance(obj, dict):
+            raise ConfigError(f"{path}:{n}: each line must be a JSON object")
+        rows.append((n, {k: v for k, v in obj.items() if v is not None}))
+        columns.extend(k for k in obj if k not in columns)
+    return rows, columns
 
 
 def _read_manifest(path: Path) -> list[tuple[int, dict]]:
@@ -233,73 +214,19 @@ def _read_manifest(path: Path) -> list[tuple[int, dict]]:
         raise ConfigError(f"{path}: no such manifest") from None
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: cannot read manifest ({e})") from None
-    rows: list[tuple[int, dict]] = []
-    if path.suffix.lower() == ".csv":
-        reader = csv.DictReader(text.splitlines())
-        if not reader.fieldnames:
-            raise ConfigError(f"{path}: empty manifest (a CSV manifest needs a header with an 'input' column)")
-        for row in reader:
-            if None in row:
-                raise ConfigError(f"{path}:{reader.line_num}: more cells than header columns")
-            if not any((v or "").strip() for v in row.values()):
-                continue
-            rows.append((reader.line_num, {k: v for k, v in row.items() if v is not None and v.strip() != ""}))
-        columns = list(reader.fieldnames)
-    else:
-        columns = []
-        for n, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except ValueError as e:
-                raise ConfigError(f"{path}:{n}: not valid JSON ({e.msg})") from None
-            if not isinstance(obj, dict):
-                raise ConfigError(f"{path}:{n}: each line must be a JSON object")
-            rows.append((n, {k: v for k, v in obj.items() if v is not None}))
-            columns.extend(k for k in obj if k not in columns)
-    from ..pipelines import ImageStyleConfig
-    fields = {f.name for f in dataclasses.fields(ImageStyleConfig)}
-    audio = set(_audio_fields())
+    rows, columns = (_csv_rows if path.suffix.lower() == ".csv" else _jsonl_rows)(path, text)
     norm = {c: c.strip().lower().replace("-", "_") for c in columns}
-    unknown = [c for c, n in norm.items() if n not in fields | audio | _RESERVED]
+    known = {m.name: _settings(m.config) for m in MEDIA.values()}
+    unknown = [c for c, n in norm.items() if n not in _RESERVED and not any(n in s for s in known.values())]
     if unknown:
-        raise ConfigError(f"{path}: unknown column {unknown[0]!r}; columns are input, style, output, media, "
-                          f"ImageStyleConfig fields ({', '.join(sorted(fields))}) and audio settings "
-                          f"({', '.join(sorted(audio - fields))})")
+        each = "; ".join(f"{name}: {', '.join(sorted(s))}" for name, s in known.items())
+        raise ConfigError(f"{path}: unknown column {unknown[0]!r}; columns are input, style, output, media and "
+                          f"the settings of the row's medium ({each})")
     if "input" not in norm.values():
         raise ConfigError(f"{path}: the manifest has no 'input' column")
     if not rows:
         raise ConfigError(f"{path}: the manifest has no rows")
     return [(n, {norm[k]: v for k, v in row.items()}) for n, row in rows]
-
-
-def _row_config(kind: str, row: dict, cfg, default_audio, *, where: str, base: Path):
-    """The config of one manifest row: the batch's config of the row's kind with the row's overrides."""
-    from ..pipelines import ImageStyleConfig
-
-    image_fields = {f.name for f in dataclasses.fields(ImageStyleConfig)}
-    try:
-        if kind == "image":
-            wrong = next((k for k in row if k not in image_fields), None)
-            if wrong is not None:
-                raise ConfigError(f"{where}: {wrong} is an audio setting and this input is an image")
-            overrides = {k: _coerce(k, v, where=where, base=base) for k, v in row.items()}
-            return dataclasses.replace(cfg, **overrides) if overrides else cfg
-        audio = _audio_fields()
-        wrong = next((k for k in row if k not in audio), None)
-        if wrong is not None:
-            raise ConfigError(f"{where}: {wrong} is an image setting and this input is a sound")
-        base_cfg = default_audio()
-        if not row:
-            return base_cfg
-        overrides = {k: _coerce_audio(k, v, audio[k], where=where) for k, v in row.items()}
-        blend = overrides.pop("style_blend", base_cfg.style_blend)
-        from ..audio.pipeline import build_config
-        return dataclasses.replace(base_cfg, config=build_config(base_cfg.config, **overrides),
-                                   style_blend=blend)
-    except (TypeError, ValueError) as e:  # a JSONL value of the wrong type
-        raise ConfigError(f"{where}: invalid setting ({' '.join(str(e).split())})") from None
 
 
 def _style_list(value, *, base: Path) -> tuple[Path, ...]:
@@ -308,136 +235,161 @@ def _style_list(value, *, base: Path) -> tuple[Path, ...]:
     return tuple(base / str(v) for v in value)
 
 
-def collect_items(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *,
-                  styles: Sequence[str | os.PathLike] = (), config=None, audio_config=None, fmt: str = "png",
-                  media: str = "auto") -> list[BatchItem]:
-    """Expand folders, globs, files and manifests into :class:`BatchItem` objects.
+def _inside(path, folder: Path) -> bool:
+    return Path(os.path.abspath(path)).is_relative_to(os.path.abspath(folder))
 
-    Parameters
-    ----------
-    inputs : folders, glob patterns, image or sound files, and ``.csv`` / ``.jsonl`` manifests.
-    out_dir : the output folder; outputs are ``out_dir / <relative name>.<fmt>`` (``.wav`` for sounds).
-    styles : style files used for every input that does not name its own (blended, as in ``stylekit image``
-        and ``stylekit audio``); they must be of the input's kind.
-    config : the :class:`~stylekit.pipelines.ImageStyleConfig` of every image; manifest rows override fields.
-    audio_config : the :class:`AudioItemConfig` (or a bare :class:`~stylekit.audio.pipeline.AudioStyleConfig`)
-        of every sound; manifest rows override fields.
-    fmt : image output format, ``"png"``, ``"jpg"`` or ``"tif"``.
-    media : ``"auto"`` (decide per file, see :func:`media_of`), ``"image"`` or ``"audio"``.
 
-    Raises
-    ------
-    ConfigError
-        for an input that matches nothing, an unreadable manifest, two items with the same output (or the
-        same checkpoint path, ``OUTPUT_STEM.ckpt.pt``), or an output that would replace an input.
-    """
-    from ..pipelines import ImageStyleConfig
+def _is_glob(text: str) -> bool:
+    return any(c in text for c in "*?[")
 
-    if fmt not in FORMATS:
-        raise ConfigError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    if media not in MEDIA:
-        raise ConfigError(f"media must be one of {', '.join(MEDIA)}, got {media!r}")
-    cfg = config if config is not None else ImageStyleConfig()
-    audio_cfg = audio_config
-    if audio_cfg is not None and not isinstance(audio_cfg, AudioItemConfig):
-        audio_cfg = AudioItemConfig(audio_cfg)
-    out_dir = Path(out_dir)
-    default_styles = tuple(Path(s) for s in styles)
-    items: list[BatchItem] = []
-    kinds: dict[Path, str] = {}
 
-    def kind_of(path: Path) -> str:
-        if path not in kinds:
-            kinds[path] = media_of(path)
-        return kinds[path]
+def _glob_base(pattern: str) -> Path:
+    literal = []
+    for part in Path(pattern).parts:
+        if _is_glob(part):
+            break
+        literal.append(part)
+    return Path(*literal) if literal else Path(".")
 
-    def default_audio() -> AudioItemConfig:
-        nonlocal audio_cfg
-        if audio_cfg is None:
-            from ..audio.pipeline import AudioStyleConfig
-            audio_cfg = AudioItemConfig(AudioStyleConfig())
-        return audio_cfg
 
-    def suffix(kind: str) -> str:
-        return ".wav" if kind == "audio" else f".{fmt}"
+def _not_the_input_folder(folder: Path, out_dir: Path) -> None:
+    if os.path.abspath(folder) == os.path.abspath(out_dir):
+        raise ConfigError(f"{out_dir}: the output folder is the input folder {folder}; "
+                          "a rerun would take the outputs as inputs (choose another output folder)")
 
-    def add(inp: Path, rel: Path, source: str, *, kind: str, item_styles=None, item_cfg=None,
+
+def _by_medium(values, what: str) -> dict[str, Any]:
+    """``{medium: value}`` of one config (or output options) or a sequence of them, one per medium."""
+    if values is None:
+        return {}
+    values = values if isinstance(values, (list, tuple)) else [values]
+    out: dict[str, Any] = {}
+    for v in values:
+        m = medium_of_config(v)
+        if m in out:
+            raise ConfigError(f"two {what} of {MEDIA[m].noun}")
+        out[m] = v
+    return out
+
+
+# --- collecting the items -------------------------------------------------------------------------------
+
+class _Collector:
+    """Turns the inputs of a batch into :class:`BatchItem` objects (see :func:`collect_items`)."""
+
+    def __init__(self, out_dir: Path, styles: tuple[Path, ...], configs: dict, options: dict, fmt: str,
+                 media: str) -> None:
+        self.out_dir, self.styles, self.configs, self.options = out_dir, styles, configs, options
+        self.fmt, self.media = fmt, media
+        self.items: list[BatchItem] = []
+        self._media: dict[Path, str] = {}
+
+    def medium_of(self, path: Path) -> str:
+        """The medium of a file (sniffed once per file)."""
+        if path not in self._media:
+            self._media[path] = media_of(path)
+        return self._media[path]
+
+    def medium_for(self, path: Path) -> str:
+        return self.media if self.media != "auto" else self.medium_of(path)
+
+    def config(self, medium: str) -> Any:
+        if medium not in self.configs:
+            self.configs[medium] = MEDIA[medium].config()
+        return self.configs[medium]
+
+    def add(self, inp: Path, rel: Path, source: str, *, medium: str, styles=None, config=None,
             error=None) -> None:
-        st = default_styles if item_styles is None else item_styles
+        st = self.styles if styles is None else styles
         if error is None and not st:
             error = f"{source}: no style (pass --style or add a style column)"
         if error is None:
-            other = next((s for s in st if kind_of(s) != kind), None)
+            other = next((s for s in st if self.medium_of(s) != medium), None)
             if other is not None:
-                what = "a sound" if kind == "audio" else "an image"
-                error = (f"{source}: {inp.name} is {what} but its style {other} is "
-                         f"{'an image' if kind == 'audio' else 'a sound'}; {what} needs {kind} styles")
-        if item_cfg is None and error is None:
-            item_cfg = default_audio() if kind == "audio" else cfg
-        items.append(BatchItem(index=len(items), input=inp, styles=st, output=out_dir / rel,
-                               config=None if error else item_cfg, source=source, error=error, kind=kind))
+                noun, other_noun = MEDIA[medium].noun, MEDIA[self.medium_of(other)].noun
+                error = (f"{source}: {inp.name} is {noun} but its style {other} is {other_noun}; "
+                         f"{noun} needs {medium} styles")
+        item = BatchItem(index=len(self.items), input=inp, styles=st, output=self.out_dir / rel,
+                         config=config if config is not None else self.config(medium), source=source,
+                         medium=medium, options=self.options.get(medium))
+        if error is None:
+            try:
+                item.job().check_output()  # an output this medium cannot write (its format)
+            except ConfigError as e:
+                error = str(e) if str(e).startswith(source) else f"{source}: {e}"
+        if error is not None:
+            item = dataclasses.replace(item, config=None, error=error)
+        self.items.append(item)
 
-    def kind_for(path: Path) -> str:
-        return media if media != "auto" else kind_of(path)
+    def rel(self, path: Path, medium: str) -> Path:
+        return path.with_suffix(MEDIA[medium].suffix(self.fmt))
 
-    wanted = {"auto": IMAGE_SUFFIXES + AUDIO_SUFFIXES, "image": IMAGE_SUFFIXES, "audio": AUDIO_SUFFIXES}[media]
-    for spec in inputs:
+    def add_glob(self, text: str) -> None:
+        base = _glob_base(text)
+        _not_the_input_folder(base, self.out_dir)
+        # outputs of this batch are never inputs, even when OUT_DIR lies below the pattern's folder
+        below = _inside(self.out_dir, base)
+        matches = sorted(Path(m) for m in glob.glob(text, recursive=True)
+                         if os.path.isfile(m) and not (below and _inside(m, self.out_dir)))
+        if not matches:
+            raise ConfigError(f"{text}: no files match this pattern")
+        for m in matches:
+            k = self.medium_for(m)
+            self.add(m, self.rel(m.relative_to(base), k), text, medium=k)
+
+    def add_folder(self, folder: Path) -> None:
+        _not_the_input_folder(folder, self.out_dir)
+        chosen = list(MEDIA) if self.media == "auto" else [self.media]
+        wanted = tuple(s for m in chosen for s in MEDIA[m].suffixes)
+        files = sorted(f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in wanted)
+        if not files:
+            raise ConfigError(f"{folder}: no {' or '.join(chosen)} files in this folder ({', '.join(wanted)})")
+        for f in files:
+            k = self.medium_for(f)
+            self.add(f, self.rel(Path(f.name), k), f"{folder}/", medium=k)
+
+    def add_manifest(self, path: Path) -> None:
+        for line, row in _read_manifest(path):
+            self.add_row(row, where=f"{path}:{line}", base=path.parent)
+
+    def add_row(self, row: dict, *, where: str, base: Path) -> None:
+        if "input" not in row or not str(row["input"]).strip():
+            raise ConfigError(f"{where}: empty input")
+        inp = base / str(row.pop("input")).strip()
+        st = row.pop("styles", row.pop("style", None))
+        out = row.pop("output", None)
+        medium = str(row.pop("media", "")).strip().lower()
+        error = config = None
+        if medium and medium not in MEDIA:
+            error, medium = f"{where}: media must be {' or '.join(MEDIA)}, got {medium!r}", ""
+        medium = medium or self.medium_for(inp)
+        rel = Path(str(out).strip()) if out else self.rel(Path(inp.name), medium)
+        if error is None:
+            try:
+                config = _row_config(medium, row, self.config(medium), where=where, base=base)
+            except ConfigError as e:
+                error = str(e) if str(e).startswith(where) else f"{where}: {e}"
+        self.add(inp, rel, where, medium=medium, styles=_style_list(st, base=base) if st else None,
+                 config=config, error=error)
+
+    def add_input(self, spec: str | os.PathLike) -> None:
         text = os.fspath(spec)
         p = Path(text)
         if _is_glob(text) and not p.exists():
-            base = _glob_base(text)
-            _not_the_input_folder(base, out_dir)
-            # outputs of this batch are never inputs, even when OUT_DIR lies below the pattern's folder
-            below = _inside(out_dir, base)
-            matches = sorted(Path(m) for m in glob.glob(text, recursive=True)
-                             if os.path.isfile(m) and not (below and _inside(m, out_dir)))
-            if not matches:
-                raise ConfigError(f"{text}: no files match this pattern")
-            for m in matches:
-                k = kind_for(m)
-                add(m, m.relative_to(base).with_suffix(suffix(k)), text, kind=k)
+            self.add_glob(text)
         elif p.is_dir():
-            _not_the_input_folder(p, out_dir)
-            files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in wanted)
-            if not files:
-                what = {"auto": "image or audio", "image": "image", "audio": "audio"}[media]
-                raise ConfigError(f"{p}: no {what} files in this folder ({', '.join(wanted)})")
-            for f in files:
-                k = kind_for(f)
-                add(f, Path(f.name).with_suffix(suffix(k)), f"{p}/", kind=k)
+            self.add_folder(p)
         elif p.suffix.lower() in (".csv", ".jsonl"):
-            base = p.parent
-            for line, row in _read_manifest(p):
-                where = f"{p}:{line}"
-                if "input" not in row or not str(row["input"]).strip():
-                    raise ConfigError(f"{where}: empty input")
-                inp = base / str(row.pop("input")).strip()
-                st = row.pop("style", None)
-                st = row.pop("styles", st)
-                item_styles = _style_list(st, base=base) if st else None
-                out = row.pop("output", None)
-                row_media = str(row.pop("media", "")).strip().lower()
-                error = None
-                if row_media and row_media not in ("image", "audio"):
-                    error, row_media = f"{where}: media must be image or audio, got {row_media!r}", ""
-                k = row_media or kind_for(inp)
-                rel = Path(str(out).strip()) if out else Path(inp.name).with_suffix(suffix(k))
-                if error is None and k == "audio" and rel.suffix.lower() != ".wav":
-                    error = f"{where}: the output of a sound must be a .wav file, got {rel}"
-                item_cfg = None
-                if error is None:
-                    try:
-                        item_cfg = _row_config(k, row, cfg, default_audio, where=where, base=base)
-                    except ConfigError as e:
-                        msg = str(e)
-                        error = msg if msg.startswith(where) else f"{where}: {msg}"
-                add(inp, rel, where, kind=k, item_styles=item_styles, item_cfg=item_cfg, error=error)
+            self.add_manifest(p)
         elif p.is_file():
-            k = kind_for(p)
-            add(p, Path(p.name).with_suffix(suffix(k)), str(p), kind=k)
+            k = self.medium_for(p)
+            self.add(p, self.rel(Path(p.name), k), str(p), medium=k)
         else:
             raise ConfigError(f"{text}: no such file, folder or matching pattern")
 
+
+def _check_distinct(items: list[BatchItem]) -> None:
+    """Two items never write the same output or checkpoint, and no output replaces its input."""
     from .._checkpoint import checkpoint_path
 
     seen: dict[Path, BatchItem] = {}
@@ -459,7 +411,43 @@ def collect_items(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLik
                               f"of an interrupted run ({checkpoints[key].output.name}, {it.output.name}); give "
                               "them outputs whose names differ before the suffix")
         checkpoints[key] = it
-    return items
+
+
+def collect_items(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *,
+                  styles: Sequence[str | os.PathLike] = (), config=None, options=None, fmt: str = "png",
+                  media: str = "auto") -> list[BatchItem]:
+    """Expand folders, globs, files and manifests into :class:`BatchItem` objects.
+
+    Parameters
+    ----------
+    inputs : folders, glob patterns, files of any medium, and ``.csv`` / ``.jsonl`` manifests.
+    out_dir : the output folder; outputs are ``out_dir / <relative name>.<fmt>`` (``.wav`` for sounds).
+    styles : style files used for every input that does not name its own (blended, as in ``stylekit image``
+        and ``stylekit audio``); they must be of the input's medium.
+    config : the config of every input of its medium (an :class:`~stylekit.image.config.ImageStyleConfig`,
+        an :class:`~stylekit.audio.config.AudioStyleConfig`), or a sequence of them, one per medium; a
+        medium without one takes its config's defaults. Manifest rows override fields.
+    options : the output options of a medium (:class:`~stylekit.image.job.ImageOutput`,
+        :class:`~stylekit.audio.job.AudioOutput`), or a sequence of them; default: the Job's.
+    fmt : image output format, ``"png"``, ``"jpg"`` or ``"tif"``.
+    media : ``"auto"`` (decide per file, see :func:`media_of`) or a medium's name: every input is of it.
+
+    Raises
+    ------
+    ConfigError
+        for an input that matches nothing, an unreadable manifest, two items with the same output (or the
+        same checkpoint path, ``OUTPUT_STEM.ckpt.pt``), or an output that would replace an input.
+    """
+    if fmt not in FORMATS:
+        raise ConfigError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if media != "auto" and media not in MEDIA:
+        raise ConfigError(f"media must be one of auto, {', '.join(MEDIA)}, got {media!r}")
+    collector = _Collector(Path(out_dir), tuple(Path(s) for s in styles), _by_medium(config, "configs"),
+                           _by_medium(options, "output options"), fmt, media)
+    for spec in inputs:
+        collector.add_input(spec)
+    _check_distinct(collector.items)
+    return collector.items
 
 
 # --- the results manifest -------------------------------------------------------------------------------

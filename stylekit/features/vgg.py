@@ -9,67 +9,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError, InputError
-from .weights import CONV_NAMES, PREPROCESSING, load_conv_weights
-from .winograd import (NNPACKConv3x3, PrecomputedNNPACKConv3x3, TileWinograd, gradient_weight, nnpack_available,
-                       nnpack_library, tile_weight)
+from . import cpu_backend
+from .layers import CONV_NAMES, LAYER_NAMES, POOLING, min_input_size
+from .weights import PREPROCESSING, load_conv_weights
 
 __all__ = ["VGG19Features", "MonoAdapter", "LAYER_NAMES", "min_input_size"]
-
-
-def _layer_sequence() -> list[str]:
-    names = []
-    for conv in CONV_NAMES:
-        names += [conv, "relu" + conv[4:]]
-        block, idx = conv[4:].split("_")
-        if (block, idx) in {("1", "2"), ("2", "2"), ("3", "4"), ("4", "4"), ("5", "4")}:
-            names.append(f"pool{block}")
-    return names
-
-
-#: Every layer name, in network order: conv1_1, relu1_1, ..., pool1, ..., relu5_4, pool5.
-LAYER_NAMES: tuple[str, ...] = tuple(_layer_sequence())
-POOLING = ("max", "avg")
-
-
-# Which 3x3 convolution kernel each layer takes on the CPU in fp32 (winograd=True), from measurements on a 2-core
-# AVX2 CPU at one and two threads (docs/benchmarks.md):
-# * where stylekit.features.winograd can call NNPACK itself (the filters' Winograd transforms computed once):
-#   NNPACK's F(6x6, 3x3) for every layer with at least 16 input channels on maps of at least 128 positions,
-#   the fastest kernel measured for every such VGG19 layer; torch's conv2d elsewhere (the 3-channel first
-#   layer, tiny maps);
-# otherwise, through PyTorch's own bindings:
-# * maps of at least 2048 positions (blocks 1-3 at usual sizes): NNPACK's Winograd kernels, 1.5-2x faster than
-#   torch's direct kernel with one thread, 1.0-1.8x with two; not for the 3-channel first layer, where torch's
-#   own kernel is faster in both directions (forward + input gradient at 256x170: 12 ms against 18 ms with one
-#   thread, 11 against 16 ms with two);
-# * smaller maps of 384 positions or more in the 256- and 512-channel layers (C_in * C_out >= 256 * 512: block 4
-#   at 256-384 px, block 5 at 512 px): Winograd F(4x4, 3x3) in torch ops (TileWinograd), 1.2-1.6x faster than
-#   the direct kernel there, where NNPACK is slower than both;
-# * everything else: torch's conv2d.
-_PRECOMPUTED_MIN_POSITIONS = 128
-_WINOGRAD_MIN_POSITIONS = 2048
-_WINOGRAD_MIN_CHANNELS = 16
-_TILE_MIN_POSITIONS = 384
-_TILE_MIN_CHANNEL_PRODUCT = 256 * 512
-# torch.compile cannot trace NNPACK's convolution (its op has no meta kernel), so a compiled network takes
-# torch's own convolutions; eager calls of the same network keep the Winograd ones.
-_is_compiling = getattr(torch.compiler, "is_compiling", lambda: False)
-
-
-def min_input_size(layers: Iterable[str]) -> int:
-    """Smallest H and W (pixels) for which every requested layer has at least one spatial position.
-
-    Each pooling layer before (or at) the deepest requested layer halves the resolution, so the minimum is
-    ``2 ** pools``: 1 for block 1, 2 for block 2, ... 16 for block 5 and 32 for ``pool5``.
-    """
-    deepest = max(LAYER_NAMES.index(n) for n in layers)
-    pools = sum(1 for n in LAYER_NAMES[: deepest + 1] if n.startswith("pool"))
-    return 2 ** pools
-
-
-def _takes_kept_nnpack(in_channels: int, positions: int) -> bool:
-    """Whether a layer takes NNPACK with kept transforms (where stylekit can call NNPACK itself)."""
-    return in_channels >= _WINOGRAD_MIN_CHANNELS and positions >= _PRECOMPUTED_MIN_POSITIONS
 
 
 class VGG19Features(nn.Module):
@@ -85,11 +29,12 @@ class VGG19Features(nn.Module):
         state_dict in the layout of ``torchvision.models.vgg19().features``.
     pooling : ``"max"`` (the trained network) or ``"avg"``.
     preprocessing : only for a path: ``"caffe"`` or ``"torchvision"``. Named sources know their own.
-    winograd : on the CPU in fp32, run the 3x3 convolutions through Winograd kernels (default True; same
-        results up to float rounding, about 1e-5 relative per layer; see :mod:`stylekit.features.winograd`).
-        The filters' Winograd transforms are kept once computed, for the forward pass and for the input
-        gradient: 14x the size of the filters with NNPACK (about 134 MB for each 512-channel layer, 0.7 GB
-        for a network up to relu5_1; :meth:`transform_bytes`), 4x with the torch-ops fallback for block 4-5.
+    winograd : on the CPU in fp32, run the 3x3 convolutions through the Winograd kernels of
+        :mod:`stylekit.features.cpu_backend` (same results up to float rounding, about 1e-5 relative per
+        layer). ``None`` (default) follows that module's switch, :func:`~stylekit.features.cpu_backend.enable`,
+        which is off in the library and on in the ``stylekit`` command. The filters' Winograd transforms are
+        kept once computed, for the forward pass and for the input gradient: 14x the size of the filters with
+        NNPACK (:meth:`transform_bytes` counts them), 4x with the torch-ops fallback for block 4-5.
 
     Notes
     -----
@@ -107,7 +52,7 @@ class VGG19Features(nn.Module):
     """
 
     def __init__(self, layers: Sequence[str] | str, *, weights: str | os.PathLike = "caffe",
-                 pooling: str = "max", preprocessing: str | None = None, winograd: bool = True) -> None:
+                 pooling: str = "max", preprocessing: str | None = None, winograd: bool | None = None) -> None:
         super().__init__()
         if isinstance(layers, str):
             layers = [layers]
@@ -134,7 +79,7 @@ class VGG19Features(nn.Module):
         self._order = pre["order"]
         self.register_buffer("_scale", torch.tensor(pre["scale"]) / torch.tensor(pre["std"]).view(1, 3, 1, 1))
         self.register_buffer("_shift", (torch.tensor(pre["mean"]) / torch.tensor(pre["std"])).view(1, 3, 1, 1))
-        self.winograd = bool(winograd)
+        self.winograd = winograd
         self._derived: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
         self.requires_grad_(False)
         self.eval()
@@ -142,57 +87,29 @@ class VGG19Features(nn.Module):
     def _conv(self, name: str, h: torch.Tensor) -> torch.Tensor:
         w = getattr(self, f"{name}_weight")
         b = getattr(self, f"{name}_bias")
-        if (self.winograd and h.device.type == "cpu" and h.dtype == torch.float32 and w.dtype == torch.float32
-                and not w.requires_grad and not torch.is_autocast_enabled("cpu") and not _is_compiling()):
-            positions = h.shape[-2] * h.shape[-1]
-            lib = nnpack_library()
-            if lib is not None:
-                if _takes_kept_nnpack(h.shape[1], positions):
-                    kernel = self._cached(name, w, "nnpack-kernel", lambda: lib.transform(w))
-                    kernel_t = self._cached(name, w, "nnpack-kernel-t", lambda: lib.transform(gradient_weight(w)))
-                    return PrecomputedNNPACKConv3x3.apply(h, kernel, b, kernel_t)
-            elif positions >= _WINOGRAD_MIN_POSITIONS:
-                if h.shape[1] >= _WINOGRAD_MIN_CHANNELS and nnpack_available():
-                    flipped = self._cached(name, w, "nnpack", lambda: gradient_weight(w))
-                    return NNPACKConv3x3.apply(h, w.contiguous(), b.contiguous(), flipped)
-            elif positions >= _TILE_MIN_POSITIONS and w.shape[0] * w.shape[1] >= _TILE_MIN_CHANNEL_PRODUCT:
-                return TileWinograd.apply(h, self._cached(name, w, "tile", lambda: tile_weight(w)), b)
+        if self.uses_cpu_backend(h.device) and h.dtype == torch.float32:
+            y = cpu_backend.conv3x3(h, w, b, cache=lambda kind, make: self._cached(name, w, kind, make))
+            if y is not None:
+                return y
         return F.conv2d(h, w.to(h.dtype), b.to(h.dtype), padding=1)
+
+    def uses_cpu_backend(self, device: torch.device | str) -> bool:
+        """Whether a pass on ``device`` may take the Winograd kernels of :mod:`.cpu_backend` (see ``winograd``)."""
+        on = cpu_backend.enabled() if self.winograd is None else self.winograd
+        return bool(on) and torch.device(device).type == "cpu"
 
     def transform_bytes(self, device: torch.device | str) -> int:
         """Bytes of filter transforms a CPU pass will still add (see ``winograd``): an upper bound, 0 elsewhere."""
-        lib = nnpack_library()
-        if not self.winograd or torch.device(device).type != "cpu" or lib is None:
+        if not self.uses_cpu_backend(device):
             return 0
-        total = 0
-        for name in self._sequence:
-            w = getattr(self, f"{name}_weight", None) if name.startswith("conv") else None
-            # every layer that takes the kept kernel on a large enough map (hence an upper bound)
-            if (w is not None and w.dtype == torch.float32
-                    and _takes_kept_nnpack(w.shape[1], _PRECOMPUTED_MIN_POSITIONS)):
-                for kind, (k, c) in (("nnpack-kernel", w.shape[:2]), ("nnpack-kernel-t", w.shape[1::-1])):
-                    cached = self._derived.get((name, kind))
-                    if cached is None or cached[0] is not w:
-                        total += lib.transform_bytes(c, k)
-        return total
+        convs = [(name, getattr(self, f"{name}_weight")) for name in self._sequence if name.startswith("conv")]
+        return cpu_backend.transform_bytes(convs, self._derived)
 
     def workspace_bytes(self, height: int, width: int, device: torch.device | str) -> int:
-        """Bytes of the NNPACK workspace a CPU pass on an ``height x width`` image needs (0 where none is used).
-
-        One buffer serves every layer and is kept at its largest, so this is the largest layer's need.
-        """
-        lib = nnpack_library()
-        if not self.winograd or torch.device(device).type != "cpu" or lib is None:
+        """Bytes of the NNPACK workspace a CPU pass on an ``height x width`` image needs (0 where none is used)."""
+        if not self.uses_cpu_backend(device):
             return 0
-        need, h, w = 0, height, width
-        for name in self._sequence:
-            if name.startswith("pool"):
-                h, w = h // 2, w // 2
-            elif name.startswith("conv"):
-                k, c = getattr(self, f"{name}_weight").shape[:2]
-                if _takes_kept_nnpack(c, h * w):
-                    need = max(need, lib.workspace_bytes(c, k, h, w), lib.workspace_bytes(k, c, h, w))
-        return need
+        return cpu_backend.workspace_bytes(self._sequence, lambda n: getattr(self, f"{n}_weight").shape, height, width)
 
     def _cached(self, name: str, w: torch.Tensor, kind: str, make) -> torch.Tensor:
         """A derived form of a frozen weight, made once (and again only if the weight tensor is replaced)."""

@@ -30,12 +30,10 @@ from pathlib import Path
 import torch
 
 from ..errors import ConfigError, WeightsError
+from .layers import CONV_NAMES
 
 __all__ = ["CONV_NAMES", "PREPROCESSING", "WeightsSource", "load_conv_weights", "registry", "sha256_file"]
 
-#: The sixteen convolutions of VGG19 in order, as (block, index-in-block).
-_BLOCKS = [(1, 2), (2, 2), (3, 4), (4, 4), (5, 4)]
-CONV_NAMES: tuple[str, ...] = tuple(f"conv{b}_{i}" for b, n in _BLOCKS for i in range(1, n + 1))
 #: Position of each convolution in ``torchvision.models.vgg19().features``.
 _TV_INDEX = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)
 

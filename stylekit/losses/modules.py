@@ -118,7 +118,7 @@ class GramStyleLoss(_StyleLossBase):
     Styles are blended by averaging their Gram matrices. For the MSE this has the same minimiser as a
     weighted sum of per-style losses (the two differ by a constant), at the cost of one target per layer.
     :meth:`from_grams` builds the loss from Gram matrices computed elsewhere (for example tile by tile, see
-    :mod:`stylekit.tiling`).
+    :mod:`stylekit.image.tiling`).
     """
 
     @classmethod

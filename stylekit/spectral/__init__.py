@@ -2,12 +2,31 @@
 
 PCA, shallow AE, deep AE, LSTM-AE and VAE compress normalised magnitude-STFT frames of single notes into a
 small latent vector; notes come from NSynth or from :mod:`stylekit.spectral.synth` (FluidSynth renderings in
-NSynth's layout). Submodules are imported lazily by their users; importing this package does no work.
+NSynth's layout). The names below are imported lazily: importing this package does no work, and
+:mod:`stylekit.spectral.config` (plain Python) loads neither numpy nor torch.
 """
 from __future__ import annotations
 
-from .features import SpectralSTFTConfig, to_audio, to_features
-from .models import MODELS, build_model, load_model, save_model
+import importlib
+from typing import TYPE_CHECKING
 
-__all__ = ["SpectralSTFTConfig", "to_features", "to_audio", "MODELS", "build_model", "save_model",
+if TYPE_CHECKING:
+    from .config import MODEL_NAMES, SpectralSTFTConfig
+    from .features import to_audio, to_features
+    from .models import MODELS, build_model, load_model, save_model
+
+_LAZY = {"SpectralSTFTConfig": ".config", "MODEL_NAMES": ".config", "to_features": ".features",
+         "to_audio": ".features", "MODELS": ".models", "build_model": ".models", "save_model": ".models",
+         "load_model": ".models"}
+__all__ = ["SpectralSTFTConfig", "to_features", "to_audio", "MODELS", "MODEL_NAMES", "build_model", "save_model",
            "load_model"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

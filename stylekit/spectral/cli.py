@@ -7,10 +7,7 @@ import click
 
 from .._io import check_output_path
 from ..errors import ConfigError, InputError
-from .features import SpectralSTFTConfig
-from .models import MODELS
-from .synth import SynthConfig, parse_int_list
-from .train import TrainConfig
+from .config import MODEL_NAMES, SpectralSTFTConfig, SynthConfig, TrainConfig, parse_int_list
 
 _T = TrainConfig()
 _S = SpectralSTFTConfig()
@@ -68,7 +65,7 @@ def synth_cmd(out_dir, programs, pitches, velocities, soundfonts, test_fraction,
 
 @spectral.command("train")
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--model", "model_name", type=click.Choice(list(MODELS)), default=_T.model, show_default=True)
+@click.option("--model", "model_name", type=click.Choice(list(MODEL_NAMES)), default=_T.model, show_default=True)
 @click.option("--latent", type=int, default=_T.latent, show_default=True)
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="checkpoint MODEL.pt")
 @click.option("--epochs", type=int, default=_T.epochs, show_default=True)
@@ -96,7 +93,7 @@ def train_cmd(data_dir, model_name, latent, output, epochs, batch_frames, lr, se
     import signal
     import sys
 
-    from .._signals import sigterm_as_interrupt
+    from .._command import sigterm_as_interrupt
     from .nsynth import read_split
     from .train import train_to_file
     _threads(threads)

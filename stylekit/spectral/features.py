@@ -14,67 +14,12 @@ Normalisation (a documented choice, Roche et al. work on log spectra too):
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import numpy as np
 
 from ..errors import ConfigError
+from .config import SpectralSTFTConfig
 
 __all__ = ["SpectralSTFTConfig", "to_features", "to_audio", "features_to_db", "stft_phase"]
-
-
-@dataclass(frozen=True)
-class SpectralSTFTConfig:
-    """How audio becomes frames and back.
-
-    Parameters
-    ----------
-    sample_rate : int
-        Hz; audio at another rate is refused, not resampled (NSynth is 16 kHz).
-    n_fft : int
-        FFT size; frames have ``n_fft // 2 + 1`` bins (513 for 1024).
-    hop_length : int
-        Hop in samples (256 = 16 ms at 16 kHz).
-    top_db : float
-        Dynamic range kept below 0 dB; also the scale between feature units and dB.
-    griffin_lim_iters : int
-        Griffin-Lim iterations used by :func:`to_audio` when no phase is given.
-    """
-
-    sample_rate: int = 16000
-    n_fft: int = 1024
-    hop_length: int = 256
-    top_db: float = 80.0
-    griffin_lim_iters: int = 64
-
-    def __post_init__(self) -> None:
-        if self.sample_rate <= 0:
-            raise ConfigError(f"sample_rate must be positive, got {self.sample_rate}")
-        if self.n_fft < 16 or self.n_fft % 2:
-            raise ConfigError(f"n_fft must be an even number >= 16, got {self.n_fft}")
-        if not 0 < self.hop_length <= self.n_fft:
-            raise ConfigError(f"hop_length must be in (0, n_fft], got {self.hop_length}")
-        if self.top_db <= 0:
-            raise ConfigError(f"top_db must be positive, got {self.top_db}")
-        if self.griffin_lim_iters < 1:
-            raise ConfigError(f"griffin_lim_iters must be >= 1, got {self.griffin_lim_iters}")
-
-    @property
-    def n_bins(self) -> int:
-        """Number of frequency bins per frame, ``n_fft // 2 + 1``."""
-        return self.n_fft // 2 + 1
-
-    def to_dict(self) -> dict:
-        """Plain dict (for checkpoints); :meth:`from_dict` is the inverse."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "SpectralSTFTConfig":
-        """Rebuild from :meth:`to_dict`'s output; unknown keys are a :class:`ConfigError`."""
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ConfigError(f"unknown STFT config keys: {sorted(unknown)}")
-        return cls(**d)
 
 
 def _stft(y: np.ndarray, cfg: SpectralSTFTConfig) -> np.ndarray:

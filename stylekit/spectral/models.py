@@ -36,7 +36,7 @@ from torch import nn
 
 from .._io import atomic_write
 from ..errors import ConfigError, WeightsError
-from .features import SpectralSTFTConfig
+from .config import SpectralSTFTConfig
 
 __all__ = ["SpectralModel", "PCA", "ShallowAE", "DeepAE", "LSTMAE", "VAE", "MODELS", "build_model",
            "save_model", "load_model", "CHECKPOINT_FORMAT"]

@@ -18,16 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, InputError
+from .config import FAMILIES, SOURCES, SPLITS
 
 __all__ = ["FAMILIES", "SOURCES", "SPLITS", "NSynthNote", "split_dir", "read_split", "filter_notes",
            "load_audio", "NOTE_SECONDS"]
 
-#: NSynth's instrument families, index = ``instrument_family``.
-FAMILIES = ("bass", "brass", "flute", "guitar", "keyboard", "mallet", "organ", "reed", "string",
-            "synth_lead", "vocal")
-#: NSynth's instrument sources, index = ``instrument_source``.
-SOURCES = ("acoustic", "electronic", "synthetic")
-SPLITS = ("train", "valid", "test")
 NOTE_SECONDS = 4.0
 
 _REQUIRED = {"note": int, "note_str": str, "instrument": int, "instrument_str": str, "pitch": int,
@@ -146,14 +141,11 @@ def load_audio(path: str | os.PathLike, *, sample_rate: int) -> np.ndarray:
     -------
     ndarray, shape (n_samples,), float32
     """
-    import soundfile as sf
+    from ..audio.io import read_audio
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p}: no such audio file")
-    try:
-        y, sr = sf.read(str(p), dtype="float32", always_2d=True)
-    except (RuntimeError, sf.LibsndfileError) as e:  # type: ignore[attr-defined]
-        raise InputError(f"{p}: cannot read audio ({e})") from None
+    y, sr = read_audio(p, dtype="float32", fallback=False)
     if sr != sample_rate:
         raise InputError(f"{p}: sample rate is {sr} Hz but the STFT config expects {sample_rate} Hz")
     if y.shape[0] == 0:

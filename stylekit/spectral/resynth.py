@@ -127,10 +127,9 @@ def load_latents(path: str | os.PathLike, *, meta: dict) -> tuple[torch.Tensor, 
 
 
 def write_wav(path: str | os.PathLike, y: np.ndarray, sample_rate: int, *, overwrite: bool = False) -> Path:
-    """Write mono 16-bit PCM atomically."""
-    import soundfile as sf
-    return atomic_write(path, lambda t: sf.write(str(t), np.clip(y, -1, 1), sample_rate, subtype="PCM_16"),
-                        overwrite=overwrite)
+    """Write mono 16-bit PCM atomically (through stylekit's one WAV writer, :func:`stylekit.audio.io.write_audio`)."""
+    from ..audio.io import write_audio
+    return write_audio(path, np.clip(y, -1, 1), sample_rate, subtype="pcm16", overwrite=overwrite)
 
 
 def read_note(path: str | os.PathLike, stft) -> np.ndarray:

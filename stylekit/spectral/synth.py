@@ -32,104 +32,17 @@ import numpy as np
 
 from .._io import atomic_write
 from ..errors import ConfigError, InputError, StylekitError
-from .nsynth import FAMILIES, SOURCES, SPLITS, split_dir
+from .config import DEFAULT_SOUNDFONTS, FAMILIES, SOURCES, SPLITS, SynthConfig, gm_family, parse_int_list
+from .nsynth import split_dir
 
 __all__ = ["SynthConfig", "SynthReport", "gm_family", "parse_int_list", "synthesize", "DEFAULT_SOUNDFONTS",
            "QUALITIES"]
 
-DEFAULT_SOUNDFONTS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf2/TimGM6mb.sf2")
 QUALITIES = ("bright", "dark", "distortion", "fast_decay", "long_release", "multiphonic", "nonlinear_env",
              "percussive", "reverb", "tempo-synced")
-# GM program groups of 8 programs each -> NSynth family (groups 12-14: pads/effects/ethnic folded as noted).
-_GROUP_FAMILY = ("keyboard", "mallet", "organ", "guitar", "bass", "string", "string", "brass", "reed", "flute",
-                 "synth_lead", "synth_lead", "synth_lead", "string", "mallet")
 _SAMPLE_RATE = 16000
 _HOLD_S, _RELEASE_S, _GAP_S = 3.0, 1.0, 1.0
 _SILENT_PEAK = 10 ** (-60 / 20)
-
-
-def gm_family(program: int) -> str:
-    """NSynth family of a GM program (0-119) from its group of 8: 0-7 keyboard, 8-15 mallet, 16-23 organ,
-    24-31 guitar, 32-39 bass, 40-55 string, 56-63 brass, 64-71 reed, 72-79 flute, 80-103 synth_lead (leads,
-    pads, synth effects), 104-111 string (ethnic: sitar, banjo, koto...), 112-119 mallet (percussive)."""
-    if not 0 <= program < 120:
-        raise ConfigError(f"GM program {program} not supported (0-119; 120-127 are sound effects)")
-    return _GROUP_FAMILY[program // 8]
-
-
-def parse_int_list(text: str, *, lo: int, hi: int, name: str) -> tuple[int, ...]:
-    """Parse ``"21-108"``, ``"36-84:4"`` (with a step) or ``"60,64,67"`` (mixable) into sorted unique ints."""
-    out: set[int] = set()
-    try:
-        for part in text.split(","):
-            part = part.strip()
-            if not part:
-                continue
-            step = 1
-            if ":" in part:
-                part, s = part.split(":")
-                step = int(s)
-                if step < 1:
-                    raise ValueError
-            if "-" in part[1:]:
-                a, b = part.split("-", 1)
-                out.update(range(int(a), int(b) + 1, step))
-            else:
-                out.add(int(part))
-    except ValueError:
-        raise ConfigError(f"{name}: cannot parse {text!r} (use e.g. 21-108, 36-84:4 or 60,64,67)") from None
-    bad = [v for v in out if not lo <= v <= hi]
-    if not out or bad:
-        raise ConfigError(f"{name}: values must be in {lo}-{hi}, got {text!r}")
-    return tuple(sorted(out))
-
-
-@dataclass(frozen=True)
-class SynthConfig:
-    """What :func:`synthesize` renders.
-
-    Parameters
-    ----------
-    programs : tuple of int
-        GM programs (0-119); each one with each soundfont is one instrument.
-    pitches : tuple of int
-        MIDI pitches (21-108 is the piano range NSynth uses).
-    velocities : tuple of int
-        MIDI velocities (NSynth uses 25, 50, 75, 100, 127).
-    soundfonts : tuple of str
-        1-3 ``.sf2`` files; the i-th is labelled with source ``SOURCES[i]``.
-    valid_fraction, test_fraction : float
-        Share of *instruments* held out (at least one each).
-    seed : int
-        Seed of the instrument split.
-    gain : float
-        FluidSynth master gain (its default, 0.2, leaves many notes 20 dB below full scale).
-    """
-
-    programs: tuple[int, ...] = tuple(range(0, 120, 8))
-    pitches: tuple[int, ...] = tuple(range(21, 109))
-    velocities: tuple[int, ...] = (25, 50, 75, 100, 127)
-    soundfonts: tuple[str, ...] = DEFAULT_SOUNDFONTS
-    valid_fraction: float = 0.1
-    test_fraction: float = 0.1
-    seed: int = 0
-    gain: float = 0.5
-
-    def __post_init__(self) -> None:
-        for p in self.programs:
-            gm_family(p)
-        if len(set(self.programs)) != len(self.programs):
-            raise ConfigError("programs must be unique")
-        if not self.pitches or any(not 0 <= p <= 127 for p in self.pitches):
-            raise ConfigError("pitches must be MIDI notes 0-127")
-        if not self.velocities or any(not 1 <= v <= 127 for v in self.velocities):
-            raise ConfigError("velocities must be 1-127")
-        if not 1 <= len(self.soundfonts) <= len(SOURCES):
-            raise ConfigError(f"give 1 to {len(SOURCES)} soundfonts")
-        if not (0 <= self.valid_fraction < 1 and 0 <= self.test_fraction < 1):
-            raise ConfigError("valid/test fractions must be in [0, 1)")
-        if len(self.programs) * len(self.soundfonts) < 3:
-            raise ConfigError("need at least 3 instruments (programs x soundfonts) for 3 disjoint splits")
 
 
 @dataclass
@@ -171,7 +84,7 @@ def _midi_file(program: int, notes: Sequence[tuple[int, int]], slot_ms: int) -> 
 
 def _render(soundfont: str, program: int, notes: Sequence[tuple[int, int]], gain: float) -> list[np.ndarray]:
     """Render ``notes`` of one instrument in one FluidSynth run; returns one 4 s float array per note."""
-    import soundfile as sf
+    from ..audio.io import read_audio
     slot = int((_HOLD_S + _RELEASE_S + _GAP_S) * 1000)
     n = int((_HOLD_S + _RELEASE_S) * _SAMPLE_RATE)
     with tempfile.TemporaryDirectory(prefix="stylekit-synth-") as tmp:
@@ -183,7 +96,7 @@ def _render(soundfont: str, program: int, notes: Sequence[tuple[int, int]], gain
         if proc.returncode != 0 or not wav.is_file():
             raise StylekitError(f"fluidsynth failed on {soundfont} program {program}: "
                                 f"{(proc.stderr or proc.stdout).strip()[:200]}")
-        y, _ = sf.read(str(wav), dtype="float32", always_2d=True)
+        y, _ = read_audio(wav, dtype="float32", fallback=False)
     y = y.mean(axis=1)
     step = slot * _SAMPLE_RATE // 1000
     out = []
@@ -191,6 +104,45 @@ def _render(soundfont: str, program: int, notes: Sequence[tuple[int, int]], gain
         seg = y[i * step:i * step + n]
         out.append(np.pad(seg, (0, n - len(seg))))
     return out
+
+
+def _prepare(out: Path, cfg: SynthConfig, jobs: int, overwrite: bool) -> None:
+    """Check the tools, soundfonts and output folder, and make the empty split folders."""
+    if shutil.which("fluidsynth") is None:
+        raise ConfigError("fluidsynth not found; install it (Debian: apt-get install fluidsynth)")
+    for sf2 in cfg.soundfonts:
+        if not Path(sf2).is_file():
+            raise InputError(f"{sf2}: soundfont not found (Debian: apt-get install fluid-soundfont-gm "
+                             "timgm6mb-soundfont)")
+    if jobs < 1:
+        raise ConfigError(f"jobs must be >= 1, got {jobs}")
+    out.mkdir(parents=True, exist_ok=True)
+    for split in SPLITS:
+        d = split_dir(out, split)
+        if d.exists():
+            if not overwrite:
+                raise ConfigError(f"{d}: already exists (use --overwrite to replace it)")
+            shutil.rmtree(d)
+
+
+def _splits(cfg: SynthConfig, instruments: list[tuple[int, int]]) -> dict[tuple[int, int], str]:
+    """The split of each instrument: a seeded shuffle, then the first test, the next valid, the rest train."""
+    order = list(instruments)
+    random.Random(cfg.seed).shuffle(order)
+    n = len(order)
+    n_test = max(1, round(cfg.test_fraction * n)) if cfg.test_fraction > 0 else 0
+    n_valid = max(1, round(cfg.valid_fraction * n)) if cfg.valid_fraction > 0 else 0
+    return {inst: ("test" if i < n_test else "valid" if i < n_test + n_valid else "train")
+            for i, inst in enumerate(order)}
+
+
+def _example(note_id: int, note_str: str, inst_str: str, src: int, prog: int, pitch: int, vel: int,
+             family: str) -> dict:
+    """One note's entry in ``examples.json``, in NSynth's fields."""
+    return {"note": note_id, "note_str": note_str, "instrument": src * 128 + prog, "instrument_str": inst_str,
+            "pitch": pitch, "velocity": vel, "sample_rate": _SAMPLE_RATE, "qualities": [0] * len(QUALITIES),
+            "qualities_str": [], "instrument_family": FAMILIES.index(family), "instrument_family_str": family,
+            "instrument_source": src, "instrument_source_str": SOURCES[src]}
 
 
 def synthesize(out_dir: str | os.PathLike, cfg: SynthConfig, *, jobs: int = 1, overwrite: bool = False,
@@ -213,31 +165,12 @@ def synthesize(out_dir: str | os.PathLike, cfg: SynthConfig, *, jobs: int = 1, o
     -------
     SynthReport
     """
-    if shutil.which("fluidsynth") is None:
-        raise ConfigError("fluidsynth not found; install it (Debian: apt-get install fluidsynth)")
-    for sf2 in cfg.soundfonts:
-        if not Path(sf2).is_file():
-            raise InputError(f"{sf2}: soundfont not found (Debian: apt-get install fluid-soundfont-gm "
-                             "timgm6mb-soundfont)")
-    if jobs < 1:
-        raise ConfigError(f"jobs must be >= 1, got {jobs}")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    for split in SPLITS:
-        d = split_dir(out, split)
-        if d.exists():
-            if not overwrite:
-                raise ConfigError(f"{d}: already exists (use --overwrite to replace it)")
-            shutil.rmtree(d)
+    from ..audio.io import write_audio
 
+    out = Path(out_dir)
+    _prepare(out, cfg, jobs, overwrite)
     instruments = [(s, p) for s in range(len(cfg.soundfonts)) for p in cfg.programs]
-    order = list(instruments)
-    random.Random(cfg.seed).shuffle(order)
-    n = len(order)
-    n_test = max(1, round(cfg.test_fraction * n)) if cfg.test_fraction > 0 else 0
-    n_valid = max(1, round(cfg.valid_fraction * n)) if cfg.valid_fraction > 0 else 0
-    split_of = {inst: ("test" if i < n_test else "valid" if i < n_test + n_valid else "train")
-                for i, inst in enumerate(order)}
+    split_of = _splits(cfg, instruments)
     for split in SPLITS:
         (split_dir(out, split) / "audio").mkdir(parents=True)
 
@@ -249,7 +182,6 @@ def synthesize(out_dir: str | os.PathLike, cfg: SynthConfig, *, jobs: int = 1, o
         src, prog = inst
         return inst, _render(cfg.soundfonts[src], prog, notes, cfg.gain)
 
-    import soundfile as sf
     note_id = 0
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         for (src, prog), audios in pool.map(work, instruments):  # map keeps the order: ids are deterministic
@@ -262,15 +194,8 @@ def synthesize(out_dir: str | os.PathLike, cfg: SynthConfig, *, jobs: int = 1, o
                 if np.abs(y).max() < _SILENT_PEAK:
                     report.silent.append(note_str)
                     continue
-                wav = split_dir(out, split) / "audio" / f"{note_str}.wav"
-                y16 = np.clip(y, -1.0, 1.0)
-                atomic_write(wav, lambda t, y16=y16: sf.write(str(t), y16, _SAMPLE_RATE, subtype="PCM_16"))
-                examples[split][note_str] = {
-                    "note": note_id, "note_str": note_str, "instrument": src * 128 + prog,
-                    "instrument_str": inst_str, "pitch": pitch, "velocity": vel, "sample_rate": _SAMPLE_RATE,
-                    "qualities": [0] * len(QUALITIES), "qualities_str": [],
-                    "instrument_family": FAMILIES.index(family), "instrument_family_str": family,
-                    "instrument_source": src, "instrument_source_str": SOURCES[src]}
+                write_audio(split_dir(out, split) / "audio" / f"{note_str}.wav", np.clip(y, -1.0, 1.0), _SAMPLE_RATE)
+                examples[split][note_str] = _example(note_id, note_str, inst_str, src, prog, pitch, vel, family)
                 note_id += 1
                 report.notes[split] += 1
             if progress is not None:

@@ -10,60 +10,12 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, WeightsError
-from .features import SpectralSTFTConfig, to_features
+from .config import SpectralSTFTConfig, TrainConfig
+from .features import to_features
 from .models import PCA, SpectralModel, build_model, load_model, save_model
 from .nsynth import NSynthNote, load_audio, read_split
 
 __all__ = ["TrainConfig", "TrainProgress", "note_features", "load_segments", "fit", "train_to_file"]
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """How a model is trained (every model gets the same budget; nothing is tuned per model).
-
-    Parameters
-    ----------
-    model : {"pca", "ae", "dae", "lstm", "vae"}
-    latent : int
-        Latent size L.
-    epochs : int
-        Passes over the training segments (ignored by PCA, which is fitted in closed form).
-    batch_frames : int
-        Frames per optimiser step (the LSTM-AE gets ``batch_frames // seq_len`` sequences).
-    lr : float
-        Adam learning rate.
-    seed : int
-        Seeds the weights' initialisation, the segment choice, the shuffling and the VAE noise.
-    seq_len : int
-        Frames per training segment (the LSTM-AE's sequence length).
-    segments_per_note : int
-        Non-overlapping segments drawn at random from each note (0 = all): bounds memory and time.
-    beta : float
-        VAE only: KL weight.
-    """
-
-    model: str = "dae"
-    latent: int = 16
-    epochs: int = 25
-    batch_frames: int = 256
-    lr: float = 1e-3
-    seed: int = 0
-    seq_len: int = 16
-    segments_per_note: int = 2
-    beta: float = 1e-3
-
-    def __post_init__(self) -> None:
-        if self.latent < 1:
-            raise ConfigError(f"latent must be >= 1, got {self.latent}")
-        if self.epochs < 1 or self.batch_frames < 1 or self.seq_len < 1 or self.segments_per_note < 0:
-            raise ConfigError("epochs, batch_frames and seq_len must be >= 1, segments_per_note >= 0")
-        if self.lr <= 0:
-            raise ConfigError(f"lr must be positive, got {self.lr}")
-        if self.batch_frames < self.seq_len:
-            raise ConfigError("batch_frames must be >= seq_len")
-
-    def model_kwargs(self) -> dict:
-        return {"beta": self.beta} if self.model == "vae" else {}
 
 
 @dataclass(frozen=True)

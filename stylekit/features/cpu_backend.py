@@ -1,4 +1,9 @@
-"""Fast 3x3 convolutions for the frozen VGG19 on the CPU: Winograd kernels, forward and input gradient.
+"""The CPU convolution backend: fast 3x3 convolutions for the frozen VGG19, forward and input gradient, with
+the policy of which kernel each layer takes, the memory it keeps, and one switch (:func:`enable`).
+
+The switch is off for library users (the kept filter transforms cost memory, 14x the size of the filters,
+which they did not ask for) and on in the ``stylekit`` command. ``VGG19Features(winograd=...)``
+overrides it for one network.
 
 torch's CPU ``conv2d`` (oneDNN) runs VGG19's 3x3 convolutions near this CPU's multiply-add peak, so the only
 way to make them faster is to do fewer multiplies. Winograd's minimal filtering algorithms do exactly that.
@@ -14,7 +19,7 @@ Three implementations are used, each where it was measured to be the fastest (do
 * PyTorch's binding of NNPACK (:class:`NNPACKConv3x3`) on large maps (blocks 1-3 at usual sizes);
 * :class:`TileWinograd`, F(4x4, 3x3) written with torch ops (two small transform products and one batched
   GEMM), on the small maps of 256- and 512-channel layers (block 4 at 256 px, block 5 at 512 px), where
-  PyTorch's NNPACK binding is slower than the direct kernel and this one is 1.2-1.6x faster than both
+  PyTorch's NNPACK binding is slower than the direct kernel and this one is faster than both
   (forward + input gradient). PyTorch has no Winograd kernel of its own for these shapes, which is why it is
   written here.
 
@@ -31,10 +36,110 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-__all__ = ["nnpack_available", "NNPACKConv3x3", "TileWinograd", "tile_weight", "NNPACKLibrary", "NNPACKKernel",
+__all__ = ["enable", "enabled", "conv3x3", "transform_bytes", "workspace_bytes", "nnpack_available",
+           "NNPACKConv3x3", "TileWinograd", "tile_weight", "NNPACKLibrary", "NNPACKKernel",
            "PrecomputedNNPACKConv3x3", "nnpack_library", "gradient_weight"]
 
 _nnpack_ok: bool | None = None
+_enabled = False
+
+
+def enable(on: bool = True) -> None:
+    """Turn the Winograd kernels on (or off) for every :class:`~stylekit.features.VGG19Features` built with
+    ``winograd=None`` (the default), from its next pass."""
+    global _enabled
+    _enabled = bool(on)
+
+
+def enabled() -> bool:
+    """Whether :func:`enable` has turned the Winograd kernels on."""
+    return _enabled
+
+
+# Which 3x3 convolution kernel each layer takes on the CPU in fp32, chosen by measurement at one and two
+# threads (``benchmarks/bench_image.py conv-kernels``; the figures are in docs/benchmarks.md):
+# * where this module can call NNPACK itself (the filters' Winograd transforms computed once): NNPACK's
+#   F(6x6, 3x3) for every layer with at least 16 input channels on maps of at least 128 positions, the fastest
+#   kernel measured for every such VGG19 layer; torch's conv2d elsewhere (the 3-channel first layer, tiny maps);
+# otherwise, through PyTorch's own bindings:
+# * maps of at least 2048 positions (blocks 1-3 at usual sizes): NNPACK's Winograd kernels; not for the
+#   3-channel first layer, where torch's own kernel is faster in both directions;
+# * smaller maps of 384 positions or more in the 256- and 512-channel layers (C_in * C_out >= 256 * 512: block 4
+#   at 256-384 px, block 5 at 512 px): Winograd F(4x4, 3x3) in torch ops (TileWinograd), where NNPACK is slower
+#   than the direct kernel;
+# * everything else: torch's conv2d.
+_PRECOMPUTED_MIN_POSITIONS = 128
+_WINOGRAD_MIN_POSITIONS = 2048
+_WINOGRAD_MIN_CHANNELS = 16
+_TILE_MIN_POSITIONS = 384
+_TILE_MIN_CHANNEL_PRODUCT = 256 * 512
+# torch.compile cannot trace NNPACK's convolution (its op has no meta kernel), so a compiled network takes
+# torch's own convolutions; eager calls of the same network keep the Winograd ones.
+_is_compiling = getattr(torch.compiler, "is_compiling", lambda: False)
+
+
+def _takes_kept_nnpack(in_channels: int, positions: int) -> bool:
+    """Whether a layer takes NNPACK with kept transforms (where stylekit can call NNPACK itself)."""
+    return in_channels >= _WINOGRAD_MIN_CHANNELS and positions >= _PRECOMPUTED_MIN_POSITIONS
+
+
+def conv3x3(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor, *, cache) -> torch.Tensor | None:
+    """The 3x3, stride 1, padding 1 convolution of a float32 CPU ``h`` with the frozen ``w`` and ``b`` through the
+    fastest Winograd kernel for its shape, or None where torch's ``conv2d`` is the one to take.
+
+    ``cache(kind, make)`` returns a derived form of ``w`` (its transforms), made once by ``make()``.
+    """
+    if (w.dtype != torch.float32 or w.requires_grad or torch.is_autocast_enabled("cpu") or _is_compiling()):
+        return None
+    positions = h.shape[-2] * h.shape[-1]
+    lib = nnpack_library()
+    if lib is not None:
+        if _takes_kept_nnpack(h.shape[1], positions):
+            kernel = cache("nnpack-kernel", lambda: lib.transform(w))
+            kernel_t = cache("nnpack-kernel-t", lambda: lib.transform(gradient_weight(w)))
+            return PrecomputedNNPACKConv3x3.apply(h, kernel, b, kernel_t)
+    elif positions >= _WINOGRAD_MIN_POSITIONS:
+        if h.shape[1] >= _WINOGRAD_MIN_CHANNELS and nnpack_available():
+            flipped = cache("nnpack", lambda: gradient_weight(w))
+            return NNPACKConv3x3.apply(h, w.contiguous(), b.contiguous(), flipped)
+    elif positions >= _TILE_MIN_POSITIONS and w.shape[0] * w.shape[1] >= _TILE_MIN_CHANNEL_PRODUCT:
+        return TileWinograd.apply(h, cache("tile", lambda: tile_weight(w)), b)
+    return None
+
+
+def transform_bytes(convs, kept: dict) -> int:
+    """Bytes of filter transforms a pass will still add: ``convs`` is ``[(name, weight), ...]`` and ``kept`` the
+    network's ``{(name, kind): (weight, transform)}``. An upper bound: every layer that could take the kept
+    kernel on a large enough map counts."""
+    lib = nnpack_library()
+    if lib is None:
+        return 0
+    total = 0
+    for name, w in convs:
+        if w.dtype == torch.float32 and _takes_kept_nnpack(w.shape[1], _PRECOMPUTED_MIN_POSITIONS):
+            for kind, (k, c) in (("nnpack-kernel", w.shape[:2]), ("nnpack-kernel-t", w.shape[1::-1])):
+                cached = kept.get((name, kind))
+                if cached is None or cached[0] is not w:
+                    total += lib.transform_bytes(c, k)
+    return total
+
+
+def workspace_bytes(sequence, shape_of, height: int, width: int) -> int:
+    """Bytes of the NNPACK workspace a pass through the layers ``sequence`` on a ``height x width`` image needs;
+    ``shape_of(conv_name)`` is that convolution's weight shape. One buffer serves every layer and is kept at its
+    largest, so this is the largest layer's need."""
+    lib = nnpack_library()
+    if lib is None:
+        return 0
+    need, h, w = 0, height, width
+    for name in sequence:
+        if name.startswith("pool"):
+            h, w = h // 2, w // 2
+        elif name.startswith("conv"):
+            k, c = shape_of(name)[:2]
+            if _takes_kept_nnpack(c, h * w):
+                need = max(need, lib.workspace_bytes(c, k, h, w), lib.workspace_bytes(k, c, h, w))
+    return need
 
 
 def nnpack_available() -> bool:

@@ -8,10 +8,11 @@ import pytest
 import soundfile as sf
 
 import stylekit
-from stylekit.audio import cli as audio_cli
-from stylekit.audio.pipeline import AudioStyleConfig, StylizeInterrupted, build_config, stylize_audio
-from stylekit.audio.transform import SpectrogramConfig
-from stylekit.errors import ConfigError
+from stylekit._options import build, cli_fields
+from stylekit.audio.config import AudioStyleConfig, SpectrogramConfig
+from stylekit.audio.io import read_metadata
+from stylekit.audio.pipeline import build_config, stylize_audio
+from stylekit.errors import ConfigError, StylizeInterrupted
 
 from _audio_data import SR, one_line_error, run, textureish, voiceish, write
 
@@ -44,6 +45,10 @@ def test_basic_run_has_content_length_rate_and_loudness(tmp_path, content_wav, s
     c, _ = sf.read(str(content_wav))
     assert np.sqrt(np.mean(y ** 2)) == pytest.approx(np.sqrt(np.mean(c ** 2)), rel=0.02)
     assert sf.info(str(out)).subtype == "PCM_16"
+    meta = read_metadata(out)          # the settings that made it are in the WAV
+    assert meta["config"]["steps"] == 3 and len(meta["settings_sha256"]) == 64 and "interrupted_at" not in meta
+    # the same command again finds its own finished output: refused without --overwrite, as any existing file
+    assert "already exists" in one_line_error(run(content_wav, style_wav, "-o", out, *FAST), out)
 
 
 def test_output_keeps_the_contents_own_rate_and_sample_count(tmp_path, style_wav):
@@ -177,13 +182,20 @@ def test_api_raises_interrupted_with_result(content_wav, style_wav, monkeypatch)
 
 def test_cli_defaults_are_the_config_defaults():
     cfg = AudioStyleConfig()
-    for name, *_ in audio_cli._OPTIONS:
-        expected = getattr(cfg.spectrogram, name) if hasattr(cfg.spectrogram, name) else getattr(cfg, name)
-        assert audio_cli.D[name] == expected, name
-    # unset CLI options (None) keep the config's defaults
-    assert build_config(**{name: None for name, *_ in audio_cli._OPTIONS}) == cfg
+    names = [f.name for f, _ in cli_fields(AudioStyleConfig)]
+    assert {"steps", "network", "kind", "n_mels", "style_blend", "device", "threads"} <= set(names)
+    for f, default in cli_fields(AudioStyleConfig):
+        expected = getattr(cfg.spectrogram, f.name) if hasattr(cfg.spectrogram, f.name) else getattr(cfg, f.name)
+        assert default == expected, f.name
+    # no values given, or every CLI option unset (None): the config's defaults
+    assert build(AudioStyleConfig, {}) == cfg
+    assert build(AudioStyleConfig, {name: None for name in names}) == cfg
+    assert build_config(**{name: None for name in names}) == cfg
     help_text = run("--help").output
     assert f"[default: {cfg.steps}]" in help_text and f"[default: {cfg.network}]" in help_text
+    # --threads 0 keeps torch's own thread setting
+    assert build(AudioStyleConfig, {"threads": 0}).threads is None
+    assert build(AudioStyleConfig, {"style_blend": "1,3"}).style_blend == (1.0, 3.0)
 
 
 def test_api_is_exported_and_uses_the_same_config(content_wav, style_wav):
@@ -198,3 +210,19 @@ def test_api_is_exported_and_uses_the_same_config(content_wav, style_wav):
     with pytest.raises(ConfigError):
         build_config(network="resnet")
     assert dataclasses.is_dataclass(r.config) and r.config.__dataclass_params__.frozen
+
+
+def test_job_status_knows_its_own_output_and_ignores_runtime_settings(tmp_path, content_wav, style_wav):
+    from stylekit.audio.job import AudioJob, AudioOutput
+    out = tmp_path / "out.wav"
+    assert run(content_wav, style_wav, "-o", out, *FAST).exit_code == 0
+    cfg = build(AudioStyleConfig, {"steps": 3, "griffin_lim_iters": 4})
+    assert AudioJob(content_wav, [style_wav], out, cfg).status() == ("done", None)
+    faster = dataclasses.replace(cfg, threads=2, device="cpu")        # where and how fast: the same work
+    assert AudioJob(content_wav, [style_wav], out, faster).status()[0] == "done"
+    assert AudioJob(content_wav, [style_wav], out, dataclasses.replace(cfg, steps=4)).status()[0] == "conflict"
+    as_float = AudioJob(content_wav, [style_wav], out, cfg, options=AudioOutput(float_output=True))
+    assert as_float.status()[0] == "conflict" and as_float.output_settings() == {"float": True}
+    assert AudioJob(content_wav, [style_wav], out, cfg).output_settings() == {}
+    with pytest.raises(ConfigError, match="png"):
+        AudioOutput(plot="spec.jpg")

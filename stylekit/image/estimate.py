@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ._allocator import kept_bytes
-from .errors import ConfigError
-from .features.vgg import LAYER_NAMES
-from .optim import auto_history
+from .._allocator import kept_bytes
+from ..errors import ConfigError
+from ..features.layers import LAYER_NAMES
+from ..optim import auto_history
 from .tiling import layer_stride, tile_grid
 
 __all__ = ["RunEstimate", "conv_flops", "saved_bytes_per_pixel", "estimate_run", "available_memory",

@@ -10,7 +10,6 @@ which cancels the task with ray.cancel(force=False).
 """
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import signal
@@ -30,7 +29,7 @@ from stylekit.batch import BatchInterrupted, collect_items, read_results, run_ba
 from stylekit.cli import cli
 from stylekit.image import load_image, read_metadata
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 OPTIONS = ["--size", "32", "--iterations", "8", "--scales", "1", "--seed", "5", "--device", "cpu",
            "--content-layers", "relu2_1", "--style-layers", "relu1_1:0.5,relu2_1:0.5",
            "--steps", "6", "--griffin-lim-iters", "4", "--float", "--threads", "1"]
@@ -151,13 +150,13 @@ def images_close(a: Path, b: Path) -> float:
 
 
 def wav_metadata(path: Path) -> dict:
-    with sf.SoundFile(str(path)) as f:
-        return json.loads(f.comment)
+    from stylekit.audio.io import read_metadata as read_wav_metadata
+    return read_wav_metadata(path)
 
 
-# In-process, the driver's first evaluation fills the shared style targets: the 4th is the photo's 3rd step
-# (2 steps done). In a worker, the 4th is the first item's 4th step (the sound's first chunk; 3 steps done).
-@pytest.mark.parametrize("workers,manifest,at,steps_done", [(0, "image_first.csv", 4, 2),
+# The shared style targets are computed without optimisation steps, so the 4th evaluation is the first item's
+# 4th step (3 steps done): the photo's in-process, the sound's first chunk in a worker.
+@pytest.mark.parametrize("workers,manifest,at,steps_done", [(0, "image_first.csv", 4, 3),
                                                             (1, "audio_first.csv", 4, 3)],
                          ids=["in-process-photo", "worker-sound"])
 def test_sigterm_saves_the_item_in_progress_and_a_rerun_resumes_it(data, reference, tmp_path, workers, manifest,
@@ -219,7 +218,7 @@ def interrupt_at(monkeypatch, at: int) -> None:
 
 
 def interrupt_in_process(monkeypatch, data: Path, out: Path) -> None:
-    """`stylekit batch` of the photo and the sound, in this process, interrupted in the photo's 3rd step."""
+    """`stylekit batch` of the photo and the sound, in this process, interrupted in the photo's 4th step."""
     interrupt_at(monkeypatch, 4)
     r = invoke(*batch_args(data / "image_first.csv", out, "--workers", "0"))
     monkeypatch.undo()
@@ -275,7 +274,7 @@ def test_api_raises_batch_interrupted_and_changed_content_is_made_again(data, tm
     changed since is made again from the start, not resumed from the stale checkpoint."""
     import shutil
 
-    from stylekit.pipelines import ImageStyleConfig
+    from stylekit.image import ImageStyleConfig
     work = tmp_path / "files"
     work.mkdir()
     shutil.copy(data / "photo.png", work / "photo.png")
@@ -314,7 +313,7 @@ def test_ray_engine_cancels_tasks_that_return_their_result_so_far_and_a_rerun_re
     loads the checkpoint (on the driver) and the task continues from it."""
     ray = pytest.importorskip("ray")
     from stylekit.batch import engines
-    from stylekit.pipelines import ImageStyleConfig
+    from stylekit.image import ImageStyleConfig
 
     reference, _ = reference
     env = {"PYTHONPATH": os.pathsep.join([str(data / "hook"), str(ROOT)]), "OMP_NUM_THREADS": "1",

@@ -15,7 +15,7 @@ the pixels it sees in the whole image, the tiles' features are the whole image's
 
 So each evaluation costs two forward passes and one backward pass per tile (plus the halo overlap) instead
 of one of each, and memory is bounded by the tile size. The result equals the untiled objective and gradient
-up to floating-point rounding (tests/test_tiling.py checks this).
+up to floating-point rounding (tests/image/test_tiling.py checks this).
 
 Tile origins are multiples of the network's total stride (``2 ** pools``), so pooling windows line up with
 the whole image's.
@@ -29,10 +29,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .errors import ConfigError
-from .features.vgg import LAYER_NAMES
-from .losses import functional as Fn
-from .losses.modules import GramStyleLoss, StyleTransferLoss
+from ..errors import ConfigError
+from ..features.layers import LAYER_NAMES
+from ..losses import functional as Fn
+from ..losses.modules import GramStyleLoss, StyleTransferLoss
 
 __all__ = ["receptive_field", "layer_stride", "halo_for", "Tile", "tile_grid", "tiled_grams",
            "TiledStyleTransferLoss"]

@@ -18,13 +18,11 @@ from click.testing import CliRunner
 from conftest import smooth_image, stripes_image
 from PIL import Image
 
-from stylekit.audio.pipeline import AudioStyleConfig
+from stylekit.audio.config import AudioStyleConfig
 from stylekit.batch import collect_items, read_results, run_batch
-from stylekit.batch.manifest import AudioItemConfig
 from stylekit.cli import cli
 from stylekit.errors import ConfigError
-from stylekit.image import load_image, save_image
-from stylekit.pipelines import ImageStyleConfig, stylize_image
+from stylekit.image import ImageStyleConfig, load_image, save_image, stylize_image
 
 # noise init: the seed decides the result, so "identical to a single run with the same seed" means something.
 # Two shallow layers: the network is cut after relu2_1, which makes a run about five times cheaper than the
@@ -35,6 +33,16 @@ FAST = ["--size", "32", "--iterations", "2", "--scales", "1", "--init", "noise",
         "--content-layers", "relu2_1", "--style-layers", "relu1_1:0.5,relu2_1:0.5"]
 N = 20
 CHECKED = (0, 6, 13, 19)  # inputs whose batch output is compared with a single run
+
+
+@pytest.fixture(autouse=True)
+def cpu_backend_as_before():
+    """The command turns the CPU convolution backend on in its process (this one, under CliRunner): each test
+    starts with the session's setting, so the single runs and the batches compared with them agree."""
+    from stylekit.features import cpu_backend
+    before = cpu_backend.enabled()
+    yield
+    cpu_backend.enable(before)
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +65,7 @@ def references(data, tmp_path_factory):
     d = tmp_path_factory.mktemp("ref")
     out = {}
     for i in CHECKED:
-        x = stylize_image(load_image(inp / f"img{i:02d}.png"), [load_image(style)], config=CFG)
+        x = stylize_image(load_image(inp / f"img{i:02d}.png"), [load_image(style)], config=CFG).data
         save_image(x, d / f"{i}.png")
         out[i] = np.asarray(Image.open(d / f"{i}.png"))
     return out
@@ -402,9 +410,9 @@ def test_collect_decides_image_or_sound_per_file(tmp_path, data, sounds):
     swav = sounds / "style.wav"
 
     photo, voice = collect_items([mixed], tmp_path / "o", styles=[swav], fmt="jpg")  # folders: by suffix
-    assert (photo.kind, voice.kind) == ("image", "audio")
+    assert (photo.medium, voice.medium) == ("image", "audio")
     assert voice.output == tmp_path / "o" / "voice.wav" and voice.error is None
-    assert voice.config.config.steps == 50  # AudioStyleConfig's default
+    assert voice.config.steps == 50  # AudioStyleConfig's default
     # an image with an audio style (and the reverse) is an error row with a clear reason, never run
     assert photo.config is None and "photo.png is an image but its style" in photo.error
     assert "a sound" in photo.error
@@ -412,7 +420,7 @@ def test_collect_decides_image_or_sound_per_file(tmp_path, data, sounds):
     assert v.config is None and "voice.wav is a sound but its style" in v.error and "an image" in v.error
 
     items = collect_items([str(mixed / "*")], tmp_path / "o", styles=[swav])      # globs: sniffed
-    assert [(it.input.name, it.kind, it.output.name) for it in items] == [
+    assert [(it.input.name, it.medium, it.output.name) for it in items] == [
         ("photo.png", "image", "photo.png"), ("take1", "audio", "take1.wav"), ("voice.wav", "audio", "voice.wav")]
     assert [it.input.name for it in collect_items([mixed], tmp_path / "o", styles=[style], media="image")] \
         == ["photo.png"]
@@ -427,14 +435,14 @@ def test_collect_decides_image_or_sound_per_file(tmp_path, data, sounds):
                    f"{mixed}/photo.png,{style},,,9,,,\n"            # an audio setting on an image
                    f"{mixed}/voice.wav,{swav},v3.flac,,,,,\n"       # a sound is written as WAV
                    f"{mixed}/photo.png,{style},p2.png,,,,,4\n")
-    a, b, c, d, e, f = collect_items([man], tmp_path / "o", audio_config=AudioStyleConfig(seed=9))
-    assert a.kind == "audio" and a.config.config.steps == 7 and a.config.config.spectrogram.n_mels == 48
-    assert a.config.config.seed == 9 and a.config.style_blend == (1.0, 3.0) and len(a.styles) == 2
-    assert b.kind == "audio" and b.output.name == "t.wav" and b.config.config.steps == 50
+    a, b, c, d, e, f = collect_items([man], tmp_path / "o", config=AudioStyleConfig(seed=9))
+    assert a.medium == "audio" and a.config.steps == 7 and a.config.spectrogram.n_mels == 48
+    assert a.config.seed == 9 and a.config.style_blend == (1.0, 3.0) and len(a.styles) == 2
+    assert b.medium == "audio" and b.output.name == "t.wav" and b.config.steps == 50
     assert c.config is None and "jobs.csv:4: iterations is an image setting" in c.error
     assert d.config is None and "jobs.csv:5: steps is an audio setting" in d.error
     assert e.config is None and "must be a .wav file" in e.error
-    assert f.kind == "image" and f.config.iterations == 4
+    assert f.medium == "image" and f.config.iterations == 4
 
 
 def read_wav(path):
@@ -478,50 +486,54 @@ def test_sounds_through_the_local_engine_match_single_runs_and_a_bad_file_is_iso
 
 
 def test_sounds_share_prepared_styles_and_blend(tmp_path, sounds, monkeypatch):
-    """One style preparation per style set; several styles are blended with --style-blend as in a single run."""
+    """One style preparation per style set; several styles are blended with style_blend as in a single run."""
     from stylekit.audio import io as aio
+    from stylekit.audio.job import AudioJob
     from stylekit.audio.pipeline import stylize_audio
-    from stylekit.batch import engines
 
-    loads = []
-    real = engines._load_style_clips
-    monkeypatch.setattr(engines, "_load_style_clips", lambda paths, job: loads.append(list(paths)) or real(paths, job))
-    cfg = AudioStyleConfig(steps=2, channels=16, seed=4)
-    job = AudioItemConfig(cfg, style_blend=(0.25, 0.75))
+    prepared = []
+    real = AudioJob.style_targets.__func__
+    monkeypatch.setattr(AudioJob, "style_targets",
+                        classmethod(lambda cls, styles, config, names=None:
+                                    prepared.append(list(styles)) or real(cls, styles, config, names)))
+    cfg = AudioStyleConfig(steps=2, channels=16, seed=4, style_blend=(0.25, 0.75))
     styles = [sounds / "style.wav", sounds / "style2.wav"]
     items = collect_items([sounds / "in" / "a_sine.wav", sounds / "in" / "b_noise.flac"], tmp_path / "o",
-                          styles=styles, audio_config=job)
+                          styles=styles, config=cfg)
     rows = run_batch(items, workers=0)
-    assert [r["status"] for r in rows] == ["done", "done"] and loads == [styles]
-    single = stylize_audio(sounds / "in" / "b_noise.flac", styles, config=cfg, style_weights=(0.25, 0.75))
-    aio.write_audio(tmp_path / "single.wav", single.samples, single.sample_rate)
+    assert [r["status"] for r in rows] == ["done", "done"] and prepared == [[str(s) for s in styles]]
+    single = stylize_audio(sounds / "in" / "b_noise.flac", styles, config=cfg)
+    aio.write_audio(tmp_path / "single.wav", single.data, single.sample_rate)
     assert np.array_equal(read_wav(tmp_path / "o" / "b_noise.wav")[0], read_wav(tmp_path / "single.wav")[0])
 
 
 def test_ray_task_functions_on_sounds(tmp_path, sounds):
-    """The Ray engine's task bodies, called in this process: style clips prepared from bytes once, a sound
+    """The Ray engine's task bodies, called in this process: style targets prepared from bytes once, a sound
     stylized from bytes into WAV bytes identical to a single run, and a bad sound reported by its own name."""
     from stylekit.audio import io as aio
     from stylekit.audio.pipeline import stylize_audio
-    from stylekit.batch import engines
+    from stylekit.batch import _ray
 
     cfg = AudioStyleConfig(steps=2, channels=16, seed=4)
-    job = AudioItemConfig(cfg)
     style = sounds / "style.wav"
-    errors, group = engines._ray_targets([(str(style), style.read_bytes())], {"audio": job}, 1)
-    assert errors == {} and group[0][0].source == str(style)
     src = sounds / "in" / "c_chord.ogg"
-    out = engines._ray_stylize(str(src), src.read_bytes(), [str(style)], str(tmp_path / "c.wav"), job, group, 1)
-    assert out["status"] == "done"
+    [item] = collect_items([src], tmp_path, styles=[style], config=cfg)
+    error, targets = _ray._ray_targets(item.job(), [(str(style), style.read_bytes())], 1, False)
+    assert error is None and targets is not None
+    out = _ray._ray_stylize(item.job(), src.read_bytes(), targets, 1, False)
+    assert out["status"] == "done", out
     (tmp_path / "c.wav").write_bytes(out["data"])
+    assert aio.read_metadata(tmp_path / "c.wav")["content"] == str(src)  # the driver's name, not the copy's
     single = stylize_audio(src, [style], config=cfg)
-    aio.write_audio(tmp_path / "single.wav", single.samples, single.sample_rate)
+    aio.write_audio(tmp_path / "single.wav", single.data, single.sample_rate)
     assert np.array_equal(read_wav(tmp_path / "c.wav")[0], read_wav(tmp_path / "single.wav")[0])
     bad = sounds / "in" / "d_broken.wav"
-    out = engines._ray_stylize(str(bad), bad.read_bytes(), [str(style)], str(tmp_path / "d.wav"), job, group, 1)
+    [bad_item] = collect_items([bad], tmp_path, styles=[style], config=cfg)
+    out = _ray._ray_stylize(bad_item.job(), bad.read_bytes(), targets, 1, False)
     assert out["status"] == "error" and out["error"].startswith(f"{bad}: not a readable audio file")
-    errors, group = engines._ray_targets([(str(bad), bad.read_bytes())], {"audio": job}, 1)
-    assert group is None and errors["audio"].startswith(f"{bad}: not a readable audio file")
+    [bad_style] = collect_items([src], tmp_path / "b", styles=[bad], config=cfg)
+    error, targets = _ray._ray_targets(bad_style.job(), [(str(bad), bad.read_bytes())], 1, False)
+    assert targets is None and error.startswith(f"{bad}: not a readable audio file")
 
 
 def test_cli_audio_option_errors_are_one_line(tmp_path, data, sounds):

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from stylekit.audio.networks import (BandStatsLoss, EnvelopeLoss, RandomConvBank, RhythmLoss, autocorrelation,
-                                     band_statistics, log_energy, spectrogram_vgg19)
+from stylekit.audio.networks import RandomConvBank, spectrogram_vgg19
 from stylekit.audio.pipeline import stylize_audio
+from stylekit.losses.audio import BandStatsLoss, EnvelopeLoss, RhythmLoss, autocorrelation, band_statistics, log_energy
 from stylekit.audio.transform import SpectrogramConfig, to_network, to_spectrogram
 from stylekit.errors import ConfigError
 
@@ -201,22 +201,29 @@ def test_cells_far_above_both_inputs_are_cut_before_reconstruction(monkeypatch):
     assert loudest_frame_db(spiked) < loudest_frame_db(plain) + 3.0
 
 
-def test_style_cache_reuses_targets_and_changes_nothing(monkeypatch):
+def test_style_targets_are_reused_and_change_nothing(monkeypatch):
+    import pickle
+
     import stylekit.audio.pipeline as pipeline
     style = (textureish(0.6), SR)
     kw = dict(steps=3, griffin_lim_iters=2, threads=1, rhythm_weight=1.0)
     alone = [stylize_audio((voiceish(0.5, seed=s), SR), style, **kw).samples for s in (0, 1)]
+    targets = pipeline.style_targets(style, **kw)
+    targets = pickle.loads(pickle.dumps(targets))      # plain data: a batch sends it to its workers
     made = []
     spectrogram = pipeline.to_spectrogram
     monkeypatch.setattr(pipeline, "to_spectrogram", lambda *a, **k: made.append(1) or spectrogram(*a, **k))
-    cache: dict = {}
     shared, calls = [], []
     for s in (0, 1):
-        shared.append(stylize_audio((voiceish(0.5, seed=s), SR), style, style_cache=cache, **kw).samples)
+        shared.append(stylize_audio((voiceish(0.5, seed=s), SR), targets, **kw).samples)
         calls.append(len(made) - sum(calls))
+    made.clear()
+    stylize_audio((voiceish(0.5, seed=0), SR), style, **kw)
     for a, b in zip(alone, shared):
-        np.testing.assert_array_equal(a, b)            # the cache changes no sample
-    assert len(cache) == 1
-    assert calls[1] < calls[0]                         # the second call made no style spectrogram
-    stylize_audio((voiceish(0.5), SR), style, style_cache=cache, **{**kw, "steps": 4})
-    assert len(cache) == 2                             # other settings, other targets
+        np.testing.assert_array_equal(a, b)            # the targets change no sample
+    assert calls[0] < len(made)                        # with targets, no style spectrogram is made
+    # settings the targets do not depend on may differ; those they depend on may not
+    stylize_audio((voiceish(0.5), SR), targets, **{**kw, "steps": 4, "griffin_lim_iters": 3})
+    for other in ({"seed": 1}, {"n_mels": 128}, {"rhythm_weight": 0.0}, {"style_blend": (2.0,)}):
+        with pytest.raises(ConfigError, match="other settings"):
+            stylize_audio((voiceish(0.5), SR), targets, **{**kw, **other})

@@ -12,8 +12,8 @@ from PIL import Image
 import stylekit
 from stylekit.cli import cli
 from stylekit.image import load_image, read_metadata
-from stylekit.image_cli import image as image_cmd
-from stylekit.pipelines import ImageStyleConfig
+from stylekit.image import ImageStyleConfig
+from stylekit.image.cli import image as image_cmd
 
 FAST = ["--size", "32", "--iterations", "3", "--coarse-iterations", "2", "--scales", "1", "-q"]
 
@@ -135,32 +135,52 @@ def test_interrupt_saves_best_and_exits_130(tmp_path, content_png, style_jpg, mo
     assert read_metadata(out)["interrupted_at"] == 2
 
 
-def test_cli_defaults_come_from_the_config():
-    params = {p.name: p.default for p in image_cmd.params}
-    cfg = ImageStyleConfig()
-    for name in ("iterations", "coarse_iterations", "optimizer", "content_weight", "style_weight", "tv_weight",
-                 "style_scale", "pooling", "init", "scales", "preserve_color", "weights", "device", "seed"):
-        assert params[name] == getattr(cfg, name), name
+def test_cli_defaults_come_from_the_config(monkeypatch):
+    # every config field is an option; left out, it takes the library's default, which --help shows
+    import stylekit._command as command
+    from stylekit._options import cli_fields
+    from stylekit.image.job import ImageJob
+    names = {p.name for p in image_cmd.params}
+    assert {f.name for f, _ in cli_fields(ImageStyleConfig)} <= names
+    seen = []
+    monkeypatch.setattr(command, "run_job", lambda job, **kw: seen.append(job))
+    monkeypatch.setattr(ImageJob, "load", lambda self: None)
+    r = CliRunner().invoke(image_cmd, ["c.png", "s.png", "-o", "never.png"], standalone_mode=False)
+    assert r.exception is None, r.output
+    assert seen[0].config == ImageStyleConfig()
+    text = CliRunner().invoke(image_cmd, ["--help"]).output
+    assert "--iterations INTEGER" in text and "[default: 60]" in text and "[default: relu4_2:1]" in text
 
 
 def test_python_api(content_png, style_jpg):
-    out = stylekit.stylize_image(content_png, [style_jpg], size=32, iterations=3, coarse_iterations=2, scales=1)
+    result = stylekit.stylize_image(content_png, [style_jpg], size=32, iterations=3, coarse_iterations=2, scales=1)
+    out = result.data
     assert out.shape == (1, 3, 21, 32) and 0 <= float(out.min()) and float(out.max()) <= 1
+    assert result.size == (21, 32) and result.config.size == 32 and not result.interrupted
     again = stylekit.stylize_image(content_png, style_jpg, config=ImageStyleConfig(size=32, iterations=3, scales=1))
-    assert torch.equal(out, again)  # deterministic, and a single style need not be a list
+    assert torch.equal(out, again.data)  # deterministic, and a single style need not be a list
     with pytest.raises(stylekit.StylekitError):
         stylekit.stylize_image(content_png, [style_jpg], size=32, iterations=-5)
     assert dataclasses.replace(ImageStyleConfig(), size=64).size == 64
     json.dumps(ImageStyleConfig().to_dict())
+    cfg = ImageStyleConfig(size=64, style_blend=(0.7, 0.3), style_layers={"relu2_1": 0.5}, tile=64)
+    assert ImageStyleConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    with pytest.raises(stylekit.StylekitError, match="unknown image option"):
+        ImageStyleConfig.from_dict({"iterationz": 3})
 
 
-def test_style_cache_reuses_targets_and_gives_identical_results(content_png, style_jpg, style2_png):
-    cache: dict = {}
+def test_style_targets_are_computed_once_and_give_identical_results(content_png, style_jpg, monkeypatch):
+    from stylekit.image import pipeline
     opts = dict(size=32, iterations=3, coarse_iterations=2, scales=2, min_size=16)
-    a = stylekit.stylize_image(content_png, [style_jpg], **opts)
-    b = stylekit.stylize_image(content_png, [style_jpg], style_cache=cache, **opts)
-    assert len(cache) == 2  # one entry per scale
-    c = stylekit.stylize_image(content_png, [style_jpg], style_cache=cache, **opts)
+    a = stylekit.stylize_image(content_png, [style_jpg], **opts).data
+    targets = stylekit.style_targets([style_jpg], **opts)
+    assert len(targets.features) == 2  # one entry per scale
+    calls = []
+    real = pipeline.resize_long_edge
+    monkeypatch.setattr(pipeline, "resize_long_edge", lambda x, e: calls.append(e) or real(x, e))
+    b = stylekit.stylize_image(content_png, targets, **opts).data
+    c = stylekit.stylize_image(content_png, targets, **opts).data
+    assert len(calls) == 2  # the content only: no style image is resized (nor run through the network) again
     assert torch.equal(a, b) and torch.equal(b, c)
 
 
@@ -201,9 +221,11 @@ def test_foreign_or_mismatched_checkpoint_is_refused(tmp_path, content_png, styl
     torch.save({"format": "something-else"}, other)
     assert "not a stylekit image checkpoint" in one_line_error(
         run(content_png, style_jpg, "-o", tmp_path / "o.png", *FAST, "--resume", other))
-    from stylekit.image_cli import _save_checkpoint
+    from stylekit._checkpoint import write_checkpoint
+    from stylekit.image.job import CHECKPOINT_FORMAT
     good = tmp_path / "good.pt"
-    _save_checkpoint(good, ImageStyleConfig(size=32), content_png, [style_jpg], {"scale": 0}, overwrite=False)
+    write_checkpoint(good, CHECKPOINT_FORMAT, [content_png, style_jpg],
+                     {"config": ImageStyleConfig(size=32).to_dict(), "state": {"scale": 0}}, overwrite=False)
     assert "different content or style" in one_line_error(
         run(content_png, style2_png, "-o", tmp_path / "o.png", *FAST, "--resume", good))
 

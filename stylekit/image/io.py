@@ -1,4 +1,4 @@
-"""Image files <-> tensors, resizing and colour handling. The only module that touches PIL.
+"""Image files <-> tensors, and resizing. The only module that touches PIL.
 
 Tensors are ``(1, 3, H, W)`` float32 RGB in [0, 1].
 """
@@ -15,11 +15,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ._io import atomic_write
-from .errors import ConfigError, InputError
+from .._io import atomic_write
+from ..errors import ConfigError, InputError
 
-__all__ = ["load_image", "save_image", "resize_long_edge", "read_metadata", "OUTPUT_FORMATS",
-           "rgb_to_yiq", "yiq_to_rgb", "match_color", "match_luminance"]
+__all__ = ["load_image", "save_image", "resize", "resize_long_edge", "read_metadata", "OUTPUT_FORMATS"]
 
 #: Output suffix -> format.
 OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}
@@ -189,47 +188,3 @@ def read_metadata(path: str | os.PathLike) -> dict:
         return json.loads(text) if text else {}
     except ValueError:
         return {}
-
-
-# --- colour (Gatys et al. 2017, "Controlling perceptual factors in neural style transfer") ---------------
-
-_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
-
-
-def rgb_to_yiq(x: torch.Tensor) -> torch.Tensor:
-    """``(N, 3, H, W)`` RGB -> YIQ (Y in [0, 1])."""
-    return torch.einsum("ij,njhw->nihw", _YIQ.to(x), x)
-
-
-def yiq_to_rgb(x: torch.Tensor) -> torch.Tensor:
-    return torch.einsum("ij,njhw->nihw", torch.linalg.inv(_YIQ).to(x), x)
-
-
-def match_luminance(style: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
-    """Gray RGB image of the style's luminance with its mean and std matched to the content's luminance."""
-    ys, yc = rgb_to_yiq(style)[:, :1], rgb_to_yiq(content)[:, :1]
-    y = (ys - ys.mean()) / (ys.std() + 1e-6) * yc.std() + yc.mean()
-    return y.clamp(0, 1).expand(-1, 3, -1, -1).contiguous()
-
-
-def match_color(style: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
-    """Recolour ``style`` so its RGB mean and covariance equal the content's (linear colour transfer).
-
-    Uses the symmetric matrix square roots (the "image analogies" variant Gatys et al. 2017 found best):
-    ``x' = C_c^{1/2} C_s^{-1/2} (x - mu_s) + mu_c``.
-    """
-    def stats(img):
-        f = img[0].reshape(3, -1).double()
-        mu = f.mean(1, keepdim=True)
-        cov = torch.cov(f) + 1e-5 * torch.eye(3, dtype=f.dtype)
-        return f, mu, cov
-
-    def sqrtm(c, inv=False):
-        e, v = torch.linalg.eigh(c)
-        e = e.clamp_min(1e-10).pow(-0.5 if inv else 0.5)
-        return v @ torch.diag(e) @ v.T
-
-    fs, mus, cs = stats(style)
-    _, muc, cc = stats(content)
-    out = sqrtm(cc) @ sqrtm(cs, inv=True) @ (fs - mus) + muc
-    return out.reshape_as(style[0])[None].to(style.dtype).clamp(0, 1)

@@ -168,12 +168,12 @@ def test_torchvision_offline_error_says_where_to_put_the_file(monkeypatch, tmp_p
 
 def _without_nnpack_binding(monkeypatch):
     """The kernels VGG19Features falls back to where stylekit cannot call NNPACK itself."""
-    import stylekit.features.vgg as vgg
+    import stylekit.features.cpu_backend as vgg
     monkeypatch.setattr(vgg, "nnpack_library", lambda: None)
 
 
 def _nnpack_binding():
-    from stylekit.features.winograd import nnpack_library
+    from stylekit.features.cpu_backend import nnpack_library
     if not torch._nnpack_available():
         pytest.skip("this torch build has no NNPACK")
     lib = nnpack_library()
@@ -186,7 +186,7 @@ def test_winograd_convolutions_match_direct_ones(binding, monkeypatch):
     if not binding:
         _without_nnpack_binding(monkeypatch)
     layers = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1"]
-    fast, direct = VGG19Features(layers), VGG19Features(layers, winograd=False)
+    fast, direct = VGG19Features(layers, winograd=True), VGG19Features(layers, winograd=False)
     x = torch.rand(1, 3, 96, 128)
     grads = []
     for net in (fast, direct):
@@ -206,7 +206,7 @@ def test_winograd_convolutions_match_direct_ones(binding, monkeypatch):
 
 @pytest.mark.parametrize("n,c,k,h,w", [(1, 5, 7, 9, 13), (2, 4, 6, 21, 32), (1, 3, 2, 4, 4), (1, 2, 3, 1, 1)])
 def test_tile_winograd_is_conv2d_and_its_backward_is_the_adjoint(n, c, k, h, w):
-    from stylekit.features.winograd import TileWinograd, tile_weight
+    from stylekit.features.cpu_backend import TileWinograd, tile_weight
     torch.manual_seed(0)
     x = torch.randn(n, c, h, w, dtype=torch.float64, requires_grad=True)
     weight, bias = torch.randn(k, c, 3, 3, dtype=torch.float64), torch.randn(k, dtype=torch.float64)
@@ -218,13 +218,13 @@ def test_tile_winograd_is_conv2d_and_its_backward_is_the_adjoint(n, c, k, h, w):
 
 
 def test_without_the_nnpack_binding_block4_takes_the_tile_winograd_convolutions(monkeypatch):
-    import stylekit.features.vgg as vgg
+    import stylekit.features.cpu_backend as vgg
     _without_nnpack_binding(monkeypatch)
     calls = []
     real = vgg.TileWinograd.apply
     monkeypatch.setattr(vgg.TileWinograd, "apply", lambda *a: calls.append(a[0].shape) or real(*a))
     layers = ["relu4_1", "relu4_2", "relu5_1"]
-    fast, direct = VGG19Features(layers), VGG19Features(layers, winograd=False)
+    fast, direct = VGG19Features(layers, winograd=True), VGG19Features(layers, winograd=False)
     x = torch.rand(1, 3, 176, 256)          # block 4 at 22x32 = 704 positions, block 5 at 11x16 = 176
     results = []
     for net in (fast, direct):
@@ -243,7 +243,7 @@ def test_without_the_nnpack_binding_block4_takes_the_tile_winograd_convolutions(
 @pytest.mark.parametrize("n,c,k,h,w", [(1, 16, 24, 11, 13), (2, 32, 16, 6, 6), (1, 64, 64, 1, 1),
                                       (1, 16, 8, 37, 50)])
 def test_nnpack_binding_is_conv2d_in_both_directions(n, c, k, h, w):
-    from stylekit.features.winograd import PrecomputedNNPACKConv3x3, gradient_weight
+    from stylekit.features.cpu_backend import PrecomputedNNPACKConv3x3, gradient_weight
     lib = _nnpack_binding()
     torch.manual_seed(0)
     x = torch.randn(n, c, h, w, requires_grad=True)
@@ -286,7 +286,7 @@ def test_nnpack_binding_rejects_other_channels_and_dtypes():
 
 
 def test_an_nnpack_binding_that_gives_wrong_numbers_is_not_used(monkeypatch):
-    import stylekit.features.winograd as wg
+    import stylekit.features.cpu_backend as wg
 
     class Wrong:
         def transform(self, weight):
@@ -302,12 +302,12 @@ def test_an_nnpack_binding_that_gives_wrong_numbers_is_not_used(monkeypatch):
 
 
 def test_every_layer_but_the_first_takes_the_nnpack_binding(monkeypatch):
-    import stylekit.features.vgg as vgg
+    import stylekit.features.cpu_backend as vgg
     _nnpack_binding()
     calls = []
     real = vgg.PrecomputedNNPACKConv3x3.apply
     monkeypatch.setattr(vgg.PrecomputedNNPACKConv3x3, "apply", lambda *a: calls.append(a[0].shape) or real(*a))
-    net = VGG19Features(["relu5_1"])
+    net = VGG19Features(["relu5_1"], winograd=True)
     y = torch.rand(1, 3, 176, 256, requires_grad=True)
     net(y)["relu5_1"].square().mean().backward()
     # conv1_2 ... conv5_1, down to conv5_1's 11x16 map (176 positions); conv1_1 (3 channels) takes conv2d
@@ -321,7 +321,7 @@ def test_every_layer_but_the_first_takes_the_nnpack_binding(monkeypatch):
 
 def test_transform_bytes_counts_the_filter_transforms_still_to_be_made():
     _nnpack_binding()
-    net = VGG19Features(["relu5_1"])
+    net = VGG19Features(["relu5_1"], winograd=True)
     # every conv but the 3-channel first one, an 8x8 float32 tile per filter, forward and input gradient
     pairs = [(64, 64), (128, 64), (128, 128), (256, 128)] + [(256, 256)] * 3 + [(512, 256)] + [(512, 512)] * 4
     assert net.transform_bytes("cpu") == sum(2 * 64 * 4 * k * c for k, c in pairs) == 736_100_352
@@ -333,7 +333,7 @@ def test_transform_bytes_counts_the_filter_transforms_still_to_be_made():
 def test_workspace_bytes_is_the_workspace_a_pass_keeps():
     import threading
     lib = _nnpack_binding()
-    net = VGG19Features(["relu3_1"])
+    net = VGG19Features(["relu3_1"], winograd=True)
     kept = []
 
     def run():                                 # a new thread starts with no workspace of its own
@@ -375,3 +375,17 @@ def test_pooling_before_an_unrequested_relu_gives_the_same_features_and_gradient
     pooled_inputs.clear()
     VGG19Features(["relu3_1"], pooling="avg", winograd=False)(x)
     assert pooled_inputs == [False, False]
+
+
+def test_the_cpu_backend_is_off_for_library_users_and_one_switch_turns_it_on(monkeypatch):
+    from stylekit.features import cpu_backend
+    monkeypatch.setattr(cpu_backend, "_enabled", False)
+    net = VGG19Features(["relu5_1"])
+    assert not net.uses_cpu_backend("cpu") and net.transform_bytes("cpu") == 0
+    cpu_backend.enable(True)
+    assert net.uses_cpu_backend("cpu") and not net.uses_cpu_backend("cuda")
+    if cpu_backend.nnpack_library() is not None:
+        assert net.transform_bytes("cpu") > 0
+    assert not VGG19Features(["relu5_1"], winograd=False).uses_cpu_backend("cpu")   # a network's own choice wins
+    cpu_backend.enable(False)
+    assert not net.uses_cpu_backend("cpu") and VGG19Features(["relu1_1"], winograd=True).uses_cpu_backend("cpu")

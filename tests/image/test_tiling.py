@@ -4,7 +4,7 @@ import torch
 
 from stylekit.features import VGG19Features
 from stylekit.losses import StyleTransferLoss, gram_matrix
-from stylekit.tiling import TiledStyleTransferLoss, halo_for, layer_stride, receptive_field, tile_grid, tiled_grams
+from stylekit.image.tiling import TiledStyleTransferLoss, halo_for, layer_stride, receptive_field, tile_grid, tiled_grams
 
 
 def test_receptive_fields_match_the_architecture():
@@ -98,8 +98,8 @@ def test_stylize_image_tiled_equals_untiled(content_png, style_jpg):
     from stylekit import stylize_image
     kw = dict(size=72, scales=1, iterations=4, style_layers={"relu1_1": 0.5, "relu2_1": 0.5},
               content_layers={"relu2_2": 1.0}, device="cpu")
-    whole = stylize_image(content_png, [style_jpg], tile="off", **kw)
-    tiled = stylize_image(content_png, [style_jpg], tile=16, **kw)
+    whole = stylize_image(content_png, [style_jpg], tile="off", **kw).data
+    tiled = stylize_image(content_png, [style_jpg], tile=16, **kw).data
     assert tiled.shape == whole.shape
     assert float((tiled - whole).abs().max()) < 2e-3
 
@@ -108,7 +108,7 @@ def test_estimates_scale_with_size_and_pick_tiles():
     import torch
 
     from stylekit.errors import ConfigError
-    from stylekit.estimate import choose_tile, estimate_run, saved_bytes_per_pixel
+    from stylekit.image.estimate import choose_tile, estimate_run, saved_bytes_per_pixel
     layers = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1"]
     net, cpu = VGG19Features(layers), torch.device("cpu")
     per_px = saved_bytes_per_pixel(net, cpu)
@@ -153,9 +153,9 @@ def test_precision_and_tile_options_validated():
 
 
 def test_cpu_estimates_count_transforms_workspace_and_the_memory_the_allocator_keeps(monkeypatch):
-    import stylekit.estimate as est
+    import stylekit.image.estimate as est
     layers = ["relu1_1", "relu2_1", "relu3_1"]
-    net, cpu = VGG19Features(layers), torch.device("cpu")
+    net, cpu = VGG19Features(layers, winograd=True), torch.device("cpu")
     kw = dict(layers=layers, content_layers=["relu2_1"], calibrate=False)
     parts = lambda **k: est.estimate_run(net, cpu, [(300, 200)], [1], **k, **kw).parts   # noqa: E731
     monkeypatch.setattr(est, "kept_bytes", lambda: 0)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from stylekit.audio.io import (PEAK_CEILING, finalize_output, load_audio, prepare_audio, write_audio)
+from stylekit.audio.io import PEAK_CEILING, finalize_output, load_audio, prepare_audio, read_metadata, write_audio
 from stylekit.errors import ConfigError, InputError, StylekitError
 
 from _audio_data import SR, textureish, voiceish, write
@@ -159,3 +159,48 @@ def test_write_audio_is_atomic_and_does_not_overwrite(tmp_path):
     assert [f.name for f in tmp_path.iterdir()] == ["o.wav"]       # no temp files left behind
     with pytest.raises(ConfigError):
         write_audio(p, y, SR, subtype="pcm24", overwrite=True)
+
+
+def test_write_audio_embeds_metadata_and_read_metadata_reads_it(tmp_path):
+    p = tmp_path / "m.wav"
+    y = 0.5 * voiceish(0.2)
+    meta = {"stylekit": "0.1.0", "settings_sha256": "ab" * 32, "seconds": 1.5, "config": {"steps": 3},
+            "content": "ü.wav", "styles": ["a.wav"]}
+    write_audio(p, y, SR, metadata=meta)
+    assert read_metadata(p) == meta
+    got, sr = sf.read(str(p))
+    assert sr == SR and np.abs(got - y).max() < 1e-4        # the samples are unchanged by the comment
+    # a file without metadata, with a foreign comment, or not audio at all: {}
+    write_audio(tmp_path / "plain.wav", y, SR)
+    assert read_metadata(tmp_path / "plain.wav") == {}
+    with sf.SoundFile(str(tmp_path / "foreign.wav"), "w", SR, 1, format="WAV") as f:
+        f.comment = "recorded in the garden"
+        f.write(y)
+    assert read_metadata(tmp_path / "foreign.wav") == {}
+    (tmp_path / "junk.wav").write_bytes(b"junk" * 10)
+    assert read_metadata(tmp_path / "junk.wav") == {}
+    assert read_metadata(tmp_path / "missing.wav") == {}
+
+
+def test_long_metadata_keeps_the_essential_keys(tmp_path):
+    from stylekit.audio.io import ESSENTIAL_KEYS, MAX_COMMENT
+    meta = {"stylekit": "0.1.0", "settings_sha256": "cd" * 32, "seconds": 12.25, "interrupted_at": 40,
+            "inputs_sha256": "ef" * 32, "float": True,
+            "content": "c" * 3000, "styles": ["s" * 500] * 4, "config": {"steps": 3}}
+    write_audio(tmp_path / "long.wav", 0.5 * voiceish(0.2), SR, subtype="float", metadata=meta)
+    got = read_metadata(tmp_path / "long.wav")
+    assert {k: got[k] for k in ESSENTIAL_KEYS} == {k: meta[k] for k in ESSENTIAL_KEYS}
+    assert got["float"] is True and got["metadata_shortened"] is True
+    assert not {"content", "styles", "config"} & set(got)
+    # even when the other keys alone are too long, the essential ones survive
+    huge = {**meta, "note": "n" * (2 * MAX_COMMENT)}
+    write_audio(tmp_path / "huge.wav", 0.5 * voiceish(0.2), SR, metadata=huge)
+    got = read_metadata(tmp_path / "huge.wav")
+    assert {k: got[k] for k in ESSENTIAL_KEYS} == {k: meta[k] for k in ESSENTIAL_KEYS} and "note" not in got
+
+
+def test_pcm16_output_clips_instead_of_wrapping(tmp_path):
+    p = tmp_path / "loud.wav"
+    write_audio(p, np.array([0.5, 1.5, -2.0, 0.0] * 100, np.float32), SR)
+    y, _ = sf.read(str(p))
+    assert y.max() <= 1.0 and y[1] > 0.99 and y[2] == -1.0

@@ -1,0 +1,304 @@
+"""The settings of an audio style transfer: :class:`AudioStyleConfig` and its :class:`SpectrogramConfig`.
+
+Plain Python (no torch, numpy or librosa), so the command line builds its options and ``--help`` from these
+fields without loading anything heavy. Every field the command line exposes is declared once, here, with its
+help text (:func:`stylekit._options.option`); the command, :func:`stylekit.stylize_audio` and the batch
+manifests read the same defaults.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import click
+
+from .._device import DEVICES
+from .._options import option, parse_floats
+from ..errors import ConfigError
+
+__all__ = ["AudioStyleConfig", "SpectrogramConfig", "NETWORKS", "INITS", "KINDS", "MEL_INVERSES", "VARIABLES",
+           "OPTIMIZERS"]
+
+NETWORKS = ("random", "vgg19")
+INITS = ("content", "noise", "style")
+KINDS = ("mel", "linear")
+MEL_INVERSES = ("nnls", "pinv")
+VARIABLES = ("linear", "mel")
+OPTIMIZERS = ("lbfgs", "adam")
+
+_SPEC = "Spectrogram"
+
+
+def _from_dict(cls, data: Mapping, what: str, convert: Mapping | None = None):
+    """``cls(**data)`` with unknown keys and wrong types reported as :class:`ConfigError`."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"not an {what}")
+    unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+    if unknown:
+        raise ConfigError(f"unknown audio option(s): {', '.join(sorted(map(str, unknown)))}")
+    d = dict(data)
+    try:
+        for k, fn in (convert or {}).items():
+            if d.get(k) is not None:
+                d[k] = fn(d[k])
+        return cls(**d)
+    except (TypeError, ValueError) as e:
+        if isinstance(e, ConfigError):
+            raise
+        raise ConfigError(f"not an {what} ({e})") from None
+
+
+@dataclass(frozen=True)
+class SpectrogramConfig:
+    """Everything that defines the spectrogram representation and its inverse (:mod:`.transform`).
+
+    Attributes
+    ----------
+    kind : {"mel", "linear"}
+        Log-mel (default) or linear log-magnitude STFT.
+    sample_rate : int
+        Working rate in Hz (inputs are resampled to it).
+    n_fft : int
+        FFT size (= window length, hann).
+    hop_length : int
+        Hop in samples.
+    n_mels : int
+        Mel bands (``kind="mel"``). 224 by default, not the usual 128: the inverse spreads each band's energy
+        evenly over its STFT bins, so narrower bands keep a style's partials sharper (docs/audio.md, "Mel
+        bands"). At most as many as the STFT can tell apart (about 300 at n_fft 2048, 144 at 1024).
+    fmin, fmax : float
+        Mel band edges in Hz; ``fmax=None`` means ``sample_rate / 2``.
+    log_floor : float
+        Added to the magnitude before the log (about -100 dB re full scale); bounds the log and its gradient.
+    ref : float
+        Magnitude mapped to 1 on the network scale.
+    mel_inverse : {"nnls", "pinv"}
+        Mel to linear magnitude: librosa's non-negative least squares or the clipped pseudo-inverse.
+    griffin_lim_iters : int
+        Fast Griffin-Lim iterations in :func:`~.transform.to_audio`.
+    momentum : float
+        Fast Griffin-Lim momentum.
+    """
+
+    kind: str = option("mel", type=click.Choice(KINDS), group=_SPEC,
+                       help="Representation: log-mel or linear log-magnitude STFT.")
+    sample_rate: int = option(22050, cli=False, help="Working rate in Hz.")
+    n_fft: int = option(2048, type=int, group=_SPEC, help="FFT size.")
+    hop_length: int = option(512, type=int, group=_SPEC, help="STFT hop (samples).")
+    n_mels: int = option(224, type=int, group=_SPEC, help="Mel bands.")
+    fmin: float = option(0.0, type=float, group=_SPEC, help="Lowest mel frequency (Hz).")
+    fmax: float | None = option(None, type=float, group=_SPEC, help="Highest mel frequency (Hz).",
+                                show=lambda v: "Nyquist" if v is None else f"{v:g}")
+    log_floor: float = option(1e-5, type=float, group=_SPEC,
+                              help="Added to the magnitude before the log (full scale = 1); sets how deep the "
+                                   "quietest detail reaches.")
+    ref: float = option(1.0, cli=False, help="Magnitude mapped to 1 on the network scale.")
+    mel_inverse: str = option("pinv", type=click.Choice(["pinv", "nnls"]), group=_SPEC,
+                              help="Mel to linear inversion.")
+    griffin_lim_iters: int = option(32, type=int, group=_SPEC, help="Fast Griffin-Lim iterations.")
+    momentum: float = option(0.99, cli=False, help="Fast Griffin-Lim momentum.")
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ConfigError(f"spectrogram kind must be one of {KINDS}, got {self.kind!r}")
+        if self.mel_inverse not in MEL_INVERSES:
+            raise ConfigError(f"mel_inverse must be one of {MEL_INVERSES}, got {self.mel_inverse!r}")
+        if self.sample_rate <= 0 or self.n_fft < 16 or not 0 < self.hop_length <= self.n_fft // 2:
+            raise ConfigError(f"invalid STFT settings: sample_rate={self.sample_rate}, n_fft={self.n_fft}, "
+                              f"hop_length={self.hop_length} (need hop_length <= n_fft / 2)")
+        if self.kind == "mel":
+            top = self.sample_rate / 2 if self.fmax is None else self.fmax
+            if not 0 <= self.fmin < top <= self.sample_rate / 2 or self.n_mels < 1:
+                raise ConfigError(f"invalid mel settings: n_mels={self.n_mels}, fmin={self.fmin}, fmax={self.fmax}")
+        if not 0 < self.log_floor < self.ref:
+            raise ConfigError(f"need 0 < log_floor < ref, got log_floor={self.log_floor}, ref={self.ref}")
+        if self.griffin_lim_iters < 0 or not 0 <= self.momentum < 1:
+            raise ConfigError("griffin_lim_iters must be >= 0 and momentum in [0, 1)")
+
+    @property
+    def n_bins(self) -> int:
+        """Rows of the representation: ``n_mels`` or ``n_fft // 2 + 1``."""
+        return self.n_mels if self.kind == "mel" else self.n_fft // 2 + 1
+
+    def n_frames(self, n_samples: int) -> int:
+        """Frames of a signal of ``n_samples`` (centred STFT)."""
+        return 1 + n_samples // self.hop_length
+
+    def to_dict(self) -> dict:
+        """The settings as plain JSON-ready data; :meth:`from_dict` inverts it."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> SpectrogramConfig:
+        """Rebuild a config from :meth:`to_dict`'s output (validated; unknown keys are a :class:`ConfigError`)."""
+        return _from_dict(cls, data, "audio spectrogram config")
+
+
+def _style_blend(text: str) -> tuple[float, ...]:
+    return parse_floats(text, "--style-blend")
+
+
+@dataclass(frozen=True)
+class AudioStyleConfig:
+    """Every setting of an audio style transfer; the CLI's defaults are read from here.
+
+    Attributes
+    ----------
+    spectrogram : SpectrogramConfig
+        The representation and its inverse (log-mel, 224 bands, n_fft 2048, hop 512 by default).
+    network : {"random", "vgg19"}
+        Feature network (see :mod:`.networks`); ``"random"`` is the default (see docs/audio.md for why).
+    widths, channels : tuple of int, int
+        The random bank's filter widths (frames) and filters per width.
+    content_weight, style_weight : float
+        Weights of the (relative) content and Gram style terms of the feature network.
+    band_weight : float
+        Weight of the band-statistics term (:class:`stylekit.losses.audio.BandStatsLoss`: per-band mean, std
+        and band-band correlation of the log spectrogram, 1 at the content, 0 at the style).
+    envelope_weight : float
+        Weight of the loudness-contour term (:class:`stylekit.losses.audio.EnvelopeLoss`, 1 - correlation).
+    rhythm_weight : float
+        Weight of the autocorrelation (rhythm) term; 0 (off) by default.
+    rhythm_max_lag : float
+        Longest lag compared by the rhythm term, in seconds.
+    style_blend : tuple of float, optional
+        One weight per style sound (normalised); default equal.
+    variables : {"mel", "linear"}
+        With ``kind="mel"``: what the optimiser changes. ``"mel"`` (default): the log-mel itself (through
+        :class:`.transform.MelProjection` when ``project``), inverted by ``mel_inverse``; ``"linear"``
+        (experimental): the linear-frequency log-magnitude, whose log-mel (:class:`.transform.LinearToMel`)
+        every loss sees and which goes to Griffin-Lim as it is. It keeps partials sharper, but L-BFGS without
+        a line search is unstable on its eight times more variables (see docs/audio.md). Ignored for
+        ``kind="linear"``.
+    project : bool
+        Optimise log-mel spectra through :class:`.transform.MelProjection`, so every iterate is a mel
+        spectrum that a linear magnitude can have (mel only; default True).
+    init : {"content", "noise", "style"}
+        Start from the content spectrogram (default, as Grinstein et al. 2018), from seeded noise, or from
+        the first style's spectrogram repeated (alternately reversed) to the content's length.
+    optimizer : {"lbfgs", "adam"}
+    steps : int
+        Optimisation steps per chunk.
+    history : int
+        L-BFGS history (pairs kept); its memory is ``2 * history * n`` floats for ``n`` variables.
+    seed : int
+        Seeds the random bank, the noise start and Griffin-Lim's random phase (where used).
+    chunk_seconds, overlap_seconds : float
+        Inputs longer than ``chunk_seconds`` are processed in chunks overlapping by ``overlap_seconds``
+        and cross-faded; memory is bounded by the chunk size.
+    target_rms : float
+        Working loudness of content and style (RMS); the output is matched back to the content's loudness.
+    device : {"auto", "cpu", "cuda"}
+        Where the spectrograms, the feature network, the losses, the optimisation and Griffin-Lim run;
+        ``"auto"`` (default) picks CUDA when available. A runtime setting: the result does not depend on it
+        beyond float rounding.
+    threads : int, optional
+        Torch CPU threads during the run (restored afterwards); None (or 0) keeps torch's setting. A runtime
+        setting. Default 1: torch's thread pool spin-waits for cores that other processes hold, so on a small
+        shared machine one thread is usually faster than several (docs/benchmarks.md).
+    """
+
+    network: str = option("random", type=click.Choice(NETWORKS), group="Network",
+                          help="Feature network: random 1-D conv bank or VGG19 on the spectrogram image.")
+    widths: tuple[int, ...] = option((3, 7, 15, 31), cli=False, help="Filter widths of the random bank (frames).")
+    channels: int = option(128, cli=False, help="Filters per width of the random bank.")
+    content_weight: float = option(1.0, type=float, group="Losses", help="Weight of the content feature term.")
+    style_weight: float = option(30.0, type=float, group="Losses", help="Weight of the style (Gram) term.")
+    band_weight: float = option(3.0, type=float, group="Losses",
+                                help="Weight of the band-statistics term (per-band mean, std and correlation of "
+                                     "the log spectrogram).")
+    envelope_weight: float = option(1.0, type=float, group="Losses",
+                                    help="Weight of the loudness-contour term (keeps the content's rhythm).")
+    rhythm_weight: float = option(0.0, type=float, group="Losses",
+                                  help="Weight of the style autocorrelation (rhythm) term; 0 is off (random "
+                                       "network only).")
+    rhythm_max_lag: float = option(1.0, cli=False, help="Longest lag of the rhythm term (seconds).")
+    style_blend: tuple[float, ...] | None = option(
+        None, parse=_style_blend, metavar="W1,W2,...", group="Style", show=lambda v: "equal" if v is None else str(v),
+        help="Comma-separated weights of several styles.")
+    variables: str = option("mel", type=click.Choice(VARIABLES), group="Optimisation",
+                            help="With --kind mel: optimise the linear magnitude (losses on its log-mel) or the "
+                                 "log-mel itself.")
+    project: bool = option(True, cli=False, help="Keep optimised log-mel spectra realisable (MelProjection).")
+    init: str = option("content", type=click.Choice(INITS), group="Optimisation",
+                       help="Start from the content, from noise, or from the (first) style repeated to the "
+                            "content's length.")
+    optimizer: str = option("lbfgs", type=click.Choice(OPTIMIZERS), group="Optimisation", help="Optimiser.")
+    steps: int = option(50, type=int, group="Optimisation", help="Optimisation steps per chunk.")
+    history: int = option(100, type=int, group="Optimisation",
+                          help="L-BFGS history length (memory: 2 x history x variables).")
+    seed: int = option(0, type=int, help="Random seed (network weights, noise, phase).")
+    spectrogram: SpectrogramConfig = option(SpectrogramConfig(), nested=True, help="The spectrogram settings.")
+    chunk_seconds: float = option(20.0, type=float, group="Performance",
+                                  help="Longest chunk processed at once (seconds).")
+    overlap_seconds: float = option(1.0, type=float, group="Performance",
+                                    help="Cross-fade between chunks (seconds).")
+    target_rms: float = option(0.1, cli=False, help="Working loudness (RMS) of content and styles.")
+    device: str = option("auto", type=click.Choice(DEVICES), group="Performance",
+                         help="Where everything runs: auto picks CUDA when available.")
+    threads: int | None = option(1, type=int, group="Performance",
+                                 help="Torch CPU threads during the run (0 keeps torch's own setting).",
+                                 show=lambda v: "torch's own" if v is None else str(v))
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.spectrogram, SpectrogramConfig):
+            raise ConfigError(f"spectrogram must be a SpectrogramConfig, got {type(self.spectrogram).__name__}")
+        if self.threads == 0:
+            object.__setattr__(self, "threads", None)       # 0: keep torch's own setting, as None
+        if not isinstance(self.widths, tuple):
+            object.__setattr__(self, "widths", tuple(self.widths))
+        if self.style_blend is not None and not isinstance(self.style_blend, tuple):
+            object.__setattr__(self, "style_blend", tuple(self.style_blend))
+        self._check_choices()
+        self._check_numbers()
+
+    def _check_choices(self) -> None:
+        for name, allowed in (("network", NETWORKS), ("init", INITS), ("variables", VARIABLES),
+                              ("optimizer", OPTIMIZERS), ("device", DEVICES)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+
+    def _check_numbers(self) -> None:
+        for name in ("content_weight", "style_weight", "band_weight", "envelope_weight", "rhythm_weight"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v >= 0):
+                raise ConfigError(f"{name} must be a finite number >= 0, got {v}")
+        if self.history < 1:
+            raise ConfigError(f"history must be >= 1, got {self.history}")
+        if self.steps < 1:
+            raise ConfigError(f"steps must be >= 1, got {self.steps}")
+        if not self.chunk_seconds > 2 * self.overlap_seconds or self.overlap_seconds <= 0:
+            raise ConfigError(f"chunk_seconds ({self.chunk_seconds}) must exceed twice overlap_seconds "
+                              f"({self.overlap_seconds}), which must be > 0")
+        if not 0 < self.target_rms < 1:
+            raise ConfigError(f"target_rms must be in (0, 1), got {self.target_rms}")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"threads must be >= 1 (or 0 to keep torch's setting), got {self.threads}")
+        if self.rhythm_max_lag <= 0:
+            raise ConfigError(f"rhythm_max_lag must be > 0, got {self.rhythm_max_lag}")
+        if not self.widths or any(not isinstance(w, int) or w < 1 for w in self.widths) or self.channels < 1:
+            raise ConfigError(f"widths must be positive integers and channels >= 1, got {self.widths}, "
+                              f"{self.channels}")
+        if self.style_blend is not None:
+            if (not self.style_blend or any(not (math.isfinite(float(w)) and float(w) >= 0) for w in self.style_blend)
+                    or sum(self.style_blend) <= 0):
+                raise ConfigError(f"style weights must be >= 0 and not all zero, got {list(self.style_blend)}")
+
+    def to_dict(self) -> dict:
+        """The settings as plain JSON-ready data (the spectrogram settings nested); :meth:`from_dict` inverts it."""
+        d = dataclasses.asdict(self)
+        d["widths"] = list(self.widths)
+        d["style_blend"] = None if self.style_blend is None else [float(w) for w in self.style_blend]
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> AudioStyleConfig:
+        """Rebuild a config from :meth:`to_dict`'s output (validated; unknown keys are a :class:`ConfigError`)."""
+        if not isinstance(data, Mapping):
+            raise ConfigError("not an audio style config")
+        spec = data.get("spectrogram", {})
+        convert = {"widths": lambda v: tuple(int(w) for w in v), "style_blend": lambda v: tuple(float(w) for w in v)}
+        return _from_dict(cls, {**data, "spectrogram": SpectrogramConfig.from_dict(spec)}, "audio style config",
+                          convert)

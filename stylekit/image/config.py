@@ -1,0 +1,207 @@
+"""The settings of an image style transfer: :class:`ImageStyleConfig`.
+
+Plain Python (no torch), so the command line builds its options and ``--help`` from these fields without
+loading the network.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import click
+
+from .._device import DEVICES
+from .._options import format_layers, option, parse_floats, parse_layers, parse_tile
+from ..errors import ConfigError
+from ..features.layers import LAYER_NAMES, POOLING, min_input_size
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["ImageStyleConfig", "PRESERVE_COLOR", "INITS", "PRECISIONS", "OPTIMIZERS", "DEFAULT_STYLE_LAYERS",
+           "DEFAULT_CONTENT_LAYERS"]
+
+#: The colour modes of ``preserve_color`` (:mod:`stylekit.image.color`).
+PRESERVE_COLOR = ("none", "luminance", "histogram")
+INITS = ("content", "noise")
+PRECISIONS = ("auto", "fp32", "tf32", "bf16")
+OPTIMIZERS = ("lbfgs", "adam")
+DEFAULT_STYLE_LAYERS = {"relu1_1": 0.2, "relu2_1": 0.2, "relu3_1": 0.2, "relu4_1": 0.2, "relu5_1": 0.2}
+DEFAULT_CONTENT_LAYERS = {"relu4_2": 1.0}
+
+
+@dataclass(frozen=True)
+class ImageStyleConfig:
+    """Every setting of an image style transfer; the CLI's defaults are read from here.
+
+    Attributes
+    ----------
+    size : long edge of the output in pixels; ``None`` picks 512 on a GPU and 384 on the CPU.
+    iterations : optimiser iterations at the finest scale; each coarser scale runs ``coarse_iterations``.
+    coarse_iterations : iterations at each coarser scale (they are cheap: a half-size scale costs ~1/4).
+    optimizer : ``"lbfgs"`` or ``"adam"``.
+    content_weight, style_weight, tv_weight : weights of the three loss terms. The content and style terms are
+        relative (scale-free) feature distances, so these work at any size and for either weights source.
+    style_blend : one weight per style image (normalised); default equal.
+    style_scale : each style image is resized to ``style_scale`` times the output's long edge.
+    content_layers, style_layers : ``{layer: weight}``.
+    pooling : ``"max"`` or ``"avg"``.
+    init : ``"content"``, ``"noise"`` or the path of an image to start from.
+    scales : number of coarse-to-fine levels (1 = single scale); ``min_size`` is the coarsest long edge.
+    preserve_color : ``"none"``, ``"luminance"`` (transfer on luminance only, keep the content's colours) or
+        ``"histogram"`` (recolour the style to the content's colour statistics first); Gatys et al. 2017.
+    weights : ``"caffe"``, ``"torchvision"`` or a path to a ``vgg19().features`` state_dict (then
+        ``preprocessing`` names what it expects).
+    device : ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+    seed : seeds the noise initialisation; runs are deterministic on the CPU.
+    precision : ``"auto"`` (TF32 convolutions on CUDA, fp32 on the CPU), ``"fp32"``, ``"tf32"`` (CUDA) or
+        ``"bf16"`` (convolutions in bfloat16 under autocast). Gram matrices and losses are always fp32.
+    tile : ``"auto"`` (tile only when the whole image would not fit the memory budget), ``"off"``, or a tile
+        size in pixels: the objective is then evaluated exactly, tile by tile (:mod:`stylekit.image.tiling`).
+    max_memory : memory budget in GB for ``tile="auto"`` and the fit check; default 80% of what is free.
+    compile : run the objective (network, losses and their backward) through ``torch.compile``; on CUDA with
+        CUDA graphs (``mode="reduce-overhead"``), which removes the per-kernel launch cost of short iterations.
+        Each scale's first iteration waits for compilation (tens of seconds), so it pays only for long runs at
+        a fixed size. Tiled scales stay uncompiled; on the CPU the compiled network cannot use the Winograd
+        convolutions and is slower. If compilation fails, the run warns and goes on uncompiled.
+    """
+
+    size: int | None = option(None, type=int, help="Long edge of the output in pixels.",
+                              show=lambda v: "384 on the CPU, 512 on a GPU" if v is None else str(v))
+    iterations: int = option(60, type=int, help="Iterations at the finest scale.")
+    coarse_iterations: int = option(60, type=int, help="Iterations at each coarser scale.")
+    optimizer: str = option("lbfgs", type=click.Choice(OPTIMIZERS), help="Optimiser.", group="Optimisation")
+    lr: float | None = option(None, type=float, help="Step size.", group="Optimisation",
+                              show=lambda v: "1 for L-BFGS, 0.02 for Adam" if v is None else f"{v:g}")
+    content_weight: float = option(1.0, type=float, help="Weight of the content term.", group="Losses")
+    style_weight: float = option(5.0, type=float, help="Weight of the style term.", group="Losses")
+    tv_weight: float = option(0.0, type=float, help="Weight of the total-variation (smoothness) term.",
+                              group="Losses")
+    style_blend: tuple[float, ...] | None = option(
+        None, parse=lambda t: parse_floats(t, "--style-blend"), metavar="W1,W2,...", group="Style",
+        help="Weights of the style images, e.g. 0.7,0.3.", show=lambda v: "equal" if v is None else str(v))
+    style_scale: float = option(1.0, type=float, help="Style image long edge relative to the output's.",
+                                group="Style")
+    content_layers: Mapping[str, float] = option(
+        default_factory=lambda: dict(DEFAULT_CONTENT_LAYERS), parse=parse_layers, show=format_layers,
+        metavar="LAYER[:W],...", help="Content layers, comma-separated layer[:weight].", group="Losses")
+    style_layers: Mapping[str, float] = option(
+        default_factory=lambda: dict(DEFAULT_STYLE_LAYERS), parse=parse_layers, show=format_layers,
+        metavar="LAYER[:W],...", help="Style layers, comma-separated layer[:weight].", group="Losses")
+    pooling: str = option("max", type=click.Choice(POOLING), help="Pooling of the network.", group="Network")
+    init: str = option("content", help="Start from the content, from noise, or from an image file.")
+    scales: int = option(3, type=int, help="Coarse-to-fine levels (1 = single scale).")
+    min_size: int = option(160, type=int, help="Long edge of the coarsest scale.")
+    preserve_color: str = option("none", type=click.Choice(PRESERVE_COLOR), group="Style",
+                                 help="Keep the content's colours: transfer on luminance, or recolour the style.")
+    weights: str = option("caffe", help="Network weights: caffe, torchvision, or a state_dict path.",
+                          group="Network")
+    preprocessing: str | None = option(None, type=click.Choice(["caffe", "torchvision"]), group="Network",
+                                       help="Input preprocessing of a --weights PATH.",
+                                       show=lambda v: "that of the named weights" if v is None else v)
+    device: str = option("auto", type=click.Choice(DEVICES), help="Where to run: auto picks CUDA when present.",
+                         group="Performance")
+    seed: int = option(0, type=int, help="Random seed.")
+    precision: str = option("auto", type=click.Choice(PRECISIONS), group="Performance",
+                            help="Convolution precision: auto = TF32 on CUDA, fp32 on the CPU; Grams stay fp32.")
+    tile: int | str = option("auto", parse=parse_tile, group="Performance",
+                             help="auto (tile only when the image would not fit in memory), off, or a tile size "
+                                  "in pixels: exact tiled optimisation for outputs of any size.")
+    max_memory: float | None = option(None, type=float, group="Performance",
+                                      help="Memory budget in GB for tiling and the fit check.",
+                                      show=lambda v: "80% of free memory" if v is None else f"{v:g}")
+    compile: bool = option(False, is_flag=True, group="Performance",
+                           help="Compile the objective with torch.compile (CUDA graphs on CUDA): for long runs "
+                                "on a GPU; each scale first waits for compilation.")
+
+    def __post_init__(self) -> None:
+        def positive_int(name, v, lo=1):
+            if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+                raise ConfigError(f"{name.replace('_', '-')} must be an integer >= {lo}, got {v!r}")
+
+        if self.size is not None:
+            positive_int("size", self.size)
+        positive_int("iterations", self.iterations)
+        positive_int("coarse_iterations", self.coarse_iterations)
+        positive_int("scales", self.scales)
+        positive_int("min_size", self.min_size)
+        for name in ("content_weight", "style_weight", "tv_weight"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not v >= 0 or v == float("inf"):
+                raise ConfigError(f"{name.replace('_', '-')} must be a finite number >= 0, got {v!r}")
+        if not self.style_scale > 0 or self.style_scale == float("inf"):
+            raise ConfigError(f"style-scale must be a positive number, got {self.style_scale!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.pooling not in ("max", "avg"):
+            raise ConfigError(f"pooling must be max or avg, got {self.pooling!r}")
+        if self.preserve_color not in PRESERVE_COLOR:
+            raise ConfigError(f"preserve-color must be one of {', '.join(PRESERVE_COLOR)}, got {self.preserve_color!r}")
+        if self.device not in DEVICES:
+            raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.tile not in ("auto", "off"):
+            if isinstance(self.tile, bool) or not isinstance(self.tile, int) or self.tile < 16:
+                raise ConfigError(f"tile must be auto, off or a size in pixels >= 16, got {self.tile!r}")
+        if not isinstance(self.compile, bool):
+            raise ConfigError(f"compile must be true or false, got {self.compile!r}")
+        if self.max_memory is not None and not (self.max_memory > 0 and self.max_memory != float("inf")):
+            raise ConfigError(f"max-memory must be a positive number of GB, got {self.max_memory!r}")
+        if self.lr is not None and not self.lr > 0:
+            raise ConfigError(f"lr must be positive, got {self.lr!r}")
+        for what, layers in (("content", self.content_layers), ("style", self.style_layers)):
+            if not layers:
+                raise ConfigError(f"at least one {what} layer is needed")
+            for k, w in layers.items():
+                if k not in LAYER_NAMES:
+                    raise ConfigError(f"unknown {what} layer {k!r}; layers are named conv1_1 ... relu5_4 "
+                                      "and pool1 ... pool5")
+                if not float(w) >= 0 or float(w) == float("inf"):
+                    raise ConfigError(f"{what} layer weight for {k} must be a finite number >= 0, got {w}")
+        if self.size is not None and self.size < min_input_size(self.layers):
+            raise ConfigError(f"size {self.size} px is too small for layers up to "
+                              f"{max(self.layers, key=LAYER_NAMES.index)}: the minimum is "
+                              f"{min_input_size(self.layers)} px")
+        if self.style_blend is not None:
+            if any(not float(b) >= 0 for b in self.style_blend) or sum(self.style_blend) <= 0:
+                raise ConfigError(f"style-blend weights must be >= 0 and not all zero, got {self.style_blend}")
+        if self.init not in INITS and not os.path.exists(self.init):
+            raise ConfigError(f"init must be content, noise or an existing image file, got {self.init!r}")
+
+    @property
+    def layers(self) -> list[str]:
+        """Every layer the run needs, content layers first."""
+        return list(dict.fromkeys([*self.content_layers, *self.style_layers]))
+
+    def resolved_size(self, device: torch.device) -> int:
+        """``size``, or the default for ``device`` (512 on a GPU, 384 on the CPU)."""
+        return self.size if self.size is not None else (512 if device.type == "cuda" else 384)
+
+    def to_dict(self) -> dict:
+        """The settings as plain JSON-ready data; :meth:`from_dict` inverts it."""
+        d = dataclasses.asdict(self)
+        d["content_layers"] = dict(self.content_layers)
+        d["style_layers"] = dict(self.style_layers)
+        d["style_blend"] = list(self.style_blend) if self.style_blend is not None else None
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> ImageStyleConfig:
+        """Rebuild a config from :meth:`to_dict`'s output (validated; unknown keys are an error)."""
+        if not isinstance(data, Mapping):
+            raise ConfigError("not an image style config")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ConfigError(f"unknown image option(s): {', '.join(sorted(map(str, unknown)))}")
+        d = dict(data)
+        if d.get("style_blend") is not None:
+            d["style_blend"] = tuple(d["style_blend"])
+        try:
+            return cls(**d)
+        except TypeError as e:
+            raise ConfigError(f"not an image style config ({e})") from None

@@ -1,0 +1,399 @@
+"""Image style transfer end to end: :func:`stylize_image`, driven by one frozen :class:`ImageStyleConfig`.
+
+file -> tensor (:mod:`.io`) -> colour handling (:mod:`.color`) -> features (:mod:`stylekit.features`) -> losses
+(:mod:`stylekit.losses`, tiled by :mod:`.tiling` when memory is short) -> optimiser (:mod:`stylekit.optim`,
+coarse to fine) -> colour restored -> :class:`ImageResult`. :func:`style_targets` computes the style side
+once, for many calls (a batch, the web preview).
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from .._device import resolve_device
+from ..errors import ConfigError, StylizeInterrupted
+from ..features import VGG19Features
+from ..features.layers import LAYER_NAMES, min_input_size
+from ..losses import StyleTransferLoss
+from ..optim import OptimizationInterrupted, Progress, coarse_to_fine, pyramid_sizes
+from .color import luminance_image, prepare_color, restore_color
+from .config import ImageStyleConfig
+from .io import load_image, resize, resize_long_edge
+
+__all__ = ["ImageStyleConfig", "ImageResult", "StyleTargets", "stylize_image", "style_targets",
+           "estimate_image_run", "finish_image"]
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """What :func:`stylize_image` returns.
+
+    Attributes
+    ----------
+    data : torch.Tensor
+        ``(1, 3, H, W)`` float32 RGB in [0, 1] on the CPU, long edge ``config.size``.
+    config : ImageStyleConfig
+        The settings that made it (``size`` resolved).
+    interrupted : bool
+        True for the best result so far of a stopped run (carried by :class:`~stylekit.StylizeInterrupted`).
+    """
+
+    data: torch.Tensor = field(repr=False)
+    config: ImageStyleConfig
+    interrupted: bool = False
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(height, width)`` in pixels."""
+        return tuple(self.data.shape[-2:])
+
+    @property
+    def image(self) -> torch.Tensor:
+        """The same as :attr:`data`."""
+        return self.data
+
+    def settings(self) -> dict:
+        """The settings as plain data, as written into the output file."""
+        return self.config.to_dict()
+
+
+@dataclass
+class StyleTargets:
+    """The style side of a run, computed once and shared between calls (see :func:`style_targets`).
+
+    ``images`` are the style images, ``names`` their names in messages, and ``features`` the style features of
+    each scale already computed, keyed by everything they depend on (kept on the CPU).
+    """
+
+    images: list[torch.Tensor] = field(repr=False)
+    names: list[str]
+    features: dict = field(default_factory=dict, repr=False)
+
+
+def _as_tensor(x, what: str) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        t = x if x.dim() == 4 else x[None]
+        if t.dim() != 4 or t.shape[1] != 3:
+            raise ConfigError(f"{what} tensor must be (1, 3, H, W) RGB in [0, 1], got {tuple(x.shape)}")
+        return t.float()
+    return load_image(x)
+
+
+@contextlib.contextmanager
+def _tf32(enabled: bool):
+    """TF32 for CUDA matmuls and convolutions inside the block (restored after)."""
+    if not enabled:
+        yield
+        return
+    mm, conv = torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision
+    torch.backends.cuda.matmul.fp32_precision = torch.backends.cudnn.conv.fp32_precision = "tf32"
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision = mm, conv
+
+
+class _Precision:
+    """Calls a criterion in the run's precision: channels_last input on CUDA, bf16 autocast when asked."""
+
+    def __init__(self, criterion, device: torch.device, bf16: bool) -> None:
+        self.criterion, self.device, self.bf16 = criterion, device, bf16
+
+    def __call__(self, x: torch.Tensor):
+        if self.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        if self.bf16:
+            with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16):
+                return self.criterion(x)
+        return self.criterion(x)
+
+
+class _Compiled:
+    """A criterion through ``torch.compile``, falling back to the eager one (with a warning) if compiling fails.
+
+    On CUDA the mode is ``"reduce-overhead"``: inductor's kernels replayed as CUDA graphs for the forward and the
+    backward pass. Their outputs live in the graphs' memory pool until the next call, which is safe here:
+    :func:`stylekit.optim.optimize` reads the loss, the terms and the gradient before it evaluates again.
+    """
+
+    def __init__(self, criterion, device: torch.device) -> None:
+        self.eager = criterion
+        self.compiled = torch.compile(criterion, mode="reduce-overhead" if device.type == "cuda" else None,
+                                      dynamic=False)
+        self.state = "unchecked"
+
+    def _check(self, x: torch.Tensor) -> None:
+        # The backward graph may be compiled only at the first backward pass, outside this call, so both directions
+        # are tried here once, where a failure can still fall back.
+        try:
+            probe = x.detach().requires_grad_(True)
+            with torch.enable_grad():
+                total, _ = self.compiled(probe)
+                torch.autograd.grad(total, probe)
+            self.state = "compiled"
+        except Exception as e:  # a backend or tracing failure: the eager objective is the same function
+            self.state = "eager"
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            warnings.warn(f"torch.compile failed ({type(e).__name__}: {first}); continuing uncompiled",
+                          RuntimeWarning, stacklevel=3)
+
+    def __call__(self, x: torch.Tensor):
+        if self.state == "unchecked":
+            self._check(x)
+        return self.compiled(x) if self.state == "compiled" else self.eager(x)
+
+
+def _shapes(cfg: ImageStyleConfig, hw: tuple[int, int], size: int) -> list[tuple[int, int]]:
+    need = min_input_size(cfg.layers)
+    H, W = hw
+    return [(max(need, round(H * s / size)), max(need, round(W * s / size)))
+            for s in pyramid_sizes(size, scales=cfg.scales, min_edge=max(cfg.min_size, need))]
+
+
+def _tiles(cfg: ImageStyleConfig, net, device: torch.device, shapes) -> list[int | None]:
+    """The tile size of each scale (None: whole image); refuses, with the estimate, a run that cannot fit."""
+    from .estimate import choose_tile, estimate_run, format_bytes, memory_budget
+    budget = memory_budget(device, cfg.max_memory)
+    kw = dict(layers=cfg.layers, content_layers=list(cfg.content_layers), optimizer=cfg.optimizer)
+    out = []
+    for hw in shapes:
+        if cfg.tile == "off":
+            est = estimate_run(net, device, [hw], [1], calibrate=False, **kw)
+            if est.peak_bytes > budget:
+                raise ConfigError(f"a {hw[1]}x{hw[0]} run needs about {format_bytes(est.peak_bytes)} (estimated), "
+                                  f"more than the {format_bytes(budget)} available on {device}; "
+                                  "allow tiling (--tile auto) or use a smaller --size")
+            out.append(None)
+        elif cfg.tile == "auto":
+            out.append(choose_tile(net, device, hw, budget=budget, **kw))
+        else:
+            out.append(cfg.tile if cfg.tile < max(hw) else None)
+    return out
+
+
+def _check_size(cfg: ImageStyleConfig, size: int) -> None:
+    need = min_input_size(cfg.layers)
+    if size < need:
+        raise ConfigError(f"size {size} px is too small for layers up to "
+                          f"{max(cfg.layers, key=LAYER_NAMES.index)}: the minimum is {need} px")
+
+
+def _network(cfg: ImageStyleConfig, device: torch.device) -> VGG19Features:
+    net = VGG19Features(cfg.layers, weights=cfg.weights, pooling=cfg.pooling, preprocessing=cfg.preprocessing)
+    net = net.to(device)
+    if device.type == "cuda":
+        net = net.to(memory_format=torch.channels_last)
+    return net
+
+
+def _targets(styles, names: Sequence[str] | None) -> StyleTargets:
+    if isinstance(styles, StyleTargets):
+        return styles
+    style_list = list(styles) if isinstance(styles, (list, tuple)) else [styles]
+    if not style_list:
+        raise ConfigError("at least one style image is needed")
+    names = list(names) if names is not None else [
+        str(s) if not isinstance(s, torch.Tensor) else f"style image {i + 1}" for i, s in enumerate(style_list)]
+    return StyleTargets([_as_tensor(s, "style") for s in style_list], names)
+
+
+def _check_styles(cfg: ImageStyleConfig, targets: StyleTargets, coarsest_edge: int) -> None:
+    """Every style image, at the coarsest scale's size, must be large enough for the deepest layer."""
+    need = min_input_size(cfg.layers)
+    if cfg.style_blend is not None and len(cfg.style_blend) != len(targets.images):
+        raise ConfigError(f"style-blend has {len(cfg.style_blend)} weights for {len(targets.images)} style images")
+    coarsest = max(need, round(coarsest_edge * cfg.style_scale))
+    for name, s in zip(targets.names, targets.images):
+        h, w = s.shape[-2:]
+        short = round(min(h, w) * coarsest / max(h, w))
+        if short < need:
+            raise ConfigError(f"{name}: a {w}x{h} style image is too small for layers up to "
+                              f"{max(cfg.layers, key=LAYER_NAMES.index)}: scaled to {coarsest} px long it is "
+                              f"{short} px across, and they need {need} px")
+
+
+def _style_features(net, cfg: ImageStyleConfig, targets: StyleTargets, images: list[torch.Tensor], hw,
+                    tile: int | None, device: torch.device, shared: bool) -> list[dict]:
+    """The style features (or, for a tiled scale, the Gram matrices) of one scale, from ``targets.features``
+    when they were computed before with the same settings (``shared``: the images are the targets' own)."""
+    from .tiling import tiled_grams
+    edge = max(min_input_size(cfg.layers), round(max(hw) * cfg.style_scale))
+    key = ("grams" if tile else "style", edge, str(cfg.weights), cfg.preprocessing, cfg.pooling,
+           tuple(cfg.style_layers), tile)
+    if shared and key in targets.features:
+        return [{k: v.to(device) for k, v in f.items()} for f in targets.features[key]]
+    with torch.no_grad():
+        if tile:
+            stored = [tiled_grams(net, resize_long_edge(s, edge).to(device), list(cfg.style_layers), tile)
+                      for s in images]
+        else:
+            stored = [{k: v for k, v in net(resize_long_edge(s, edge).to(device)).items() if k in cfg.style_layers}
+                      for s in images]
+    if shared:
+        targets.features[key] = [{k: v.cpu() for k, v in f.items()} for f in stored]
+    return stored
+
+
+def style_targets(styles, *, config: ImageStyleConfig | None = None, style_names: Sequence[str] | None = None,
+                  **options) -> StyleTargets:
+    """Read the style images and compute their features at every scale of a run with these settings.
+
+    Pass the result to :func:`stylize_image` in place of the styles: every call with the same style-side
+    settings (size, scales, layers, weights, pooling, style scale) then reuses the features instead of
+    computing them again, which is what a batch or the web preview does. Other settings compute what they
+    need and keep it in the targets too. With ``preserve_color`` other than ``"none"`` the styles depend on
+    the content and nothing is reused.
+    """
+    cfg = dataclasses.replace(config or ImageStyleConfig(), **options)
+    device = resolve_device(cfg.device)
+    size = cfg.resolved_size(device)
+    _check_size(cfg, size)
+    targets = _targets(styles, style_names)
+    need = min_input_size(cfg.layers)
+    edges = pyramid_sizes(size, scales=cfg.scales, min_edge=max(cfg.min_size, need))
+    _check_styles(cfg, targets, edges[0])
+    if cfg.preserve_color == "none":
+        net = _network(cfg, device)
+        for edge in edges:
+            _style_features(net, cfg, targets, targets.images, (edge, edge), None, device, shared=True)
+    return targets
+
+
+def estimate_image_run(content, *, config: ImageStyleConfig | None = None, calibrate: bool = True, **options):
+    """Predict the peak memory and time of :func:`stylize_image` with these settings, without running it.
+
+    ``content`` is a path, a ``(1, 3, H, W)`` tensor or an ``(H, W)`` shape. Returns a
+    :class:`stylekit.image.estimate.RunEstimate` (``.describe()`` gives the text ``stylekit image --dry-run`` prints).
+    Raises :class:`ConfigError` with the estimate when the run cannot fit even in tiles.
+    """
+    from .estimate import estimate_run
+    cfg = dataclasses.replace(config or ImageStyleConfig(), **options)
+    device = resolve_device(cfg.device)
+    size = cfg.resolved_size(device)
+    _check_size(cfg, size)
+    if isinstance(content, tuple):
+        h, w = content
+        s = size / max(h, w)
+        hw = (round(h * s), round(w * s))
+    else:
+        hw = tuple(resize_long_edge(_as_tensor(content, "content"), size).shape[-2:])
+    shapes = _shapes(cfg, hw, size)
+    net = _network(cfg, device)
+    tiles = _tiles(cfg, net, device, shapes)
+    steps = [cfg.coarse_iterations] * (len(shapes) - 1) + [cfg.iterations]
+    return estimate_run(net, device, shapes, steps, layers=cfg.layers, content_layers=list(cfg.content_layers),
+                        optimizer=cfg.optimizer, tiles=tiles, calibrate=calibrate)
+
+
+def finish_image(x: torch.Tensor, content: torch.Tensor, preserve_color: str = "none") -> torch.Tensor:
+    """An iterate as an output image: resized to ``content``'s size, clamped to [0, 1], and given the content's
+    colours back where ``preserve_color`` asks for it (:func:`stylekit.image.color.restore_color`)."""
+    x = resize(x.detach().float().cpu(), tuple(content.shape[-2:])).clamp(0, 1)
+    return restore_color(x, content, preserve_color)
+
+
+def _init(cfg: ImageStyleConfig, target_content: torch.Tensor) -> torch.Tensor:
+    """The starting image: the content target, seeded noise, or an image file at the content's size."""
+    if cfg.init == "content":
+        return target_content
+    if cfg.init == "noise":
+        g = torch.Generator().manual_seed(cfg.seed)
+        return torch.rand(target_content.shape, generator=g)
+    init = resize(load_image(cfg.init), tuple(target_content.shape[-2:]))
+    return luminance_image(init) if cfg.preserve_color == "luminance" else init
+
+
+def _criteria(cfg: ImageStyleConfig, net, device: torch.device, target_content: torch.Tensor,
+              targets: StyleTargets, styles: list[torch.Tensor], tiles: dict, keep: bool) -> Callable:
+    """``make_criterion(hw)`` for :func:`stylekit.optim.coarse_to_fine`: the loss of one scale. With ``keep``
+    the style features are read from and kept in ``targets`` (the caller's :class:`StyleTargets`)."""
+    from .tiling import TiledStyleTransferLoss
+    precision = cfg.precision if cfg.precision != "auto" else ("tf32" if device.type == "cuda" else "fp32")
+    shared = keep and cfg.preserve_color == "none"
+
+    def make_criterion(hw: tuple[int, int]):
+        tile = tiles[tuple(hw)]
+        args = dict(content_layers=cfg.content_layers, style_layers=cfg.style_layers,
+                    content_weight=cfg.content_weight, style_weight=cfg.style_weight, tv_weight=cfg.tv_weight)
+        loss = TiledStyleTransferLoss(net, tile=tile, **args) if tile else StyleTransferLoss(net, **args)
+        loss.set_content(resize(target_content, hw).to(device))
+        stored = _style_features(net, cfg, targets, styles, hw, tile, device, shared)
+        if tile:
+            loss.set_style_grams(stored, blend=cfg.style_blend)
+        else:
+            loss.set_style_features(stored, blend=cfg.style_blend)
+        crit = _Precision(loss, device, precision == "bf16")
+        return _Compiled(crit, device) if cfg.compile and not tile else crit
+
+    return make_criterion
+
+
+def stylize_image(content, styles, *, config: ImageStyleConfig | None = None,
+                  callback: Callable[[Progress], bool | None] | None = None, resume: dict | None = None,
+                  style_names: Sequence[str] | None = None, **options) -> ImageResult:
+    """Paint ``content`` in the style of ``styles`` (Gatys et al. 2016).
+
+    Parameters
+    ----------
+    content : path or ``(1, 3, H, W)`` tensor in [0, 1].
+    styles : one path/tensor, a list of them (blended by ``style_blend``), or the :class:`StyleTargets` of
+        :func:`style_targets`, whose features are then reused.
+    config : an :class:`ImageStyleConfig`; keyword ``options`` override its fields.
+    callback : receives a :class:`stylekit.optim.Progress` after every iteration; return True to stop.
+    resume : the ``state`` of a :class:`~stylekit.StylizeInterrupted` from a run with the same inputs and
+        config; the run continues where it stopped and ends with the result of an uninterrupted run.
+    style_names : names of the style images for error messages (default: their paths, or "style image N").
+
+    Returns
+    -------
+    ImageResult
+        ``.data`` is ``(1, 3, H, W)`` float32 RGB in [0, 1] on the CPU, with long edge ``config.size``.
+
+    Raises
+    ------
+    StylizeInterrupted
+        on Ctrl-C; its ``result`` is the best result so far, already at the output size.
+    ConfigError
+        for bad settings, and (with the estimate) when the run cannot fit in memory even in tiles.
+
+    Notes
+    -----
+    Scales larger than the memory budget are optimised tile by tile with the exact tiled objective of
+    :mod:`stylekit.image.tiling` (``tile="auto"``); the result is the same as an untiled run up to rounding.
+
+    Example
+    -------
+    >>> out = stylize_image("photo.jpg", ["starry_night.jpg"], size=256, iterations=50).data
+    """
+    cfg = dataclasses.replace(config or ImageStyleConfig(), **options)
+    device = resolve_device(cfg.device)
+    size = cfg.resolved_size(device)
+    cfg = dataclasses.replace(cfg, size=size)
+    _check_size(cfg, size)
+    targets = _targets(styles, style_names)
+    content_full = resize_long_edge(_as_tensor(content, "content"), size)
+    target_content, style_imgs = prepare_color(content_full, targets.images, cfg.preserve_color)
+    shapes = _shapes(cfg, tuple(content_full.shape[-2:]), size)
+    _check_styles(cfg, targets, max(shapes[0]))
+    init = _init(cfg, target_content)
+
+    torch.manual_seed(cfg.seed)
+    net = _network(cfg, device)
+    tiles = dict(zip(shapes, _tiles(cfg, net, device, shapes)))
+    make_criterion = _criteria(cfg, net, device, target_content, targets, style_imgs, tiles,
+                               keep=isinstance(styles, StyleTargets))
+    steps = [cfg.coarse_iterations] * (len(shapes) - 1) + [cfg.iterations]
+    precision = cfg.precision if cfg.precision != "auto" else ("tf32" if device.type == "cuda" else "fp32")
+    try:
+        with _tf32(precision == "tf32" and device.type == "cuda"):
+            out = coarse_to_fine(init.to(device), make_criterion, shapes, steps=steps, callback=callback,
+                                 optimizer=cfg.optimizer, lr=cfg.lr, state=resume)
+    except OptimizationInterrupted as e:
+        best = ImageResult(finish_image(e.best, content_full, cfg.preserve_color), cfg, interrupted=True)
+        raise StylizeInterrupted(best, e.state) from None
+    return ImageResult(finish_image(out, content_full, cfg.preserve_color), cfg)

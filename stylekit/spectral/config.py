@@ -1,0 +1,219 @@
+"""Plain-Python configuration of :mod:`stylekit.spectral`: all ``stylekit spectral --help`` needs (no numpy,
+no torch).
+
+:class:`SpectralSTFTConfig`, :class:`SynthConfig` and :class:`TrainConfig` are frozen dataclasses validated on
+construction; :data:`MODEL_NAMES` lists the models of :data:`stylekit.spectral.models.MODELS` in the same
+order; :func:`parse_int_list` reads the CLI's ``21-108``/``36-84:4``/``60,64`` lists. The modules that do the
+work (:mod:`.features`, :mod:`.synth`, :mod:`.train`, :mod:`.nsynth`) re-export these names, so
+``from stylekit.spectral.features import SpectralSTFTConfig`` keeps working.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from ..errors import ConfigError
+
+__all__ = ["SpectralSTFTConfig", "SynthConfig", "TrainConfig", "MODEL_NAMES", "parse_int_list", "gm_family",
+           "DEFAULT_SOUNDFONTS", "FAMILIES", "SOURCES", "SPLITS"]
+
+#: Names of the five models, in the order of :data:`stylekit.spectral.models.MODELS`.
+MODEL_NAMES = ("pca", "ae", "dae", "lstm", "vae")
+
+#: NSynth's instrument families, index = ``instrument_family``.
+FAMILIES = ("bass", "brass", "flute", "guitar", "keyboard", "mallet", "organ", "reed", "string",
+            "synth_lead", "vocal")
+#: NSynth's instrument sources, index = ``instrument_source``.
+SOURCES = ("acoustic", "electronic", "synthetic")
+SPLITS = ("train", "valid", "test")
+#: Soundfonts rendered when none is given (Debian/Ubuntu ``fluid-soundfont-gm`` and ``timgm6mb-soundfont``).
+DEFAULT_SOUNDFONTS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf2/TimGM6mb.sf2")
+# GM program groups of 8 programs each -> NSynth family (groups 12-14: pads/effects/ethnic folded as noted).
+_GROUP_FAMILY = ("keyboard", "mallet", "organ", "guitar", "bass", "string", "string", "brass", "reed", "flute",
+                 "synth_lead", "synth_lead", "synth_lead", "string", "mallet")
+
+
+@dataclass(frozen=True)
+class SpectralSTFTConfig:
+    """How audio becomes frames and back.
+
+    Parameters
+    ----------
+    sample_rate : int
+        Hz; audio at another rate is refused, not resampled (NSynth is 16 kHz).
+    n_fft : int
+        FFT size; frames have ``n_fft // 2 + 1`` bins (513 for 1024).
+    hop_length : int
+        Hop in samples (256 = 16 ms at 16 kHz).
+    top_db : float
+        Dynamic range kept below 0 dB; also the scale between feature units and dB.
+    griffin_lim_iters : int
+        Griffin-Lim iterations used by :func:`stylekit.spectral.features.to_audio` when no phase is given.
+    """
+
+    sample_rate: int = 16000
+    n_fft: int = 1024
+    hop_length: int = 256
+    top_db: float = 80.0
+    griffin_lim_iters: int = 64
+
+    def __post_init__(self) -> None:
+        if self.sample_rate <= 0:
+            raise ConfigError(f"sample_rate must be positive, got {self.sample_rate}")
+        if self.n_fft < 16 or self.n_fft % 2:
+            raise ConfigError(f"n_fft must be an even number >= 16, got {self.n_fft}")
+        if not 0 < self.hop_length <= self.n_fft:
+            raise ConfigError(f"hop_length must be in (0, n_fft], got {self.hop_length}")
+        if self.top_db <= 0:
+            raise ConfigError(f"top_db must be positive, got {self.top_db}")
+        if self.griffin_lim_iters < 1:
+            raise ConfigError(f"griffin_lim_iters must be >= 1, got {self.griffin_lim_iters}")
+
+    @property
+    def n_bins(self) -> int:
+        """Number of frequency bins per frame, ``n_fft // 2 + 1``."""
+        return self.n_fft // 2 + 1
+
+    def to_dict(self) -> dict:
+        """Plain dict (for checkpoints); :meth:`from_dict` is the inverse."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SpectralSTFTConfig":
+        """Rebuild from :meth:`to_dict`'s output; unknown keys are a :class:`ConfigError`."""
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ConfigError(f"unknown STFT config keys: {sorted(unknown)}")
+        return cls(**d)
+
+
+def gm_family(program: int) -> str:
+    """NSynth family of a GM program (0-119) from its group of 8: 0-7 keyboard, 8-15 mallet, 16-23 organ,
+    24-31 guitar, 32-39 bass, 40-55 string, 56-63 brass, 64-71 reed, 72-79 flute, 80-103 synth_lead (leads,
+    pads, synth effects), 104-111 string (ethnic: sitar, banjo, koto...), 112-119 mallet (percussive)."""
+    if not 0 <= program < 120:
+        raise ConfigError(f"GM program {program} not supported (0-119; 120-127 are sound effects)")
+    return _GROUP_FAMILY[program // 8]
+
+
+def parse_int_list(text: str, *, lo: int, hi: int, name: str) -> tuple[int, ...]:
+    """Parse ``"21-108"``, ``"36-84:4"`` (with a step) or ``"60,64,67"`` (mixable) into sorted unique ints."""
+    out: set[int] = set()
+    try:
+        for part in text.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            step = 1
+            if ":" in part:
+                part, s = part.split(":")
+                step = int(s)
+                if step < 1:
+                    raise ValueError
+            if "-" in part[1:]:
+                a, b = part.split("-", 1)
+                out.update(range(int(a), int(b) + 1, step))
+            else:
+                out.add(int(part))
+    except ValueError:
+        raise ConfigError(f"{name}: cannot parse {text!r} (use e.g. 21-108, 36-84:4 or 60,64,67)") from None
+    bad = [v for v in out if not lo <= v <= hi]
+    if not out or bad:
+        raise ConfigError(f"{name}: values must be in {lo}-{hi}, got {text!r}")
+    return tuple(sorted(out))
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """What :func:`stylekit.spectral.synth.synthesize` renders.
+
+    Parameters
+    ----------
+    programs : tuple of int
+        GM programs (0-119); each one with each soundfont is one instrument.
+    pitches : tuple of int
+        MIDI pitches (21-108 is the piano range NSynth uses).
+    velocities : tuple of int
+        MIDI velocities (NSynth uses 25, 50, 75, 100, 127).
+    soundfonts : tuple of str
+        1-3 ``.sf2`` files; the i-th is labelled with source ``SOURCES[i]``.
+    valid_fraction, test_fraction : float
+        Share of *instruments* held out (at least one each).
+    seed : int
+        Seed of the instrument split.
+    gain : float
+        FluidSynth master gain (its default, 0.2, leaves many notes far below full scale).
+    """
+
+    programs: tuple[int, ...] = tuple(range(0, 120, 8))
+    pitches: tuple[int, ...] = tuple(range(21, 109))
+    velocities: tuple[int, ...] = (25, 50, 75, 100, 127)
+    soundfonts: tuple[str, ...] = DEFAULT_SOUNDFONTS
+    valid_fraction: float = 0.1
+    test_fraction: float = 0.1
+    seed: int = 0
+    gain: float = 0.5
+
+    def __post_init__(self) -> None:
+        for p in self.programs:
+            gm_family(p)
+        if len(set(self.programs)) != len(self.programs):
+            raise ConfigError("programs must be unique")
+        if not self.pitches or any(not 0 <= p <= 127 for p in self.pitches):
+            raise ConfigError("pitches must be MIDI notes 0-127")
+        if not self.velocities or any(not 1 <= v <= 127 for v in self.velocities):
+            raise ConfigError("velocities must be 1-127")
+        if not 1 <= len(self.soundfonts) <= len(SOURCES):
+            raise ConfigError(f"give 1 to {len(SOURCES)} soundfonts")
+        if not (0 <= self.valid_fraction < 1 and 0 <= self.test_fraction < 1):
+            raise ConfigError("valid/test fractions must be in [0, 1)")
+        if len(self.programs) * len(self.soundfonts) < 3:
+            raise ConfigError("need at least 3 instruments (programs x soundfonts) for 3 disjoint splits")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a model is trained (every model gets the same budget; nothing is tuned per model).
+
+    Parameters
+    ----------
+    model : {"pca", "ae", "dae", "lstm", "vae"}
+    latent : int
+        Latent size L.
+    epochs : int
+        Passes over the training segments (ignored by PCA, which is fitted in closed form).
+    batch_frames : int
+        Frames per optimiser step (the LSTM-AE gets ``batch_frames // seq_len`` sequences).
+    lr : float
+        Adam learning rate.
+    seed : int
+        Seeds the weights' initialisation, the segment choice, the shuffling and the VAE noise.
+    seq_len : int
+        Frames per training segment (the LSTM-AE's sequence length).
+    segments_per_note : int
+        Non-overlapping segments drawn at random from each note (0 = all): bounds memory and time.
+    beta : float
+        VAE only: KL weight.
+    """
+
+    model: str = "dae"
+    latent: int = 16
+    epochs: int = 25
+    batch_frames: int = 256
+    lr: float = 1e-3
+    seed: int = 0
+    seq_len: int = 16
+    segments_per_note: int = 2
+    beta: float = 1e-3
+
+    def __post_init__(self) -> None:
+        if self.latent < 1:
+            raise ConfigError(f"latent must be >= 1, got {self.latent}")
+        if self.epochs < 1 or self.batch_frames < 1 or self.seq_len < 1 or self.segments_per_note < 0:
+            raise ConfigError("epochs, batch_frames and seq_len must be >= 1, segments_per_note >= 0")
+        if self.lr <= 0:
+            raise ConfigError(f"lr must be positive, got {self.lr}")
+        if self.batch_frames < self.seq_len:
+            raise ConfigError("batch_frames must be >= seq_len")
+
+    def model_kwargs(self) -> dict:
+        return {"beta": self.beta} if self.model == "vae" else {}
