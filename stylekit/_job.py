@@ -1,7 +1,7 @@
 """The run protocol, written once: a :class:`Job` makes one output file from one content and its styles.
 
 Every medium has one Job (:class:`stylekit.image.job.ImageJob`, :class:`stylekit.audio.job.AudioJob`), and
-every caller runs it the same way: ``stylekit image`` / ``stylekit audio`` (through :func:`run_command`),
+every caller runs it the same way: ``stylekit image`` / ``stylekit audio`` (through :func:`stylekit._command.run_job`),
 ``stylekit batch`` (locally or on Ray), and the coming video and web preview. None of them re-implements a
 part of it. The protocol:
 
