@@ -5,8 +5,9 @@ The names are imported lazily, so importing :mod:`stylekit.features.layers` (pla
 """
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from .._lazy import lazy_names
 
 if TYPE_CHECKING:
     from .layers import LAYER_NAMES, min_input_size
@@ -18,11 +19,4 @@ _LAZY = {"VGG19Features": ".vgg", "MonoAdapter": ".vgg", "LAYER_NAMES": ".layers
 __all__ = ["VGG19Features", "MonoAdapter", "LAYER_NAMES", "min_input_size", "load_conv_weights", "PREPROCESSING"]
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, ())

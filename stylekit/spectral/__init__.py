@@ -7,8 +7,9 @@ NSynth's layout). The names below are imported lazily: importing this package do
 """
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from .._lazy import lazy_names
 
 if TYPE_CHECKING:
     from .config import MODEL_NAMES, SpectralSTFTConfig
@@ -22,11 +23,4 @@ __all__ = ["SpectralSTFTConfig", "to_features", "to_audio", "MODELS", "MODEL_NAM
            "load_model"]
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, ())
