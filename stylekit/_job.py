@@ -23,9 +23,12 @@ methods marked *medium* below.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import signal
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -254,7 +257,8 @@ class Job(ABC):
         try:
             result = self.stylize(callback=progress, resume=state, targets=targets)
         except StylizeInterrupted as e:
-            self.save_interrupted(e, self.seconds_before + time.perf_counter() - t0)
+            with _interrupts_held():     # a second Ctrl-C must not cut the save short
+                self.save_interrupted(e, self.seconds_before + time.perf_counter() - t0)
             raise
         self.write(result, self.output, self.metadata(self.seconds_before + time.perf_counter() - t0),
                    overwrite=self.overwrite)
@@ -264,6 +268,9 @@ class Job(ABC):
     def save_interrupted(self, e: StylizeInterrupted, seconds: float) -> bool:
         """Write the checkpoint of an interrupted run, then its best result so far (marked ``interrupted_at``
         with the inputs' digest); False when there was nothing to save yet."""
+        if self.checkpoint.exists() and not self._is_our_checkpoint(self.checkpoint):
+            raise ConfigError(f"{self.checkpoint}: appeared during the run and is not a stylekit {self.medium} "
+                              "checkpoint; it was left alone, so this run cannot be resumed")
         write_checkpoint(self.checkpoint, self.checkpoint_format, self.inputs,
                          {"config": jsonable(self.config.to_dict()), "state": e.state}, overwrite=True)
         if e.result is None:
@@ -283,3 +290,18 @@ class Job(ABC):
         except InputError:
             return False
         return True
+
+
+@contextlib.contextmanager
+def _interrupts_held():
+    """Hold SIGINT and SIGTERM inside the block (on the main thread, where signals arrive); one that came in
+    meanwhile is delivered when it ends."""
+    mask = getattr(signal, "pthread_sigmask", None)
+    if mask is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = mask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        mask(signal.SIG_SETMASK, old)

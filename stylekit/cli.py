@@ -11,6 +11,7 @@ import importlib
 import os
 import signal
 import sys
+import threading
 
 import click
 
@@ -40,10 +41,17 @@ def setup_runtime() -> None:
     keep_freed_memory()
 
 
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 class _StylekitGroup(click.Group):
     """A click group whose ``main`` turns every user error into one line on stderr and exit code 2."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        # SIGTERM ends a run as Ctrl-C does, from the first instant (a run installs its own handler later).
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt) if self is cli and main_thread else None
         try:
             # The sub-commands import torch (seconds); inside this try, a Ctrl-C during that import ends like
             # any other interrupt instead of with a traceback.
@@ -72,6 +80,9 @@ class _StylekitGroup(click.Group):
             why = e.strerror or type(e).__name__
             click.echo(f"error: {e.filename}: {why}", err=True)
             sys.exit(2)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
         if not standalone_mode:
             return rv
         sys.exit(rv if isinstance(rv, int) else 0)
