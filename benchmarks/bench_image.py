@@ -60,6 +60,12 @@ def write_nspt_weights(path: Path) -> None:
 CLOCK = "wall"
 
 
+def _write_json(path: str, data: dict) -> None:
+    """Write ``data`` to ``path`` as JSON (for benchmarks/gpu_check.sh's report)."""
+    import json
+    Path(path).write_text(json.dumps(data, indent=1) + "\n")
+
+
 def timed(cmd: list[str], env: dict | None = None) -> float:
     """Seconds of one command: wall-clock, or (``--clock cpu``) the CPU time of the child process, which
     background load on other cores barely changes (with one thread per tool, CPU time = wall time on an idle
@@ -120,6 +126,11 @@ def per_iter(args) -> None:
         res[name] = (b - a) / (args.n2 - args.n1)
         print(f"{name:16s} t({args.n1})={a:6.2f}s  t({args.n2})={b:6.2f}s  per iteration {res[name]:.4f} s")
     print(f"ratio stylekit / neural-style-pt per iteration: {res['stylekit'] / res['neural-style-pt']:.3f}")
+    if args.json:
+        _write_json(args.json, {"machine": machine(), "size": args.size, "n1": args.n1, "n2": args.n2,
+                                "repeats": args.repeats, "device": device, "clock": args.clock,
+                                "times": {name: {str(n): v for n, v in t.items()} for name, t in times.items()},
+                                "per_iteration_s": res, "ratio": res["stylekit"] / res["neural-style-pt"]})
 
 
 SNAPSHOT_SCRIPT = r"""
@@ -285,27 +296,71 @@ def precision(args) -> None:
     runs = [(prec, False) for prec in args.precisions.split(",")]
     if args.compile:
         runs += [(prec, True) for prec in args.precisions.split(",")]
+    if args.compile_precisions is not None:   # compiled runs for these precisions only
+        runs = [r for r in runs if not r[1]] + [(prec, True) for prec in args.compile_precisions.split(",") if prec]
+    rows = []
     for prec, comp in runs:
         kw["compile"] = comp
+        repeats = args.repeats if not comp or args.compile_repeats is None else args.compile_repeats
+        if comp:
+            # A fresh dynamo state per compiled configuration: each stylize_image call compiles a new criterion,
+            # and past torch._dynamo's recompile limit the rest would silently run eager.
+            torch._dynamo.reset()
+        try:
+            _precision_run(args, prec, comp, repeats, content, style, kw, crit, c, device, sync, rows, ref)
+        except Exception as e:   # one configuration that fails (a bug, out of memory) must not hide the others
+            print(f"{prec + (' + compile' if comp else ''):15s}: FAILED: {type(e).__name__}: {str(e)[:300]}")
+            rows.append({"precision": prec, "compile": comp, "size": args.size, "iterations": args.iterations,
+                         "device": device, "error": f"{type(e).__name__}: {str(e)[:300]}"})
+            if args.json:
+                _write_json(args.json, {"machine": machine(), "runs": rows})
+        else:
+            ref = rows[-1]["final_loss_fp32"] if ref is None else ref
+    if any("error" in r for r in rows):
+        raise SystemExit(1)
+
+
+def _precision_run(args, prec, comp, repeats, content, style, kw, crit, c, device, sync, rows, ref) -> None:
+    """One configuration of :func:`precision` (appends its row to ``rows``)."""
+    import torch
+
+    from stylekit import stylize_image
+    if not (comp and repeats == 1):
         stylize_image(content, [style], precision=prec, **{**kw, "iterations": 3})   # warm-up
-        times, whole = [], []
-        for _ in range(args.repeats):
-            stamps = []
-            sync()
-            t = time.perf_counter()
-            # the optimiser reads the loss every iteration (a device sync), so these stamps are honest
-            out = stylize_image(content, [style], precision=prec, callback=lambda p: stamps.append(time.perf_counter()),
-                                **kw).data
-            sync()
-            whole.append(time.perf_counter() - t)
-            times.append((stamps[-1] - stamps[0]) * len(stamps) / max(1, len(stamps) - 1))
-        with torch.no_grad():
-            loss = float(crit(torch.nn.functional.interpolate(out.to(device), size=c.shape[-2:]))[0])
-        ref = loss if ref is None else ref
-        label = prec + (" + compile" if comp else "")
-        print(f"{label:15s}: optimisation {statistics.median(times):.3f} s (whole call incl. network build "
-              f"{statistics.median(whole):.3f} s), median of {args.repeats}; final loss (fp32) "
-              f"{loss:.5g}; difference to {args.precisions.split(',')[0]}: {100 * (loss - ref) / ref:+.2f}%")
+    # (one compiled run without warm-up is still timed fairly: the first iteration, which compiles, is left
+    # out of the per-iteration time below)
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    times, whole = [], []
+    for _ in range(repeats):
+        stamps = []
+        sync()
+        t = time.perf_counter()
+        # the optimiser reads the loss every iteration (a device sync), so these stamps are honest
+        out = stylize_image(content, [style], precision=prec, callback=lambda p: stamps.append(time.perf_counter()),
+                            **kw).data
+        sync()
+        whole.append(time.perf_counter() - t)
+        times.append((stamps[-1] - stamps[0]) * len(stamps) / max(1, len(stamps) - 1))
+    with torch.no_grad():
+        loss = float(crit(torch.nn.functional.interpolate(out.to(device), size=c.shape[-2:]))[0])
+    ref = loss if ref is None else ref
+    label = prec + (" + compile" if comp else "")
+    print(f"{label:15s}: optimisation {statistics.median(times):.3f} s (whole call incl. network build "
+          f"{statistics.median(whole):.3f} s), median of {repeats}; final loss (fp32) "
+          f"{loss:.5g}; difference to {args.precisions.split(',')[0]}: {100 * (loss - ref) / ref:+.2f}%")
+    peak = torch.cuda.max_memory_allocated() if device == "cuda" else None
+    if peak is not None:
+        print(f"{'':15s}  peak GPU memory (torch.cuda.max_memory_allocated) {peak / 2 ** 30:.2f} GiB")
+    rows.append({"precision": prec, "compile": comp, "size": args.size, "iterations": args.iterations,
+                 "iterations_run": len(stamps), "device": device, "repeats": repeats,
+                 "optimisation_s": statistics.median(times), "optimisation_s_all": times,
+                 "whole_call_s": statistics.median(whole), "final_loss_fp32": loss,
+                 "difference_pct": 100 * (loss - ref) / ref, "peak_bytes": peak})
+    if args.json:   # rewritten after every configuration, so a run stopped by a timeout keeps what it measured
+        _write_json(args.json, {"machine": machine(), "runs": rows})
 
 
 def load(args) -> None:
@@ -362,6 +417,92 @@ def conv_kernels(args) -> None:
         print(f"{c}->{k}, {w_}x{h}: " + "  ".join(f"{n} {1e3 * np.median(v):.1f}" for n, v in times.items()))
 
 
+STYLE_LOSS_PAIRS = [  # (content, style): the bundled images, then pairs not in the repository (/work/shared/data)
+    ("examples/images/chelsea.png", "examples/images/starry_night.jpg"),
+    ("examples/images/chelsea.png", "examples/images/shipwreck.jpg"),
+    ("../shared/data/content/astronaut.png", "../shared/data/styles/starry_night.jpg"),
+    ("../shared/data/content/astronaut.png", "../shared/data/styles/shipwreck.jpg"),
+    ("../shared/data/content/coffee.png", "../shared/data/styles/starry_night.jpg"),
+    ("../shared/data/content/coffee.png", "../shared/data/styles/shipwreck.jpg"),
+]
+
+
+def sw_distance(out_path: Path, style_path: Path, *, projections: int = 256) -> float:
+    """Distribution distance of an output to its style: the sliced 2-Wasserstein distance between the VGG19
+    features of the output and of the style (resized to the output's long edge), relative to the style's mean
+    squared projection, averaged over relu1_1 ... relu5_1, along ``projections`` fixed random directions per
+    layer (seed 0), so every output is measured the same way."""
+    import torch
+
+    from stylekit.image import load_image, resize_long_edge
+    from stylekit.losses import sliced_wasserstein_loss
+    net = _scoring_net()
+    out = load_image(out_path)
+    style = resize_long_edge(load_image(style_path), max(out.shape[-2:]))
+    g = torch.Generator().manual_seed(0)
+    layers = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
+    with torch.no_grad():
+        fo, fs = net(out), net(style)
+        total = 0.0
+        for k in layers:
+            p = torch.randn(fo[k].shape[1], projections, generator=g)
+            total += float(sliced_wasserstein_loss(fo[k], fs[k], p / p.norm(dim=0), normalize=True))
+    return total / len(layers)
+
+
+def style_losses(args) -> None:
+    """Each --style-loss on each pair through the stylekit command: the evaluator's ratios, the sliced
+    Wasserstein distance of :func:`sw_distance`, and the command's time."""
+    import json
+    global CLOCK
+    CLOCK = args.clock
+    tmp = Path(tempfile.mkdtemp(prefix="stylekit-losses-"))
+    tool = ROOT.parent / "shared" / "tools" / "eval_image.py"
+    exe = Path(sys.executable).parent / "stylekit"
+    extra = args.extra.split() if args.extra else []
+    pairs = [(ROOT / c, ROOT / s) for c, s in STYLE_LOSS_PAIRS]
+    pairs = [p for p in pairs if p[0].exists() and p[1].exists()][: args.pairs]
+    weights = dict(w.split(":") for w in args.style_weights.split(",")) if args.style_weights else {}
+    print(f"machine: {machine()}; load average {os.getloadavg()[0]:.1f}; size {args.size}, clock {CLOCK}, "
+          f"extra options {' '.join(extra) or 'none'}")
+    rows = []
+    for content, style in pairs:
+        for loss in args.losses.split(","):
+            out = tmp / f"{content.stem}-{style.stem}-{loss}.png"
+            cmd = [str(exe), "image", str(content), str(style), "-o", str(out), "--overwrite", "-q",
+                   "--size", str(args.size), "--style-loss", loss, "--device", "cpu", *extra]
+            if loss in weights:
+                cmd += ["--style-weight", weights[loss]]
+            t = timed(cmd)
+            r = json.loads(subprocess.run([sys.executable, str(tool), str(out), str(content), str(style)],
+                                          capture_output=True, text=True, check=True).stdout)
+            rows.append({"pair": f"{content.stem} x {style.stem}", "loss": loss, "seconds": t,
+                         "style_ratio": r["style_ratio"], "content_ratio": r["content_ratio"],
+                         "sw_distance": sw_distance(out, style)})
+            row = rows[-1]
+            print(f"{row['pair']:28s} {loss:8s} style {row['style_ratio']:.3f} content {row['content_ratio']:.3f} "
+                  f"SW {row['sw_distance']:.4f} time {t:6.1f} s", flush=True)
+    _style_loss_summary(rows)
+    if args.json:
+        _write_json(args.json, {"machine": machine(), "size": args.size, "rows": rows})
+
+
+def _style_loss_summary(rows: list[dict]) -> None:
+    """Per loss: means over pairs, and the SW distance and time relative to gram on the same pair."""
+    gram = {r["pair"]: r for r in rows if r["loss"] == "gram"}
+    print(f"{'loss':8s} {'style ratio':>11s} {'content ratio':>13s} {'SW dist':>8s} {'SW / gram':>9s} "
+          f"{'content / gram':>14s} {'time / gram':>11s}")
+    for loss in dict.fromkeys(r["loss"] for r in rows):
+        mine = [r for r in rows if r["loss"] == loss]
+
+        def mean(f):
+            return statistics.mean(f(r) for r in mine)
+        rel = (lambda key: mean(lambda r: r[key] / gram[r["pair"]][key])) if gram else (lambda key: float("nan"))
+        print(f"{loss:8s} {mean(lambda r: r['style_ratio']):11.3f} {mean(lambda r: r['content_ratio']):13.3f} "
+              f"{mean(lambda r: r['sw_distance']):8.4f} {rel('sw_distance'):9.3f} {rel('content_ratio'):14.3f} "
+              f"{rel('seconds'):11.3f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -374,6 +515,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS for both tools")
     p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                    help="wall-clock, or CPU time of each process (use with --threads 1 on a busy machine)")
+    p.add_argument("--json", default=None, help="also write the figures to this JSON file")
     p.set_defaults(fn=per_iter)
     t = sub.add_parser("time-to-quality")
     t.add_argument("--size", type=int, default=256)
@@ -392,6 +534,11 @@ def main() -> None:
     pr.add_argument("--repeats", type=int, default=3)
     pr.add_argument("--compile", action="store_true",
                     help="also time each precision with compile=True (first iteration, which compiles, not counted)")
+    pr.add_argument("--compile-precisions", default=None,
+                    help="with --compile: compile only these precisions (comma-separated) [default: --precisions]")
+    pr.add_argument("--compile-repeats", type=int, default=None,
+                    help="timed runs per compiled precision [default: --repeats]; 1 skips the warm-up run")
+    pr.add_argument("--json", default=None, help="also write the figures to this JSON file (after each run)")
     pr.set_defaults(fn=precision)
     ck = sub.add_parser("conv-kernels", help="per-layer forward + input gradient of each CPU convolution kernel")
     ck.add_argument("--layers", default="64:64:256x170,64:128:128x85,128:128:128x85,128:256:64x42,256:256:64x42,"
@@ -403,6 +550,16 @@ def main() -> None:
     q = sub.add_parser("load")
     q.add_argument("--repeats", type=int, default=5)
     q.set_defaults(fn=load)
+    sl = sub.add_parser("style-losses", help="each --style-loss on the bundled and shared pairs: evaluator ratios, "
+                                             "SW distance, time")
+    sl.add_argument("--losses", default="gram,mean-std,w2,sw,hist")
+    sl.add_argument("--size", type=int, default=256)
+    sl.add_argument("--pairs", type=int, default=len(STYLE_LOSS_PAIRS), help="use the first N pairs")
+    sl.add_argument("--style-weights", default=None, help="per-loss --style-weight, e.g. sw:10,w2:2 (calibration)")
+    sl.add_argument("--extra", default=None, help="further stylekit image options, one string")
+    sl.add_argument("--clock", choices=["wall", "cpu"], default="cpu")
+    sl.add_argument("--json", default=None, help="also write the rows as JSON")
+    sl.set_defaults(fn=style_losses)
     args = ap.parse_args()
     if getattr(args, "repeats", 3) < 3:
         raise SystemExit("--repeats must be >= 3")

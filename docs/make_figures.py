@@ -78,7 +78,29 @@ FIGURES: dict[str, list[tuple[str, list[Path], dict]]] = {
         ("caffe (default)", [STARRY], {}),
         ("torchvision", [STARRY], {"weights": "torchvision"}),
     ],
+    "style_losses": [
+        ("gram (default)", [STARRY], {}),
+        ("mean-std", [STARRY], {"style_loss": "mean-std"}),
+        ("w2", [STARRY], {"style_loss": "w2"}),
+        ("sw", [STARRY], {"style_loss": "sw"}),
+        ("hist", [STARRY], {"style_loss": "hist"}),
+    ],
+    "masks": [
+        ("mask of The Starry Night", [], {"show_mask": "halves"}),
+        ("masked, two styles", [STARRY, SHIPWRECK], {"masks": "halves"}),
+        ("blend 0.5, 0.5, no mask", [STARRY, SHIPWRECK], {"style_blend": (0.5, 0.5)}),
+    ],
 }
+
+
+def mask_pair(name: str, hw: tuple[int, int]) -> list:
+    """The style masks a figure names, as tensors at the photo's size: ``"halves"`` = a soft left/right split
+    (white on the left for the first style; a grey band of a tenth of the width blends the two)."""
+    import torch
+    h, w = hw
+    x = torch.linspace(0, 1, w)
+    left = ((0.55 - x) / 0.1).clamp(0, 1).expand(h, w)
+    return [left, 1 - left]
 
 
 def torchvision_weights_cached() -> Path | None:
@@ -123,6 +145,17 @@ def cover(x, like):
     return x[..., top:top + h, left:left + w]
 
 
+def keep_previous(settings: dict, previous: Path) -> None:
+    """With --only, keep the other figures' records (when they were made with the same base settings; options
+    added since then count as the same when they are at their defaults)."""
+    if not previous.is_file():
+        return
+    old = json.loads(previous.read_text())
+    if all(settings["base"].get(k) == v for k, v in old.get("base", {}).items()):
+        settings["figures"] = {**old.get("figures", {}), **settings["figures"]}
+        settings["figures"] = {k: settings["figures"][k] for k in FIGURES if k in settings["figures"]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=HERE / "guide", help="output folder [default: docs/guide]")
@@ -163,11 +196,15 @@ def main() -> None:
         if args.iterations:
             over.update(iterations=args.iterations, coarse_iterations=args.iterations)
         key = json.dumps({"styles": [p.name for p in styles], **over}, sort_keys=True, default=list)
+        if "show_mask" in over:      # a panel showing a mask itself
+            return key, mask_pair(over["show_mask"], photo.shape[-2:])[0].expand(1, 3, *photo.shape[-2:])
         if key not in cache:
+            extra = {"style_masks": mask_pair(over.pop("masks"), photo.shape[-2:])} if "masks" in over else {}
             cfg = ImageStyleConfig(**{**base, **over})
             last = {}
             t = time.perf_counter()
-            cache[key] = stylize_image(CONTENT, styles, config=cfg, callback=lambda p: last.update(p.terms)).data
+            cache[key] = stylize_image(CONTENT, styles, config=cfg, callback=lambda p: last.update(p.terms),
+                                       **extra).data
             runs[key] = {"styles": [p.name for p in styles], "overrides": over,
                          "final_terms": {k: round(float(v), 5) for k, v in last.items()}}
             print(f"  {key}: {time.perf_counter() - t:.1f} s", flush=True)
@@ -188,17 +225,12 @@ def main() -> None:
                 continue
             key, img = run(styles, over)
             panels.append((title, img))
-            record.append({"title": title, "run": key, **runs[key]})
+            record.append({"title": title, "run": key, **runs.get(key, {"overrides": over})})
         strip(panels, args.out / f"{name}.jpg")
         settings["figures"][name] = record
 
-    # With --only, keep the other figures' records (when they were made with the same base settings).
-    previous = args.out / "settings.json"
-    if args.only and previous.is_file():
-        old = json.loads(previous.read_text())
-        if old.get("base") == settings["base"]:
-            settings["figures"] = {**old.get("figures", {}), **settings["figures"]}
-            settings["figures"] = {k: settings["figures"][k] for k in FIGURES if k in settings["figures"]}
+    if args.only:
+        keep_previous(settings, args.out / "settings.json")
 
     from stylekit._io import atomic_write
     atomic_write(args.out / "settings.json", lambda tmp: tmp.write_text(json.dumps(settings, indent=2) + "\n"),

@@ -10,9 +10,11 @@ a real one would train for hours on COCO, this demo trains for a few steps on cr
 
     python examples/train_feedforward.py --steps 200 --size 128 -o stylizer.pt
     python examples/train_feedforward.py --steps 3 --size 32          # CI smoke run
+    python examples/train_feedforward.py --style-loss sw              # sliced Wasserstein (Heitz et al. 2021)
 
 Settings: Adam lr 1e-3, style weight 10, content weight 1, TV weight 10, caffe VGG19 features,
-content relu2_2, style relu1_1..relu4_1.
+content relu2_2, style relu1_1..relu4_1. ``--style-loss`` picks the style statistics (gram, mean-std, w2, sw,
+hist; see ``stylekit.losses.STYLE_LOSSES``); the sliced Wasserstein loss draws new directions at every step.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from torch import nn
 
 from stylekit.features import VGG19Features
 from stylekit.image import load_image, resize_long_edge
-from stylekit.losses import StyleTransferLoss
+from stylekit.losses import STYLE_LOSSES, StyleTransferLoss
 
 HERE = Path(__file__).resolve().parent
 
@@ -72,6 +74,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--size", type=int, default=128, help="training crop size")
     ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--style-loss", default="gram", choices=list(STYLE_LOSSES), help="style statistics to match")
     ap.add_argument("-o", "--output", default=None, help="save the trained stylizer's state_dict here")
     args = ap.parse_args()
 
@@ -80,7 +83,7 @@ def main() -> None:
     net = VGG19Features(["relu1_1", "relu2_1", "relu2_2", "relu3_1", "relu4_1"]).to(device)
     loss_fn = StyleTransferLoss(net, content_layers={"relu2_2": 1.0},
                                 style_layers={k: 0.25 for k in ("relu1_1", "relu2_1", "relu3_1", "relu4_1")},
-                                content_weight=1.0, style_weight=10.0, tv_weight=10.0)
+                                content_weight=1.0, style_weight=10.0, tv_weight=10.0, style_loss=args.style_loss)
     loss_fn.set_style(load_image(args.style, long_edge=2 * args.size).to(device))
     photo = resize_long_edge(load_image(args.content), 2 * args.size)
     model = TinyStylizer().to(device)

@@ -73,7 +73,7 @@ def check_output_path(path: str | os.PathLike, *, overwrite: bool = False,
         name_max = os.pathconf(parent, "PC_NAME_MAX")
     except (OSError, ValueError, AttributeError):
         name_max = 255
-    if len(out.name.encode()) + _TEMP_EXTRA > name_max:
+    if len(os.fsencode(out.name)) + _TEMP_EXTRA > name_max:
         raise ConfigError(f"{out}: file name too long for this filesystem (with the temporary file's "
                           f"{_TEMP_EXTRA} more characters, the limit is {name_max} bytes)")
     for p in inputs:

@@ -24,6 +24,7 @@ __all__ = ["main", "cli", "COMMANDS"]
 COMMANDS = [
     ("stylekit.image.cli", "image"),
     ("stylekit.audio.cli", "audio"),
+    ("stylekit.video.cli", "video"),
     ("stylekit.spectral.cli", "spectral"),
     ("stylekit.batch.cli", "batch"),
 ]

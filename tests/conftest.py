@@ -57,3 +57,30 @@ def pytest_configure(config):
     if os.environ.get("STYLEKIT_TEST_CPU_BACKEND") == "on":
         from stylekit.features import cpu_backend
         cpu_backend.enable(True)
+
+
+def pytest_collection_modifyitems(config, items):
+    # Tests marked `cuda` compare CUDA against the CPU (tests/*/test_*_cuda.py); without a CUDA device they are
+    # skipped here, once, rather than in each file. benchmarks/gpu_check.sh runs them on a lent GPU.
+    cuda_items = [item for item in items if item.get_closest_marker("cuda") is not None]
+    if not cuda_items:
+        return
+    import torch
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device (run by benchmarks/gpu_check.sh on a GPU)")
+    for item in cuda_items:
+        item.add_marker(skip)
+
+
+@pytest.fixture
+def cuda_ieee():
+    """For the `cuda` tests: IEEE fp32 matmuls and convolutions on CUDA inside the test (cuDNN's default for
+    convolutions is TF32, about 1e-3 relative), restored after, so that CUDA and CPU can be compared tightly."""
+    import torch
+    mm, conv = torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision
+    torch.backends.cuda.matmul.fp32_precision = torch.backends.cudnn.conv.fp32_precision = "ieee"
+    try:
+        yield torch.device("cuda")
+    finally:
+        torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision = mm, conv

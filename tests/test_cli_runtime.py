@@ -29,10 +29,35 @@ def test_import_stylekit_does_no_work_and_leaves_the_environment_alone():
         == (True, True)
 
 
-@pytest.mark.parametrize("args", [["--help"], ["image", "--help"], ["audio", "--help"], ["batch", "--help"],
-                                  ["spectral", "--help"], ["--version"]])
+@pytest.mark.parametrize("args", [["--help"], ["image", "--help"], ["audio", "--help"], ["video", "--help"],
+                                  ["batch", "--help"], ["spectral", "--help"], ["--version"]])
 def test_help_does_not_import_torch(args):
     body = ("from stylekit.cli import main\n"
             f"try:\n    main({args!r})\nexcept SystemExit as e:\n    assert e.code in (0, None), e.code\n")
     torch_loaded, _ = _probe(body)
     assert not torch_loaded
+
+
+def test_devices_are_named_as_torch_names_them_and_missing_ones_are_one_line(monkeypatch):
+    import torch
+
+    from stylekit._device import check_device, resolve_device
+    from stylekit.errors import ConfigError
+    for name in ("auto", "cpu", "cuda", "cuda:0", "cuda:12", "mps"):
+        assert check_device(name) == name
+    for bad in ("gpu", "cuda:", "cuda:x", "CPU", "", None, 3):
+        with pytest.raises(ConfigError, match="device must be"):
+            check_device(bad)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("cuda:1") == torch.device("cuda:1") and resolve_device("auto") == torch.device("cuda")
+    with pytest.raises(ConfigError, match="2 CUDA device"):
+        resolve_device("cuda:2")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    import stylekit._device as dev
+    monkeypatch.setattr(dev, "_mps_available", lambda: True)
+    assert resolve_device("auto") == torch.device("mps")          # CUDA first, then MPS, then the CPU
+    monkeypatch.setattr(dev, "_mps_available", lambda: False)
+    assert resolve_device("auto") == torch.device("cpu")
+    with pytest.raises(ConfigError, match="MPS is not available"):
+        resolve_device("mps")

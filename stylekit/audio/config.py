@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 import click
 
-from .._device import DEVICES
+from .._device import DEVICE_METAVAR, check_device
 from .._options import option, parse_floats
+from .._validate import TORCH_SEEDS, check_float, check_int, check_threads, fold_seed
 from ..errors import ConfigError
 
 __all__ = ["AudioStyleConfig", "SpectrogramConfig", "NETWORKS", "INITS", "KINDS", "MEL_INVERSES", "VARIABLES",
@@ -29,7 +30,6 @@ VARIABLES = ("linear", "mel")
 OPTIMIZERS = ("lbfgs", "adam")
 
 _SPEC = "Spectrogram"
-
 
 def _from_dict(cls, data: Mapping, what: str, convert: Mapping | None = None):
     """``cls(**data)`` with unknown keys and wrong types reported as :class:`ConfigError`."""
@@ -105,6 +105,7 @@ class SpectrogramConfig:
             raise ConfigError(f"spectrogram kind must be one of {KINDS}, got {self.kind!r}")
         if self.mel_inverse not in MEL_INVERSES:
             raise ConfigError(f"mel_inverse must be one of {MEL_INVERSES}, got {self.mel_inverse!r}")
+        self._check_bounds()
         if self.sample_rate <= 0 or self.n_fft < 16 or not 0 < self.hop_length <= self.n_fft // 2:
             raise ConfigError(f"invalid STFT settings: sample_rate={self.sample_rate}, n_fft={self.n_fft}, "
                               f"hop_length={self.hop_length} (need hop_length <= n_fft / 2)")
@@ -116,6 +117,19 @@ class SpectrogramConfig:
             raise ConfigError(f"need 0 < log_floor < ref, got log_floor={self.log_floor}, ref={self.ref}")
         if self.griffin_lim_iters < 0 or not 0 <= self.momentum < 1:
             raise ConfigError("griffin_lim_iters must be >= 0 and momentum in [0, 1)")
+
+    def _check_bounds(self) -> None:
+        # Types and upper bounds, for the options and for a checkpoint's stored settings alike: an edited
+        # n_fft or griffin_lim_iters would otherwise exhaust memory or run for days.
+        check_int("sample_rate", self.sample_rate, 1, 384_000)
+        check_int("n_fft", self.n_fft, 16, 65_536)
+        check_int("hop_length", self.hop_length, 1, 65_536)
+        check_int("n_mels", self.n_mels, 1, 4096)
+        check_int("griffin_lim_iters", self.griffin_lim_iters, 0, 10_000)
+        for name in ("fmin", "log_floor", "ref", "momentum"):
+            check_float(name, getattr(self, name), -1e9, 1e9)
+        if self.fmax is not None:
+            check_float("fmax", self.fmax, -1e9, 1e9)
 
     @property
     def n_bins(self) -> int:
@@ -190,9 +204,9 @@ class AudioStyleConfig:
         and cross-faded; memory is bounded by the chunk size.
     target_rms : float
         Working loudness of content and style (RMS); the output is matched back to the content's loudness.
-    device : {"auto", "cpu", "cuda"}
+    device : {"auto", "cpu", "cuda", "cuda:N", "mps"}
         Where the spectrograms, the feature network, the losses, the optimisation and Griffin-Lim run;
-        ``"auto"`` (default) picks CUDA when available. A runtime setting: the result does not depend on it
+        ``"auto"`` (default) picks CUDA, then MPS, then the CPU. A runtime setting: the result does not depend on it
         beyond float rounding.
     threads : int, optional
         Torch CPU threads during the run (restored afterwards); None (or 0) keeps torch's setting. A runtime
@@ -236,8 +250,8 @@ class AudioStyleConfig:
     overlap_seconds: float = option(1.0, type=float, group="Performance",
                                     help="Cross-fade between chunks (seconds).")
     target_rms: float = option(0.1, cli=False, help="Working loudness (RMS) of content and styles.")
-    device: str = option("auto", type=click.Choice(DEVICES), group="Performance",
-                         help="Where everything runs: auto picks CUDA when available.")
+    device: str = option("auto", metavar=DEVICE_METAVAR, group="Performance",
+                         help="Where everything runs: auto picks CUDA, then MPS, then the CPU.")
     threads: int | None = option(1, type=int, group="Performance",
                                  help="Torch CPU threads during the run (0 keeps torch's own setting).",
                                  show=lambda v: "torch's own" if v is None else str(v))
@@ -247,6 +261,7 @@ class AudioStyleConfig:
             raise ConfigError(f"spectrogram must be a SpectrogramConfig, got {type(self.spectrogram).__name__}")
         if self.threads == 0:
             object.__setattr__(self, "threads", None)       # 0: keep torch's own setting, as None
+        object.__setattr__(self, "seed", fold_seed(self.seed, lo=TORCH_SEEDS[0], hi=TORCH_SEEDS[1]))
         if not isinstance(self.widths, tuple):
             object.__setattr__(self, "widths", tuple(self.widths))
         if self.style_blend is not None and not isinstance(self.style_blend, tuple):
@@ -256,30 +271,34 @@ class AudioStyleConfig:
 
     def _check_choices(self) -> None:
         for name, allowed in (("network", NETWORKS), ("init", INITS), ("variables", VARIABLES),
-                              ("optimizer", OPTIMIZERS), ("device", DEVICES)):
+                              ("optimizer", OPTIMIZERS)):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        check_device(self.device)
 
     def _check_numbers(self) -> None:
         for name in ("content_weight", "style_weight", "band_weight", "envelope_weight", "rhythm_weight"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0):
                 raise ConfigError(f"{name} must be a finite number >= 0, got {v}")
-        if self.history < 1:
-            raise ConfigError(f"history must be >= 1, got {self.history}")
-        if self.steps < 1:
-            raise ConfigError(f"steps must be >= 1, got {self.steps}")
+        check_int("history", self.history, 1, 10_000)
+        check_int("steps", self.steps, 1, 1_000_000)
+        check_int("channels", self.channels, 1, 4096)
+        check_float("chunk_seconds", self.chunk_seconds, 0.0, 3600.0, low_open=True)
+        check_float("overlap_seconds", self.overlap_seconds, 0.0, 600.0, low_open=True)
+        check_float("rhythm_max_lag", self.rhythm_max_lag, 0.0, 600.0, low_open=True)
         if not self.chunk_seconds > 2 * self.overlap_seconds or self.overlap_seconds <= 0:
             raise ConfigError(f"chunk_seconds ({self.chunk_seconds}) must exceed twice overlap_seconds "
                               f"({self.overlap_seconds}), which must be > 0")
         if not 0 < self.target_rms < 1:
             raise ConfigError(f"target_rms must be in (0, 1), got {self.target_rms}")
-        if self.threads is not None and self.threads < 1:
-            raise ConfigError(f"threads must be >= 1 (or 0 to keep torch's setting), got {self.threads}")
+        if self.threads is not None:
+            check_threads(self.threads)
         if self.rhythm_max_lag <= 0:
             raise ConfigError(f"rhythm_max_lag must be > 0, got {self.rhythm_max_lag}")
-        if not self.widths or any(not isinstance(w, int) or w < 1 for w in self.widths) or self.channels < 1:
-            raise ConfigError(f"widths must be positive integers and channels >= 1, got {self.widths}, "
+        if (not self.widths or len(self.widths) > 16 or self.channels < 1
+                or any(not isinstance(w, int) or isinstance(w, bool) or not 1 <= w <= 1024 for w in self.widths)):
+            raise ConfigError(f"widths must be 1 to 16 integers in 1..1024 and channels >= 1, got {self.widths}, "
                               f"{self.channels}")
         if self.style_blend is not None:
             if (not self.style_blend or any(not (math.isfinite(float(w)) and float(w) >= 0) for w in self.style_blend)

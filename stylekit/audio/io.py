@@ -13,6 +13,7 @@ autoencoders): atomic, 16-bit or float, with the settings that made the file emb
 from __future__ import annotations
 
 import os
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,8 @@ import numpy as np
 from ..errors import ConfigError, InputError
 
 __all__ = ["AudioClip", "read_audio", "load_audio", "prepare_audio", "normalize_loudness", "finalize_output",
-           "write_audio", "read_metadata", "MIN_DURATION", "SILENCE_RMS", "MAX_COMMENT", "ESSENTIAL_KEYS"]
+           "write_audio", "read_metadata", "MIN_DURATION", "SILENCE_RMS", "MAX_COMMENT", "ESSENTIAL_KEYS",
+           "MAX_DECODED_BYTES"]
 
 #: Shortest usable input in seconds: below this there is not one analysis window of speech or texture.
 MIN_DURATION = 0.1
@@ -54,29 +56,89 @@ class AudioClip:
     gain: float
 
 
+#: The most memory the decoded samples of one input may take. A file whose samples would take more is mixed
+#: down to mono while it is read (every use of a file mixes it down anyway); one whose mono mix would still take
+#: more is refused, with its size and this limit.
+MAX_DECODED_BYTES = 2 * 2 ** 30
+
+
+def _regular_file(path: Path) -> None:
+    """Refuse before opening: a missing file, a folder, or a FIFO, device or socket (opening a FIFO waits for
+    a writer forever; a device never ends)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except OSError as e:
+        raise InputError(f"{path}: cannot read ({e.strerror or type(e).__name__})") from None
+    if stat.S_ISDIR(mode):
+        raise InputError(f"{path}: is a folder, expected an audio file")
+    if not stat.S_ISREG(mode):
+        raise InputError(f"{path}: not a regular file (a FIFO, device or socket); expected an audio file")
+
+
+def _too_large(path: Path, frames: int, channels: int, rate: int, itemsize: int) -> InputError:
+    gb = frames * itemsize / 2 ** 30
+    return InputError(f"{path}: too long to read ({frames / max(rate, 1) / 60:.1f} min at {rate} Hz: "
+                      f"{gb:.1f} GiB of samples even mixed down to mono; the limit is "
+                      f"{MAX_DECODED_BYTES / 2 ** 30:.1f} GiB)")
+
+
+def _read_soundfile(path: Path, dtype: str) -> tuple[np.ndarray, int]:
+    """soundfile's read, bounded by :data:`MAX_DECODED_BYTES`: whole when it fits, else mixed down to mono
+    block by block, else refused before anything is decoded."""
+    import soundfile as sf
+
+    with sf.SoundFile(str(path)) as f:
+        frames, channels, rate = f.frames, f.channels, int(f.samplerate)
+        itemsize = np.dtype(dtype).itemsize
+        if frames * channels * itemsize <= MAX_DECODED_BYTES:
+            return f.read(dtype=dtype, always_2d=True), rate
+        if frames * itemsize > MAX_DECODED_BYTES:
+            raise _too_large(path, frames, channels, rate, itemsize)
+        out = np.empty((frames, 1), dtype=dtype)
+        pos = 0
+        for block in f.blocks(blocksize=1 << 16, dtype=dtype, always_2d=True):
+            out[pos:pos + len(block), 0] = block.mean(axis=1)
+            pos += len(block)
+        return out[:pos], rate
+
+
+def _check_decoded_size(path: Path, itemsize: int) -> None:
+    """For a file soundfile cannot open (MP3): refuse it before decoding when its header says it is too long."""
+    try:
+        import audioread
+        with audioread.audio_open(str(path)) as f:
+            frames = int(f.duration * f.samplerate)
+            rate = int(f.samplerate)
+    except Exception:  # noqa: BLE001 - no header to go by: the decoder says what is wrong
+        return
+    if frames * itemsize > MAX_DECODED_BYTES:
+        raise _too_large(path, frames, 1, rate, itemsize)
+
+
 def read_audio(path: str | os.PathLike, *, dtype: str = "float64", fallback: bool = True) -> tuple[np.ndarray, int]:
     """The samples of an audio file as it is: ``(samples (n, channels) of dtype, rate)``.
 
-    ``fallback`` tries librosa/audioread (MP3) when soundfile cannot read the file. Raises InputError naming
-    ``path`` for a missing, unreadable or foreign file.
+    Only regular files are opened (a FIFO or device is refused, never waited on). The decoded samples are
+    bounded by :data:`MAX_DECODED_BYTES`: a file over it is mixed down to one channel while it is read, and
+    one whose mono mix is over it too is refused. ``fallback`` tries librosa/audioread (MP3) when soundfile
+    cannot read the file. Raises InputError naming ``path`` for a missing, unreadable or foreign file.
     """
-    import soundfile as sf
-
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if path.is_dir():
-        raise InputError(f"{path}: is a folder, expected an audio file")
+    _regular_file(path)
     sf_error: Exception | None = None
     try:
-        data, sr = sf.read(str(path), dtype=dtype, always_2d=True)
-        return data, int(sr)
+        return _read_soundfile(path, dtype)
+    except InputError:
+        raise
     except Exception as e:  # soundfile raises LibsndfileError / RuntimeError for unknown or corrupt files
         sf_error = e
     if not fallback:
         reason = str(sf_error).splitlines()[0] if str(sf_error) else "unknown format"
         raise InputError(f"{path}: cannot read audio ({reason})") from None
     # MP3 and formats libsndfile lacks: librosa hands them to audioread (ffmpeg / gstreamer where present).
+    _check_decoded_size(path, np.dtype(dtype).itemsize)
     try:
         import librosa
 
@@ -92,7 +154,7 @@ def read_audio(path: str | os.PathLike, *, dtype: str = "float64", fallback: boo
 
 
 def prepare_audio(data: np.ndarray, sample_rate: int, *, target_rate: int = 22050, target_rms: float = 0.1,
-                  source: str = "<array>") -> AudioClip:
+                  source: str = "<array>", min_samples: int = 0) -> AudioClip:
     """Check, mix down, resample, remove DC and loudness-normalise raw samples.
 
     Parameters
@@ -107,6 +169,9 @@ def prepare_audio(data: np.ndarray, sample_rate: int, *, target_rate: int = 2205
         RMS of the returned clip (default 0.1, i.e. -20 dBFS).
     source : str, optional
         Name used in error messages.
+    min_samples : int, optional
+        Fewest samples the clip must have at ``target_rate`` (a centred STFT needs more than half its FFT size:
+        pass ``n_fft // 2 + 1``).
 
     Returns
     -------
@@ -115,7 +180,7 @@ def prepare_audio(data: np.ndarray, sample_rate: int, *, target_rate: int = 2205
     Raises
     ------
     InputError
-        Empty, shorter than :data:`MIN_DURATION`, non-finite (NaN/inf) or silent input.
+        Empty, shorter than :data:`MIN_DURATION` or ``min_samples``, non-finite (NaN/inf) or silent input.
 
     Notes
     -----
@@ -145,6 +210,9 @@ def prepare_audio(data: np.ndarray, sample_rate: int, *, target_rate: int = 2205
         import librosa
 
         y = librosa.resample(y, orig_sr=sample_rate, target_sr=target_rate, res_type="soxr_hq")
+    if len(y) < min_samples:
+        raise InputError(f"{source}: too short for the spectrogram ({len(y)} samples at {target_rate} Hz; its "
+                         f"FFT needs at least {min_samples}: use a longer clip or a smaller --n-fft)")
     y = y - y.mean()  # DC offset carries no texture and would inflate the RMS used for loudness
     rms = float(np.sqrt(np.mean(y * y)))
     if not rms > SILENCE_RMS:
@@ -284,12 +352,29 @@ def write_audio(path: str | os.PathLike, y: np.ndarray, sample_rate: int, *, sub
     comment = _comment(metadata) if metadata else None
 
     def write(tmp: Path) -> None:
-        with sf.SoundFile(str(tmp), "w", int(sample_rate), 1, subtype=_SUBTYPES[subtype], format="WAV") as f:
-            if comment is not None:
-                f.comment = comment
-            f.write(y)
+        try:
+            with sf.SoundFile(str(tmp), "w", int(sample_rate), 1, subtype=_SUBTYPES[subtype], format="WAV") as f:
+                if comment is not None:
+                    f.comment = comment
+                f.write(y)
+        except RuntimeError as e:   # libsndfile's errors are not OSErrors: make them one (a full disk, mostly)
+            raise _as_os_error(tmp, e) from None
 
     return atomic_write(path, write, overwrite=overwrite)
+
+
+def _as_os_error(tmp: Path, e: Exception) -> OSError:
+    """An OSError for a failed libsndfile write: "No space left on device" when the disk is full (libsndfile
+    does not say so itself), else its own message. :func:`stylekit._io.atomic_write` names the output."""
+    import errno
+    try:
+        st = os.statvfs(tmp.parent)
+        full = st.f_bavail * st.f_frsize < 64 * 1024
+    except OSError:
+        full = False
+    if full:
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp))
+    return OSError(errno.EIO, f"cannot write the WAV file ({' '.join(str(e).split())[:120]})", str(tmp))
 
 
 def read_metadata(path: str | os.PathLike) -> dict:
@@ -305,6 +390,6 @@ def read_metadata(path: str | os.PathLike) -> dict:
         return {}
     try:
         data = json.loads(text) if text else {}
-    except ValueError:
+    except (ValueError, RecursionError):      # another program's comment, or JSON nested too deeply
         return {}
     return data if isinstance(data, dict) else {}

@@ -153,7 +153,8 @@ def read_input(x, config: AudioStyleConfig, what: str = "content") -> AudioInput
         data, rate = aio.read_audio(Path(x))
     else:
         raise ConfigError(f"{what}: expected a path, an AudioClip or (samples, sample_rate), got {type(x).__name__}")
-    clip = aio.prepare_audio(data, rate, target_rate=sr, target_rms=config.target_rms, source=source)
+    clip = aio.prepare_audio(data, rate, target_rate=sr, target_rms=config.target_rms, source=source,
+                             min_samples=config.spectrogram.n_fft // 2 + 1)
     return AudioInput(clip, rate, int(np.asarray(data).shape[0]), config.target_rms / clip.gain)
 
 

@@ -12,7 +12,7 @@ from .._job import jsonable
 from ..errors import StylekitError, StylizeInterrupted
 from .manifest import BatchItem, write_results
 
-__all__ = ["one_line", "Results", "FINISHED", "target_key", "make_targets", "process", "finish", "seconds_of"]
+__all__ = ["one_line", "naming", "Results", "FINISHED", "target_key", "make_targets", "process", "finish", "seconds_of"]
 
 #: The statuses of a finished item (the others: "pending", "interrupted").
 FINISHED = ("done", "skipped", "error")
@@ -25,6 +25,13 @@ def one_line(e: BaseException) -> str:
     if isinstance(e, StylekitError):
         return text or type(e).__name__
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+def naming(job, message: str) -> str:
+    """``message`` about ``job``'s item, starting with its input file unless it names the input or a style
+    already: every error row says which file it is about."""
+    names = [str(job.content), *(str(s) for s in job.styles)]
+    return message if any(n in message for n in names) else f"{job.content}: {message}"
 
 
 class Results:
@@ -105,6 +112,6 @@ def process(job, targets: Any) -> dict:
         if isinstance(e.__context__, StylizeInterrupted):
             return {"status": "pending", "error": f"interrupted; the result so far was not saved ({one_line(e)})",
                     "seconds": took()}
-        return {"status": "error", "error": one_line(e), "seconds": took()}
+        return {"status": "error", "error": naming(job, one_line(e)), "seconds": took()}
     finish(job)
     return {"status": "done", "error": None, "seconds": seconds_of(job, took())}

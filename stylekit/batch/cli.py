@@ -130,6 +130,8 @@ def batch(inputs, out_dir, styles, media, fmt, engine, address, workers, threads
     continues those inputs to the results an uninterrupted batch gives.
     """
     from .._command import enable_fast_kernels, sigterm_as_interrupt
+    from .._io import check_output_path
+    from ._lock import batch_lock
     from .engines import BatchInterrupted, run_batch
     from .manifest import collect_items
 
@@ -146,14 +148,17 @@ def batch(inputs, out_dir, styles, media, fmt, engine, address, workers, threads
             raise errors[it.medium]
     results_path = Path(results) if results else out / "results.jsonl"
     _check_folders(out, results_path, items, given=bool(results))
+    # the results manifest never replaces a manifest (or any other file) named as an input
+    check_output_path(results_path, overwrite=True, inputs=[i for i in inputs if Path(i).is_file()])
 
     enable_fast_kernels()
     progress = _Progress(len(items), run.quiet)
     previous = sigterm_as_interrupt()
     try:
-        rows = run_batch(items, engine=engine, workers=workers, threads=threads, address=address,
-                         overwrite=run.overwrite, max_retries=max_retries, results=results_path,
-                         on_result=progress)
+        with batch_lock(out):       # a second batch on this folder is refused, not run twice over
+            rows = run_batch(items, engine=engine, workers=workers, threads=threads, address=address,
+                             overwrite=run.overwrite, max_retries=max_retries, results=results_path,
+                             on_result=progress)
     except BatchInterrupted as e:
         progress.close()
         click.echo(_interrupted_line(e.rows), err=True)

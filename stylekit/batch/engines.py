@@ -54,10 +54,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from .._job import jsonable
 from ..errors import ConfigError, InputError, StylekitError
-from ._work import Results, make_targets, one_line, target_key
+from ._work import Results, make_targets, naming, one_line, target_key
 from .manifest import BatchItem, check_results_path
 from .media import pin_to_device
 
@@ -119,7 +120,7 @@ def _plan_one(it: BatchItem, job, res: Results, overwrite: bool) -> bool:
             _resume_state(job)
         job.check()
     except StylekitError as e:
-        res.set(it.index, status="error", error=one_line(e))
+        res.set(it.index, status="error", error=naming(job, one_line(e)))
         return False
     return True
 
@@ -154,7 +155,7 @@ def _targets_here(todo: list[int], jobs: dict, res: Results) -> tuple[list[int],
             except Exception as e:  # noqa: BLE001 - reported on every item of the group
                 errors[key] = one_line(e)
         if key in errors:
-            res.set(index, status="error", error=errors[key])
+            res.set(index, status="error", error=naming(job, errors[key]))
         else:
             target_of[index] = tids[key]
             runnable.append(index)
@@ -168,8 +169,9 @@ def _check_arguments(engine: str, workers, threads, max_retries, address) -> Non
         raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     if workers is not None and (not isinstance(workers, int) or workers < 0):
         raise ConfigError(f"workers must be an integer >= 0, got {workers!r}")
-    if threads is not None and (not isinstance(threads, int) or threads < 1):
-        raise ConfigError(f"threads must be an integer >= 1, got {threads!r}")
+    if threads is not None:
+        from .._validate import check_threads
+        check_threads(threads)      # an absurd count crashes torch in every worker
     if not isinstance(max_retries, int) or max_retries < 0:
         raise ConfigError(f"max-retries must be an integer >= 0, got {max_retries!r}")
     if engine == "local" and address is not None:
@@ -247,8 +249,11 @@ def run_batch(items: Sequence[BatchItem], *, engine: str = "local", workers: int
         ``"pending"`` for the items not started. Calling again with the same items continues them.
     """
     _check_arguments(engine, workers, threads, max_retries, address)
-    results_path = check_results_path(results, overwrite=overwrite) if results is not None else None
     items = list(items)
+    results_path = None
+    if results is not None:
+        results_path = check_results_path(results, overwrite=overwrite)
+        _not_a_file_of(results_path, items)
     ray, started, gpus = _engine(items, engine, address)
     try:
         items = [_pinned(it, gpus) for it in items]
@@ -267,6 +272,17 @@ def run_batch(items: Sequence[BatchItem], *, engine: str = "local", workers: int
     finally:
         if started:
             ray.shutdown()
+
+
+def _not_a_file_of(results: Path, items: list[BatchItem]) -> None:
+    """The results manifest replaces no input, style, output or checkpoint of the batch (by any name)."""
+    from .._checkpoint import checkpoint_path
+    from .manifest import _file_ids
+    files = _file_ids(p for it in items for p in (it.input, *it.styles, it.output, checkpoint_path(it.output)))
+    hit = next((files[k] for k in _file_ids([results]) if k in files), None)
+    if hit is not None:
+        raise ConfigError(f"{results}: the results manifest would replace {hit}, a file of this batch; "
+                          "choose another --results path")
 
 
 def _pinned(it: BatchItem, gpus: int) -> BatchItem:

@@ -8,7 +8,8 @@ Inputs are named on the command line as folders, glob patterns, single files or 
   literal folder (``OUT_DIR/sub/a.png``);
 - a **manifest**, ``.csv`` (with a header) or ``.jsonl`` (one object a line), with the columns ``input``
   (required), ``style`` (one path, or several separated by ``;`` in CSV / a list in JSONL; default: the
-  ``--style`` options), ``output`` (relative to ``OUT_DIR``; default ``<input stem>.<format>``), ``media``
+  ``--style`` options), ``output`` (relative to ``OUT_DIR``, and inside it: ``../x.png``, an absolute path or a link out of it
+  make the row an error; default ``<input stem>.<format>``), ``media``
   (``image`` or ``audio``; default: decided from the file) and any setting of the row's medium as an
   override: a field of its config (:class:`~stylekit.image.config.ImageStyleConfig`,
   :class:`~stylekit.audio.config.AudioStyleConfig` and its spectrogram), written ``style_weight`` or
@@ -27,10 +28,11 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import fnmatch
 import functools
-import glob
 import json
 import os
+import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -198,7 +200,9 @@ def _jsonl_rows(path: Path, text: str) -> tuple[list[tuple[int, dict]], list[str
         try:
             obj = json.loads(line)
         except ValueError as e:
-            raise ConfigError(f"{path}:{n}: not valid JSON ({e.msg})") from None
+            raise ConfigError(f"{path}:{n}: not valid JSON ({getattr(e, 'msg', e)})") from None
+        except RecursionError:
+            raise ConfigError(f"{path}:{n}: not a manifest row (JSON nested too deeply)") from None
         if not isinstance(obj, dict):
             raise ConfigError(f"{path}:{n}: each line must be a JSON object")
         rows.append((n, {k: v for k, v in obj.items() if v is not None}))
@@ -239,6 +243,13 @@ def _inside(path, folder: Path) -> bool:
     return Path(os.path.abspath(path)).is_relative_to(os.path.abspath(folder))
 
 
+def _inside_real(path, folder: Path) -> bool:
+    """Whether ``path`` stays inside ``folder`` once ``..`` and links are resolved (``../../x.png``, an
+    absolute path or a link inside ``folder`` that leads out of it do not)."""
+    return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(folder)) and \
+        Path(os.path.realpath(path)) != Path(os.path.realpath(folder))
+
+
 def _is_glob(text: str) -> bool:
     return any(c in text for c in "*?[")
 
@@ -250,6 +261,63 @@ def _glob_base(pattern: str) -> Path:
             break
         literal.append(part)
     return Path(*literal) if literal else Path(".")
+
+
+def _real_dir(path: Path) -> tuple[int, int] | None:
+    """The identity of the folder ``path`` leads to (through links), or None when it is not a folder."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISDIR(st.st_mode) else None
+
+
+def _names(folder: Path, pattern: str) -> list[str]:
+    """The entries of ``folder`` that ``pattern`` matches (hidden ones only when it starts with a dot)."""
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return []
+    return [n for n in names if fnmatch.fnmatchcase(n, pattern) and (pattern.startswith(".") or n[0] != ".")]
+
+
+def _walk(folder: Path, parts: tuple[str, ...], seen: set) -> Iterable[Path]:
+    """Paths below ``folder`` that match the pattern ``parts``; every folder a wildcard enters is entered
+    once, by its real identity, so links to folders are followed but a link loop ends at once."""
+    if not parts:
+        yield folder
+        return
+    head, rest = parts[0], parts[1:]
+    if head == "**":
+        yield from _walk(folder, rest, seen)                 # no folder at all
+        for name in _names(folder, "*"):
+            if not rest:
+                yield folder / name                          # a trailing ** matches the files too
+            real = _real_dir(folder / name)
+            if real is not None and real not in seen:
+                seen.add(real)
+                yield from _walk(folder / name, parts, seen)
+    elif _is_glob(head):
+        for name in _names(folder, head):
+            if not rest:
+                yield folder / name
+                continue
+            real = _real_dir(folder / name)
+            if real is not None and real not in seen:
+                seen.add(real)
+                yield from _walk(folder / name, rest, seen)
+    else:
+        yield from _walk(folder / head, rest, seen)
+
+
+def expand_glob(pattern: str) -> list[Path]:
+    """The files ``pattern`` matches (glob syntax, ``**`` for any number of folders), following links to
+    folders but each real folder once (:func:`_walk`), sorted. ``glob.glob(recursive=True)`` would follow a
+    link loop until the paths grow too long, matching the same files many times over."""
+    base = _glob_base(pattern)
+    parts = Path(pattern).parts[len(base.parts):]
+    seen = {r for r in [_real_dir(base)] if r is not None}
+    return sorted({p for p in _walk(base, parts, seen) if p.is_file()})
 
 
 def _not_the_input_folder(folder: Path, out_dir: Path) -> None:
@@ -329,8 +397,7 @@ class _Collector:
         _not_the_input_folder(base, self.out_dir)
         # outputs of this batch are never inputs, even when OUT_DIR lies below the pattern's folder
         below = _inside(self.out_dir, base)
-        matches = sorted(Path(m) for m in glob.glob(text, recursive=True)
-                         if os.path.isfile(m) and not (below and _inside(m, self.out_dir)))
+        matches = [m for m in expand_glob(text) if not (below and _inside(m, self.out_dir))]
         if not matches:
             raise ConfigError(f"{text}: no files match this pattern")
         for m in matches:
@@ -364,6 +431,9 @@ class _Collector:
             error, medium = f"{where}: media must be {' or '.join(MEDIA)}, got {medium!r}", ""
         medium = medium or self.medium_for(inp)
         rel = Path(str(out).strip()) if out else self.rel(Path(inp.name), medium)
+        if error is None and not _inside_real(self.out_dir / rel, self.out_dir):
+            error = (f"{where}: output {str(out).strip()!r} is outside the output folder {self.out_dir}; a "
+                     "manifest's outputs are names inside it")
         if error is None:
             try:
                 config = _row_config(medium, row, self.config(medium), where=where, base=base)
@@ -413,6 +483,41 @@ def _check_distinct(items: list[BatchItem]) -> None:
         checkpoints[key] = it
 
 
+def _file_ids(paths: Iterable[Path]) -> dict:
+    """``{identity: path}`` of files, by resolved path and, for those that exist, by device and inode (a hard
+    link or a symbolic link is the same file under another name)."""
+    ids: dict = {}
+    for p in paths:
+        ids.setdefault(("path", os.path.realpath(p)), p)
+        try:
+            st = os.stat(p)
+        except OSError:
+            continue
+        ids.setdefault(("inode", st.st_dev, st.st_ino), p)
+    return ids
+
+
+def _spare_the_inputs(items: list[BatchItem]) -> list[BatchItem]:
+    """Every item that would write (its output, or its checkpoint on an interrupt) over a file that another item
+    reads (its input or a style) becomes an error row naming both, before any work: ``--overwrite`` never
+    lets one row destroy another's input."""
+    from .._checkpoint import checkpoint_path
+
+    read = _file_ids(p for it in items for p in (it.input, *it.styles))
+    out = []
+    for it in items:
+        if it.error is None:
+            for target in (it.output, checkpoint_path(it.output)):
+                hit = next((read[k] for k in _file_ids([target]) if k in read), None)
+                if hit is not None:
+                    it = dataclasses.replace(it, config=None, error=(
+                        f"{it.source}: output {target} would replace {hit}, an input or style of this batch; "
+                        "give the row another output"))
+                    break
+        out.append(it)
+    return out
+
+
 def collect_items(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *,
                   styles: Sequence[str | os.PathLike] = (), config=None, options=None, fmt: str = "png",
                   media: str = "auto") -> list[BatchItem]:
@@ -436,7 +541,9 @@ def collect_items(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLik
     ------
     ConfigError
         for an input that matches nothing, an unreadable manifest, two items with the same output (or the
-        same checkpoint path, ``OUTPUT_STEM.ckpt.pt``), or an output that would replace an input.
+        same checkpoint path, ``OUTPUT_STEM.ckpt.pt``), or an output that would replace its own input. An
+        item whose output would replace another item's input or style, or (in a manifest) that lies outside
+        ``out_dir``, is an error row.
     """
     if fmt not in FORMATS:
         raise ConfigError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -447,7 +554,7 @@ def collect_items(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLik
     for spec in inputs:
         collector.add_input(spec)
     _check_distinct(collector.items)
-    return collector.items
+    return _spare_the_inputs(collector.items)
 
 
 # --- the results manifest -------------------------------------------------------------------------------
@@ -487,7 +594,8 @@ def write_results(rows: Iterable[dict], path: str | os.PathLike) -> Path:
     rows = list(rows)
 
     def write(tmp: Path) -> None:
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
+        # errors="surrogateescape": a file name that is not UTF-8 is written as its own bytes (JSON escapes it)
+        with open(tmp, "w", newline="", encoding="utf-8", errors="surrogateescape") as f:
             if p.suffix.lower() == ".csv":
                 w = csv.writer(f)
                 w.writerow(RESULT_FIELDS)
@@ -505,8 +613,8 @@ def read_results(path: str | os.PathLike) -> list[dict]:
     ``styles`` (a list) and ``settings`` (a dict))."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
+        text = p.read_text(encoding="utf-8", errors="surrogateescape")
+    except OSError as e:
         raise InputError(f"{p}: cannot read results manifest ({e})") from None
     if p.suffix.lower() == ".csv":
         reader = csv.DictReader(text.splitlines())
@@ -525,7 +633,7 @@ def read_results(path: str | os.PathLike) -> list[dict]:
             continue
         try:
             r = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise InputError(f"{p}: not a stylekit results manifest") from None
         if not isinstance(r, dict) or not {"input", "output", "status"} <= set(r):
             raise InputError(f"{p}: not a stylekit results manifest")

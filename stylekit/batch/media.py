@@ -36,6 +36,7 @@ class Medium:
     output_suffix : the suffix of its outputs; None: the batch's image ``--format``.
     batch_outputs : the output options that make sense for a whole batch (options_ref's fields).
     magic : tells the medium from a file's first 12 bytes, for files whose suffix says nothing.
+    style_medium : the medium of its styles, when not its own (a video takes image styles).
     """
 
     name: str
@@ -47,6 +48,7 @@ class Medium:
     output_suffix: str | None = None
     batch_outputs: tuple[str, ...] = ()
     magic: Callable[[bytes], bool] | None = None
+    style_medium: str | None = None
 
     @property
     def job(self):
@@ -83,6 +85,10 @@ MEDIA: dict[str, Medium] = {
     "audio": Medium("audio", "a sound", "stylekit.audio.job:AudioJob", "stylekit.audio.config:AudioStyleConfig",
                     "stylekit.audio.job:AudioOutput", suffixes=(".wav", ".flac", ".ogg", ".mp3"),
                     output_suffix=".wav", batch_outputs=("float_output",), magic=_is_sound),
+    # a GIF in a folder stays an image; stylekit video takes GIFs one at a time
+    "video": Medium("video", "a video", "stylekit.video.job:VideoJob", "stylekit.video.config:VideoStyleConfig",
+                    "stylekit.video.job:VideoOutput", suffixes=(".mp4", ".mov", ".webm", ".mkv"),
+                    output_suffix=".mp4", batch_outputs=("crf",), style_medium="image"),
 }
 
 

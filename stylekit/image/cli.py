@@ -12,6 +12,18 @@ from .job import ImageOutput
 __all__ = ["image"]
 
 
+def _repeatable(name: str):
+    """Make the option generated for the config field ``name`` repeatable (``--style-mask A --style-mask B``)."""
+    def decorate(cmd: click.Command) -> click.Command:
+        for i, p in enumerate(cmd.params):
+            if p.name == name:
+                cmd.params[i] = click.Option([*p.opts, name], multiple=True, type=p.type, metavar=p.metavar,
+                                             help=p.help)
+        return cmd
+    return decorate
+
+
+@_repeatable("style_masks")
 @click.command("image")
 @click.argument("content", type=click.Path(dir_okay=False))
 @click.argument("styles", nargs=-1, required=True, type=click.Path(dir_okay=False))
@@ -33,6 +45,7 @@ def image(content: str, styles: tuple[str, ...], output: str, dry_run: bool, res
     from .job import ImageJob
 
     run = build(RunOptions, values)
+    values["style_masks"] = tuple(values.get("style_masks") or ()) or None
     job = ImageJob(content, styles, output, build(ImageStyleConfig, values), options=build(ImageOutput, values),
                    overwrite=run.overwrite, resume=resume)
     if dry_run:

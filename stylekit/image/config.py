@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = ["ImageStyleConfig", "PRESERVE_COLOR", "INITS", "PRECISIONS", "OPTIMIZERS", "DEFAULT_STYLE_LAYERS",
-           "DEFAULT_CONTENT_LAYERS"]
+           "DEFAULT_CONTENT_LAYERS", "STYLE_LOSS_NAMES", "MASK_RESIZE"]
 
 #: The colour modes of ``preserve_color`` (:mod:`stylekit.image.color`).
 PRESERVE_COLOR = ("none", "luminance", "histogram")
@@ -31,6 +31,15 @@ PRECISIONS = ("auto", "fp32", "tf32", "bf16")
 OPTIMIZERS = ("lbfgs", "adam")
 DEFAULT_STYLE_LAYERS = {"relu1_1": 0.2, "relu2_1": 0.2, "relu3_1": 0.2, "relu4_1": 0.2, "relu5_1": 0.2}
 DEFAULT_CONTENT_LAYERS = {"relu4_2": 1.0}
+#: The style losses (:data:`stylekit.losses.STYLE_LOSSES`; listed here without importing torch).
+STYLE_LOSS_NAMES = ("gram", "mean-std", "w2", "sw", "hist")
+#: How masks of another shape than the content are fitted: refused beyond 1% aspect difference, or stretched.
+MASK_RESIZE = ("strict", "stretch")
+
+
+def _parse_paths(text: str) -> tuple[str, ...]:
+    """``"a.png,b.png"`` -> ``("a.png", "b.png")`` (the batch manifest's form; the command repeats the option)."""
+    return tuple(p.strip() for p in text.split(",") if p.strip())
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,13 @@ class ImageStyleConfig:
     tile : ``"auto"`` (tile only when the whole image would not fit the memory budget), ``"off"``, or a tile
         size in pixels: the objective is then evaluated exactly, tile by tile (:mod:`stylekit.image.tiling`).
     max_memory : memory budget in GB for ``tile="auto"`` and the fit check; default 80% of what is free.
+    style_loss : ``"gram"`` (Gatys et al.), ``"mean-std"``, ``"w2"`` (Gaussian 2-Wasserstein), ``"sw"`` (sliced
+        Wasserstein, Heitz et al. 2021) or ``"hist"`` (per-channel histograms, Risser et al. 2017). ``sw`` and
+        ``hist`` cannot be tiled exactly and are refused when a scale needs tiles.
+    style_masks : one image path per style, in style order: white = this style here, grey = partly, black =
+        not here (Gatys et al. 2017); see :func:`stylekit.losses.functional.normalize_masks`.
+    content_mask : image path: the content term at full weight where white, none where black.
+    mask_resize : ``"strict"`` (a mask's aspect ratio must be within 1% of the content's) or ``"stretch"``.
     compile : run the objective (network, losses and their backward) through ``torch.compile``; on CUDA with
         CUDA graphs (``mode="reduce-overhead"``), which removes the per-kernel launch cost of short iterations.
         Each scale's first iteration waits for compilation (tens of seconds), so it pays only for long runs at
@@ -91,6 +107,18 @@ class ImageStyleConfig:
     style_layers: Mapping[str, float] = option(
         default_factory=lambda: dict(DEFAULT_STYLE_LAYERS), parse=parse_layers, show=format_layers,
         metavar="LAYER[:W],...", help="Style layers, comma-separated layer[:weight].", group="Losses")
+    style_loss: str = option("gram", type=click.Choice(STYLE_LOSS_NAMES), group="Losses",
+                             help="Style statistics to match: Gram matrices, channel mean/std, Gaussian W2, "
+                                  "sliced Wasserstein (sw) or channel histograms.")
+    style_masks: tuple[str, ...] | None = option(
+        None, parse=_parse_paths, flag="--style-mask", metavar="PATH", group="Style",
+        help="Where a style goes (white: here, black: not here); once per style, in style order.",
+        show=lambda v: "none" if v is None else ",".join(v))
+    content_mask: str | None = option(None, metavar="PATH", group="Style",
+                                      help="Where the content is kept (white: full weight, black: free).",
+                                      show=lambda v: "none" if v is None else v)
+    mask_resize: str = option("strict", type=click.Choice(MASK_RESIZE), group="Style",
+                              help="strict: masks must have the content's aspect ratio (within 1%); stretch: fit any.")
     pooling: str = option("max", type=click.Choice(POOLING), help="Pooling of the network.", group="Network")
     init: str = option("content", help="Start from the content, from noise, or from an image file.")
     scales: int = option(3, type=int, help="Coarse-to-fine levels (1 = single scale).")
@@ -171,6 +199,20 @@ class ImageStyleConfig:
                 raise ConfigError(f"style-blend weights must be >= 0 and not all zero, got {self.style_blend}")
         if self.init not in INITS and not os.path.exists(self.init):
             raise ConfigError(f"init must be content, noise or an existing image file, got {self.init!r}")
+        self._check_losses_and_masks()
+
+    def _check_losses_and_masks(self) -> None:
+        if self.style_loss not in STYLE_LOSS_NAMES:
+            raise ConfigError(f"unknown style loss {self.style_loss!r}: choose {', '.join(STYLE_LOSS_NAMES)}")
+        if self.mask_resize not in MASK_RESIZE:
+            raise ConfigError(f"mask-resize must be one of {', '.join(MASK_RESIZE)}, got {self.mask_resize!r}")
+        if self.style_masks is not None:
+            masks = (self.style_masks,) if isinstance(self.style_masks, str) else tuple(self.style_masks)
+            if not masks or not all(isinstance(m, str) and m for m in masks):
+                raise ConfigError(f"style-mask must be image paths, got {self.style_masks!r}")
+            object.__setattr__(self, "style_masks", masks)
+        if self.content_mask is not None and not (isinstance(self.content_mask, str) and self.content_mask):
+            raise ConfigError(f"content-mask must be an image path, got {self.content_mask!r}")
 
     @property
     def layers(self) -> list[str]:
@@ -187,6 +229,7 @@ class ImageStyleConfig:
         d["content_layers"] = dict(self.content_layers)
         d["style_layers"] = dict(self.style_layers)
         d["style_blend"] = list(self.style_blend) if self.style_blend is not None else None
+        d["style_masks"] = list(self.style_masks) if self.style_masks is not None else None
         return d
 
     @classmethod

@@ -71,7 +71,9 @@ class ImageJob(Job):
             raise ConfigError(f"{self.output}: --bit-depth 16 needs a .tif output")
 
     def extra_inputs(self) -> list[Path]:
-        return [Path(self.config.init)] if self.config.init not in ("content", "noise") else []
+        paths = [Path(self.config.init)] if self.config.init not in ("content", "noise") else []
+        paths += [Path(m) for m in self.config.style_masks or ()]
+        return paths + ([Path(self.config.content_mask)] if self.config.content_mask else [])
 
     def extra_outputs(self) -> list[Path]:
         return [_sibling(self.output, "loss", ".png")] if self.options.plot else []
@@ -108,8 +110,10 @@ class ImageJob(Job):
         """Read content and styles now (once), so that a bad file fails before any long work."""
         if self._content_img is None:
             from .io import load_image
+            from .masks import load_masks
             self._content_img = load_image(self.source)
             self._style_imgs = [load_image(s) for s in self.styles]
+            load_masks(self.config, tuple(self._content_img.shape[-2:]), len(self.styles))   # checked now
         return self._content_img, self._style_imgs
 
     @classmethod

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from ..optim import OptimizationInterrupted, Progress, coarse_to_fine, pyramid_s
 from .color import luminance_image, prepare_color, restore_color
 from .config import ImageStyleConfig
 from .io import load_image, resize, resize_long_edge
+from .masks import load_masks
 
 __all__ = ["ImageStyleConfig", "ImageResult", "StyleTargets", "stylize_image", "style_targets",
            "estimate_image_run", "finish_image"]
@@ -85,13 +87,15 @@ def _as_tensor(x, what: str) -> torch.Tensor:
 
 
 @contextlib.contextmanager
-def _tf32(enabled: bool):
-    """TF32 for CUDA matmuls and convolutions inside the block (restored after)."""
-    if not enabled:
+def _tf32(enabled: bool, device: torch.device | None = None):
+    """On CUDA, TF32 (``enabled``) or full IEEE fp32 for matmuls and convolutions inside the block, restored
+    after: cuDNN's own default for convolutions is TF32, so ``precision="fp32"`` must ask for IEEE."""
+    if device is None or device.type != "cuda":
         yield
         return
     mm, conv = torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision
-    torch.backends.cuda.matmul.fp32_precision = torch.backends.cudnn.conv.fp32_precision = "tf32"
+    torch.backends.cuda.matmul.fp32_precision = torch.backends.cudnn.conv.fp32_precision = (
+        "tf32" if enabled else "ieee")
     try:
         yield
     finally:
@@ -221,22 +225,30 @@ def _style_features(net, cfg: ImageStyleConfig, targets: StyleTargets, images: l
                     tile: int | None, device: torch.device, shared: bool) -> list[dict]:
     """The style features (or, for a tiled scale, the Gram matrices) of one scale, from ``targets.features``
     when they were computed before with the same settings (``shared``: the images are the targets' own)."""
-    from .tiling import tiled_grams
+    from .tiling import tiled_grams, tiled_moments
     edge = max(min_input_size(cfg.layers), round(max(hw) * cfg.style_scale))
-    key = ("grams" if tile else "style", edge, str(cfg.weights), cfg.preprocessing, cfg.pooling,
-           tuple(cfg.style_layers), tile)
+    kind = ("grams" if cfg.style_loss == "gram" else "moments") if tile else "style"
+    key = (kind, edge, str(cfg.weights), cfg.preprocessing, cfg.pooling, tuple(cfg.style_layers), tile)
     if shared and key in targets.features:
-        return [{k: v.to(device) for k, v in f.items()} for f in targets.features[key]]
+        return [{k: _to(v, device) for k, v in f.items()} for f in targets.features[key]]
     with torch.no_grad():
-        if tile:
+        if kind == "grams":
             stored = [tiled_grams(net, resize_long_edge(s, edge).to(device), list(cfg.style_layers), tile)
+                      for s in images]
+        elif kind == "moments":
+            stored = [tiled_moments(net, resize_long_edge(s, edge).to(device), list(cfg.style_layers), tile)
                       for s in images]
         else:
             stored = [{k: v for k, v in net(resize_long_edge(s, edge).to(device)).items() if k in cfg.style_layers}
                       for s in images]
     if shared:
-        targets.features[key] = [{k: v.cpu() for k, v in f.items()} for f in stored]
+        targets.features[key] = [{k: _to(v, "cpu") for k, v in f.items()} for f in stored]
     return stored
+
+
+def _to(v, device):
+    """A stored style statistic (a tensor, or a ``(mean, second moment)`` pair) on ``device``."""
+    return tuple(x.to(device) for x in v) if isinstance(v, tuple) else v.to(device)
 
 
 def style_targets(styles, *, config: ImageStyleConfig | None = None, style_names: Sequence[str] | None = None,
@@ -290,6 +302,10 @@ def estimate_image_run(content, *, config: ImageStyleConfig | None = None, calib
                         optimizer=cfg.optimizer, tiles=tiles, calibrate=calibrate)
 
 
+def _is_tensor_mask(v) -> bool:
+    return isinstance(v, torch.Tensor) or (isinstance(v, (list, tuple)) and any(isinstance(m, torch.Tensor) for m in v))
+
+
 def finish_image(x: torch.Tensor, content: torch.Tensor, preserve_color: str = "none") -> torch.Tensor:
     """An iterate as an output image: resized to ``content``'s size, clamped to [0, 1], and given the content's
     colours back where ``preserve_color`` asks for it (:func:`stylekit.image.color.restore_color`)."""
@@ -308,34 +324,85 @@ def _init(cfg: ImageStyleConfig, target_content: torch.Tensor) -> torch.Tensor:
     return luminance_image(init) if cfg.preserve_color == "luminance" else init
 
 
+#: Each style loss's term is multiplied by this, so that one ``style_weight`` gives a comparable balance of style
+#: and content for every loss. Gram is the reference; sw's factor was chosen with ``benchmarks/bench_image.py
+#: style-losses`` (benchmarks/results_issue20.md); the others are not calibrated yet (1).
+STYLE_LOSS_SCALE = {"gram": 1.0, "mean-std": 1.0, "w2": 1.0, "sw": 5.0, "hist": 1.0}
+
+
+class _Redraw:
+    """Calls a criterion after drawing the sliced-Wasserstein directions of this evaluation.
+
+    The directions are a function of the run's seed, the scale and the step only, so a run is repeatable and a
+    resumed run (which starts counting at the step it stopped at) draws what the uninterrupted run drew. It
+    wraps a compiled criterion from outside, so compilation's trial call draws nothing.
+    """
+
+    def __init__(self, criterion, style, scale: int, step: int) -> None:
+        self.criterion, self.style, self.scale, self.step = criterion, style, scale, step
+        style.auto_redraw = False
+
+    def __call__(self, x: torch.Tensor):
+        self.style.redraw(self.scale * 1_000_000 + self.step)
+        self.step += 1
+        return self.criterion(x)
+
+
+def _scale_masks(masks: tuple, hw: tuple[int, int], device: torch.device) -> tuple:
+    from ..losses.functional import resize_mask
+    return tuple(None if m is None else resize_mask(m, hw).to(device) for m in masks)
+
+
+def _check_tiling(cfg: ImageStyleConfig, tiles: dict) -> None:
+    if cfg.style_loss in ("sw", "hist") and any(tiles.values()):
+        raise ConfigError(f"--style-loss {cfg.style_loss} cannot be tiled exactly, and this run needs tiles: use a "
+                          "smaller --size, more --max-memory, or --style-loss gram, mean-std or w2")
+
+
 def _criteria(cfg: ImageStyleConfig, net, device: torch.device, target_content: torch.Tensor,
-              targets: StyleTargets, styles: list[torch.Tensor], tiles: dict, keep: bool) -> Callable:
+              targets: StyleTargets, styles: list[torch.Tensor], tiles: dict, keep: bool, *,
+              masks: tuple = (None, None), shapes: Sequence = (), resume: dict | None = None) -> Callable:
     """``make_criterion(hw)`` for :func:`stylekit.optim.coarse_to_fine`: the loss of one scale. With ``keep``
-    the style features are read from and kept in ``targets`` (the caller's :class:`StyleTargets`)."""
+    the style features are read from and kept in ``targets`` (the caller's :class:`StyleTargets`). ``masks``
+    are the style and content masks at the content's size (or None)."""
     from .tiling import TiledStyleTransferLoss
     precision = cfg.precision if cfg.precision != "auto" else ("tf32" if device.type == "cuda" else "fp32")
     shared = keep and cfg.preserve_color == "none"
+    extra = {"seed": cfg.seed} if cfg.style_loss == "sw" else {}
 
     def make_criterion(hw: tuple[int, int]):
         tile = tiles[tuple(hw)]
+        style_masks, content_mask = _scale_masks(masks, hw, device)
         args = dict(content_layers=cfg.content_layers, style_layers=cfg.style_layers,
-                    content_weight=cfg.content_weight, style_weight=cfg.style_weight, tv_weight=cfg.tv_weight)
+                    content_weight=cfg.content_weight, tv_weight=cfg.tv_weight, style_loss=cfg.style_loss,
+                    style_weight=cfg.style_weight * STYLE_LOSS_SCALE[cfg.style_loss], style_options=extra)
         loss = TiledStyleTransferLoss(net, tile=tile, **args) if tile else StyleTransferLoss(net, **args)
-        loss.set_content(resize(target_content, hw).to(device))
+        loss.set_content(resize(target_content, hw).to(device), mask=content_mask)
         stored = _style_features(net, cfg, targets, styles, hw, tile, device, shared)
-        if tile:
-            loss.set_style_grams(stored, blend=cfg.style_blend)
+        if tile and cfg.style_loss == "gram":
+            loss.set_style_grams(stored, blend=cfg.style_blend, masks=style_masks)
         else:
-            loss.set_style_features(stored, blend=cfg.style_blend)
+            loss.set_style_features(stored, blend=cfg.style_blend, masks=style_masks)
         crit = _Precision(loss, device, precision == "bf16")
-        return _Compiled(crit, device) if cfg.compile and not tile else crit
+        crit = _Compiled(crit, device) if cfg.compile and not tile else crit
+        if cfg.style_loss == "sw" and loss.style is not None:
+            scale = list(shapes).index(tuple(hw))
+            start = int(resume["step"]) if resume is not None and int(resume["scale"]) == scale else 0
+            crit = _Redraw(crit, loss.style, scale, start)
+        return crit
 
     return make_criterion
 
 
+def _wrapped(make_criterion: Callable, wrap: Callable, hw: tuple[int, int]):
+    """``make_criterion(hw)`` passed through ``wrap`` (see ``wrap_criterion`` of :func:`stylize_image`)."""
+    return wrap(make_criterion(hw), hw)
+
+
 def stylize_image(content, styles, *, config: ImageStyleConfig | None = None,
                   callback: Callable[[Progress], bool | None] | None = None, resume: dict | None = None,
-                  style_names: Sequence[str] | None = None, **options) -> ImageResult:
+                  style_names: Sequence[str] | None = None, init_image: torch.Tensor | None = None,
+                  wrap_criterion: Callable | None = None, **options) -> ImageResult:
     """Paint ``content`` in the style of ``styles`` (Gatys et al. 2016).
 
     Parameters
@@ -348,6 +415,12 @@ def stylize_image(content, styles, *, config: ImageStyleConfig | None = None,
     resume : the ``state`` of a :class:`~stylekit.StylizeInterrupted` from a run with the same inputs and
         config; the run continues where it stopped and ends with the result of an uninterrupted run.
     style_names : names of the style images for error messages (default: their paths, or "style image N").
+    style_masks, content_mask : config fields (image paths) or, for library users, tensors ``(H, W)`` in
+        [0, 1] (one style mask per style); see :mod:`stylekit.image.masks`.
+    init_image : a ``(1, 3, H, W)`` starting image in [0, 1] (resized to the content's size); overrides
+        ``config.init`` (video starts each frame from the previous result, warped).
+    wrap_criterion : ``(criterion, (h, w)) -> criterion`` applied to each scale's loss, to add a term
+        (video's temporal term, :class:`stylekit.video.temporal.TemporalTerm`).
 
     Returns
     -------
@@ -370,27 +443,35 @@ def stylize_image(content, styles, *, config: ImageStyleConfig | None = None,
     -------
     >>> out = stylize_image("photo.jpg", ["starry_night.jpg"], size=256, iterations=50).data
     """
+    tensors = {k: options.pop(k) for k in ("style_masks", "content_mask") if _is_tensor_mask(options.get(k))}
     cfg = dataclasses.replace(config or ImageStyleConfig(), **options)
     device = resolve_device(cfg.device)
     size = cfg.resolved_size(device)
     cfg = dataclasses.replace(cfg, size=size)
     _check_size(cfg, size)
     targets = _targets(styles, style_names)
-    content_full = resize_long_edge(_as_tensor(content, "content"), size)
+    content_in = _as_tensor(content, "content")
+    content_full = resize_long_edge(content_in, size)
+    masks = load_masks(cfg, tuple(content_full.shape[-2:]), len(targets.images), shape=tuple(content_in.shape[-2:]),
+                       **tensors)
     target_content, style_imgs = prepare_color(content_full, targets.images, cfg.preserve_color)
     shapes = _shapes(cfg, tuple(content_full.shape[-2:]), size)
     _check_styles(cfg, targets, max(shapes[0]))
-    init = _init(cfg, target_content)
+    init = _init(cfg, target_content) if init_image is None else \
+        resize(_as_tensor(init_image, "init"), tuple(target_content.shape[-2:]))
 
     torch.manual_seed(cfg.seed)
     net = _network(cfg, device)
     tiles = dict(zip(shapes, _tiles(cfg, net, device, shapes)))
+    _check_tiling(cfg, tiles)
     make_criterion = _criteria(cfg, net, device, target_content, targets, style_imgs, tiles,
-                               keep=isinstance(styles, StyleTargets))
+                               keep=isinstance(styles, StyleTargets), masks=masks, shapes=shapes, resume=resume)
+    if wrap_criterion is not None:  # an extra term on every scale (video's temporal term)
+        make_criterion = functools.partial(_wrapped, make_criterion, wrap_criterion)
     steps = [cfg.coarse_iterations] * (len(shapes) - 1) + [cfg.iterations]
     precision = cfg.precision if cfg.precision != "auto" else ("tf32" if device.type == "cuda" else "fp32")
     try:
-        with _tf32(precision == "tf32" and device.type == "cuda"):
+        with _tf32(precision == "tf32", device):
             out = coarse_to_fine(init.to(device), make_criterion, shapes, steps=steps, callback=callback,
                                  optimizer=cfg.optimizer, lr=cfg.lr, state=resume)
     except OptimizationInterrupted as e:

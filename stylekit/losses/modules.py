@@ -14,7 +14,8 @@ from torch import nn
 from ..errors import ConfigError
 from . import functional as Fn
 
-__all__ = ["ContentLoss", "GramStyleLoss", "MeanStdStyleLoss", "TVLoss", "StyleTransferLoss"]
+__all__ = ["ContentLoss", "GramStyleLoss", "GuidedGramStyleLoss", "MeanStdStyleLoss", "W2StyleLoss",
+           "SlicedWassersteinStyleLoss", "HistogramStyleLoss", "TVLoss", "StyleTransferLoss", "STYLE_LOSSES"]
 
 Features = Mapping[str, torch.Tensor]
 
@@ -57,23 +58,40 @@ class ContentLoss(nn.Module):
     ----------
     target : features ``(1 or B, C, ...)``; stored as a buffer.
     normalize : MSE (False) or squared error relative to ``||target||^2`` (True).
+    mask : ``(1, 1, H, W)`` in [0, 1], any resolution: where the content counts (full weight where 1, none
+        where 0); area-averaged to the target's resolution once.
     """
 
-    def __init__(self, target: torch.Tensor, *, normalize: bool = False) -> None:
+    def __init__(self, target: torch.Tensor, *, normalize: bool = False, mask: torch.Tensor | None = None) -> None:
         super().__init__()
         self.normalize = normalize
         self.register_buffer("target", target.detach().clone())
+        if mask is not None and target.dim() == 4:
+            mask = Fn.resize_mask(mask.to(target.device, torch.float32).reshape(1, 1, *mask.shape[-2:]),
+                                  target.shape[-2:])
+        self.register_buffer("mask", mask)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return Fn.content_loss(input, self.target, normalize=self.normalize)
+        return Fn.content_loss(input, self.target, normalize=self.normalize, mask=self.mask)
 
 
 class _StyleLossBase(nn.Module):
-    """Shared set-up of the style losses: styles, per-layer weights and blend; subclasses say which
-    statistics of a style's features are its target (:meth:`_targets`) and how a layer's loss is computed."""
+    """Shared set-up of the style losses: styles, per-layer weights, blend and spatial masks; subclasses say
+    which statistics of a style's features are its target (:meth:`_targets`) and how one layer's loss is
+    computed from features and a target (:meth:`_loss`).
+
+    Without masks the styles are blended into one target per layer. With ``masks`` (one per style, see
+    :func:`stylekit.losses.functional.normalize_masks`) each style keeps its own target and is compared with
+    the output's statistics over its own region, weighted by its share of the image; the masks are resized to
+    each layer's resolution when the features arrive. A single mask that is white everywhere is no mask.
+    """
+
+    #: Losses whose statistics are sums over positions (and so can be accumulated tile by tile).
+    moment_based = False
 
     def __init__(self, targets: Features | Sequence[Features], *, layer_weights: Mapping[str, float] | None = None,
-                 blend: Sequence[float] | None = None, normalize: bool = False) -> None:
+                 blend: Sequence[float] | None = None, normalize: bool = False,
+                 masks: torch.Tensor | Sequence[torch.Tensor] | None = None) -> None:
         super().__init__()
         styles = [targets] if isinstance(targets, Mapping) else list(targets)
         if not styles:
@@ -81,25 +99,98 @@ class _StyleLossBase(nn.Module):
         layers = list(layer_weights) if layer_weights is not None else list(styles[0])
         self.layer_weights = _check_weights(layer_weights or {k: 1.0 / len(layers) for k in layers}, "style layer")
         self.normalize = normalize
+        self.n_styles = len(styles)
         bw = _blend_weights(len(styles), blend)
+        self._set_masks(masks, bw)
+        groups = [(str(i), [s], [1.0]) for i, s in enumerate(styles)] if self.masked else [("", styles, bw)]
+        self._names: list[str] = []
         with torch.no_grad():
             for layer in layers:
                 for s in styles:
                     if layer not in s:
                         raise ConfigError(f"style target has no features for layer {layer!r}")
-                for name, value in self._targets([s[layer] for s in styles], bw).items():
-                    self.register_buffer(f"{name}_{layer}", value)
+                for tag, group, w in groups:
+                    for name, value in self._targets([s[layer] for s in group], w).items():
+                        self.register_buffer(f"{name}{tag}_{layer}", value)
+                        if name not in self._names:
+                            self._names.append(name)
+
+    def _set_masks(self, masks, blend: list[float]) -> None:
+        self.masked = False
+        self._layer_masks: dict[tuple[int, int], torch.Tensor] = {}
+        if masks is None:
+            return
+        m = torch.stack([torch.as_tensor(x).reshape(x.shape[-2:]) for x in masks])[:, None] \
+            if not isinstance(masks, torch.Tensor) else masks.reshape(-1, 1, *masks.shape[-2:])
+        if m.shape[0] != self.n_styles:
+            raise ConfigError(f"got {m.shape[0]} style masks for {self.n_styles} styles")
+        m = m.float().clamp(0, 1)
+        if bool((m.flatten(1).amax(1) <= 0).any()):
+            raise ConfigError("a style mask is black everywhere: its style would go nowhere")
+        if self.n_styles == 1 and bool((m == 1).all()):
+            return                       # white everywhere: exactly the unmasked loss
+        weights, coef = Fn.normalize_masks(m, blend)
+        self.masked = True
+        self.register_buffer("mask_weights", weights)
+        self.register_buffer("mask_coefficients", coef)
+
+    def layer_masks(self, hw: tuple[int, int]) -> torch.Tensor:
+        """The style masks' weights at a feature map's resolution ``(S, 1, h, w)`` (area averages, cached)."""
+        hw = tuple(int(v) for v in hw)
+        m = self._layer_masks.get(hw)
+        if m is None or m.device != self.mask_weights.device:
+            m = self._layer_masks[hw] = Fn.resize_mask(self.mask_weights, hw)
+        return m
+
+    def target(self, layer: str, style: int | None = None) -> dict[str, torch.Tensor]:
+        """The target statistics of a layer (of one style when masked)."""
+        tag = "" if style is None else str(style)
+        return {n: getattr(self, f"{n}{tag}_{layer}") for n in self._names}
 
     def _targets(self, features: list[torch.Tensor], blend: list[float]) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
+    def _loss(self, layer: str, features: torch.Tensor, target: dict[str, torch.Tensor],
+              mask: torch.Tensor | None) -> torch.Tensor:
+        raise NotImplementedError
+
     def layer_losses(self, features: Features) -> dict[str, torch.Tensor]:
         """Unweighted per-layer losses."""
+        if not self.masked:
+            return {k: self._loss(k, features[k], self.target(k), None) for k in self.layer_weights}
+        out = {}
+        for k in self.layer_weights:
+            m = self.layer_masks(features[k].shape[-2:])
+            out[k] = sum(self.mask_coefficients[i] * self._loss(k, features[k], self.target(k, i), m[i:i + 1])
+                         for i in range(self.n_styles))
+        return out
+
+    def moment_losses(self, moments: Mapping[str, Sequence[tuple[torch.Tensor, torch.Tensor]]]
+                      ) -> dict[str, torch.Tensor]:
+        """Per-layer losses from the output's :func:`~stylekit.losses.functional.weighted_moments`:
+        ``{layer: [(mean, second)]}``, one pair per style when masked (over its mask's weights), else one."""
+        if not self.moment_based:
+            raise ConfigError(f"{type(self).__name__} is not a function of feature moments")
+        out = {}
+        for k in self.layer_weights:
+            if not self.masked:
+                out[k] = self._moment_loss(*moments[k][0], self.target(k))
+            else:
+                out[k] = sum(self.mask_coefficients[i] * self._moment_loss(*moments[k][i], self.target(k, i))
+                             for i in range(self.n_styles))
+        return out
+
+    def _moment_loss(self, mean: torch.Tensor, second: torch.Tensor, target: dict[str, torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
 
     def forward(self, features: Features) -> torch.Tensor:
         losses = self.layer_losses(features)
         return sum(self.layer_weights[k] * v for k, v in losses.items())
+
+
+def _as_moments(f) -> tuple[torch.Tensor, torch.Tensor]:
+    """A style's ``(mean, second moment)``: given as such (tiled statistics), or computed from features."""
+    return tuple(f) if isinstance(f, (tuple, list)) else Fn.weighted_moments(f)
 
 
 class GramStyleLoss(_StyleLossBase):
@@ -112,6 +203,8 @@ class GramStyleLoss(_StyleLossBase):
     layer_weights : ``{layer: weight}``; default equal weights ``1 / n_layers`` over the target layers.
     blend : one weight per style, normalised to sum to 1 (default equal).
     normalize : per-layer distance relative to ``||G_target||^2`` (True) or plain MSE of Gram entries.
+    masks : one mask per style (``(S, 1, H, W)`` or a list of ``(H, W)``, values in [0, 1]): guided Gram
+        matrices (Gatys et al. 2017), each style matched over its own region; see :class:`GuidedGramStyleLoss`.
 
     Notes
     -----
@@ -121,28 +214,54 @@ class GramStyleLoss(_StyleLossBase):
     :mod:`stylekit.image.tiling`).
     """
 
+    moment_based = True
+
     @classmethod
     def from_grams(cls, grams: Features | Sequence[Features], *, layer_weights: Mapping[str, float] | None = None,
-                   blend: Sequence[float] | None = None, normalize: bool = False) -> "GramStyleLoss":
+                   blend: Sequence[float] | None = None, normalize: bool = False, masks=None) -> "GramStyleLoss":
         """The same loss from precomputed ``{layer: (1, C, C)}`` Gram matrices (one dict per style)."""
         self = cls.__new__(cls)
         self._given_grams = True
-        _StyleLossBase.__init__(self, grams, layer_weights=layer_weights, blend=blend, normalize=normalize)
+        _StyleLossBase.__init__(self, grams, layer_weights=layer_weights, blend=blend, normalize=normalize,
+                                masks=masks)
         return self
 
     def _targets(self, features, blend):
-        grams = features if getattr(self, "_given_grams", False) else [Fn.gram_matrix(f) for f in features]
+        if getattr(self, "_given_grams", False):
+            grams = features
+        else:
+            grams = [f[1] if isinstance(f, (tuple, list)) else Fn.gram_matrix(f) for f in features]
         return {"gram": sum(w * g.float().mean(0, keepdim=True) for w, g in zip(blend, grams))}
 
-    def target(self, layer: str) -> torch.Tensor:
-        return getattr(self, f"gram_{layer}")
+    def _loss(self, layer, features, target, mask):
+        if mask is None:
+            return Fn.style_loss(features, target["gram"], normalize=self.normalize)
+        return Fn.gram_loss(Fn.guided_gram(features, mask), target["gram"], normalize=self.normalize)
 
-    def layer_losses(self, features: Features) -> dict[str, torch.Tensor]:
-        return {k: Fn.style_loss(features[k], self.target(k), normalize=self.normalize) for k in self.layer_weights}
+    def _moment_loss(self, mean, second, target):
+        return Fn.gram_loss(second, target["gram"], normalize=self.normalize)
 
     def gram_losses(self, grams: Features) -> dict[str, torch.Tensor]:
-        """Unweighted per-layer losses of already-computed Gram matrices ``{layer: (B, C, C)}``."""
-        return {k: Fn.gram_loss(grams[k], self.target(k), normalize=self.normalize) for k in self.layer_weights}
+        """Unweighted per-layer losses of already-computed Gram matrices ``{layer: (B, C, C)}`` (unmasked)."""
+        return {k: Fn.gram_loss(grams[k], self.target(k)["gram"], normalize=self.normalize)
+                for k in self.layer_weights}
+
+
+class GuidedGramStyleLoss(GramStyleLoss):
+    """Guided Gram style loss (Gatys et al. 2017): each style matched over its own region of the output.
+
+    ``GuidedGramStyleLoss(targets, masks, ...)`` is :class:`GramStyleLoss` with ``masks`` required: one mask per
+    style, ``(S, 1, H, W)`` or a list of ``(H, W)`` tensors in [0, 1] at the image's resolution (any size:
+    they are area-averaged to each layer's feature map). Overlapping or partial masks are normalised by
+    :func:`stylekit.losses.functional.normalize_masks`. Usable as a training loss: the masks broadcast over
+    the batch.
+    """
+
+    def __init__(self, targets: Features | Sequence[Features], masks, *, layer_weights=None, blend=None,
+                 normalize: bool = False) -> None:
+        if masks is None:
+            raise ConfigError("GuidedGramStyleLoss needs one mask per style")
+        super().__init__(targets, layer_weights=layer_weights, blend=blend, normalize=normalize, masks=masks)
 
 
 class MeanStdStyleLoss(_StyleLossBase):
@@ -151,14 +270,138 @@ class MeanStdStyleLoss(_StyleLossBase):
     Same parameters as :class:`GramStyleLoss`; blended styles average their statistics.
     """
 
+    moment_based = True
+
     def _targets(self, features, blend):
-        stats = [Fn.mean_std(f) for f in features]
+        stats = [Fn.moments_mean_std(*f) if isinstance(f, (tuple, list)) else Fn.mean_std(f) for f in features]
         return {"mean": sum(w * m.mean(0, keepdim=True) for w, (m, _) in zip(blend, stats)),
                 "std": sum(w * d.mean(0, keepdim=True) for w, (_, d) in zip(blend, stats))}
 
-    def layer_losses(self, features: Features) -> dict[str, torch.Tensor]:
-        return {k: Fn.mean_std_loss(features[k], getattr(self, f"mean_{k}"), getattr(self, f"std_{k}"),
-                                    normalize=self.normalize) for k in self.layer_weights}
+    def _loss(self, layer, features, target, mask):
+        return Fn.mean_std_loss(features, target["mean"], target["std"], normalize=self.normalize, mask=mask)
+
+    def _moment_loss(self, mean, second, target):
+        m, s = Fn.moments_mean_std(mean, second)
+        return (Fn._relative_or_mean((m - target["mean"]).pow(2), target["mean"].expand_as(m), self.normalize)
+                + Fn._relative_or_mean((s - target["std"]).pow(2), target["std"].expand_as(s), self.normalize))
+
+
+#: The covariance regularisation of the W2 target (as :func:`stylekit.losses.functional.gaussian_w2`'s default).
+W2_EPS = 1e-2
+
+
+class W2StyleLoss(_StyleLossBase):
+    """Gaussian 2-Wasserstein style loss: means and covariances of the features (as in crowsonkb's
+    style-transfer-pytorch); the style side's covariance square root is computed once.
+
+    Same parameters as :class:`GramStyleLoss`. Blended styles are fitted as their mixture (the mean and second
+    moment averaged with the blend weights), so blends match what a tiled run computes.
+    """
+
+    moment_based = True
+
+    def _targets(self, features, blend):
+        moments = [_as_moments(f) for f in features]
+        mean = sum(w * m.float().mean(0, keepdim=True) for w, (m, _) in zip(blend, moments))
+        second = sum(w * s.float().mean(0, keepdim=True) for w, (_, s) in zip(blend, moments))
+        mean, cov = Fn.moments_mean_cov(mean, second)
+        return {"mean": mean, "cov": cov, "cov_sqrt": Fn.sqrtm(Fn._regularised(cov, W2_EPS))}
+
+    def _loss(self, layer, features, target, mask):
+        mean, cov = Fn.weighted_mean_cov(features, mask)
+        return Fn.w2_from_moments(mean, cov, target["mean"], target["cov"], target_cov_sqrt=target["cov_sqrt"],
+                                  normalize=self.normalize)
+
+    def _moment_loss(self, mean, second, target):
+        _, cov = Fn.moments_mean_cov(mean, second)
+        return Fn.w2_from_moments(mean, cov, target["mean"], target["cov"], target_cov_sqrt=target["cov_sqrt"],
+                                  normalize=self.normalize)
+
+
+class SlicedWassersteinStyleLoss(_StyleLossBase):
+    """Sliced Wasserstein style loss (Heitz et al., CVPR 2021): the features' full distribution, compared
+    along random directions that are drawn again for every evaluation.
+
+    Same parameters as :class:`GramStyleLoss`, plus ``projections`` (directions per layer; default as many as
+    the layer has channels, as in the paper) and ``seed``. Draws are deterministic: evaluation ``n`` of a loss
+    with seed ``s`` uses the directions of :meth:`redraw(n) <redraw>`, so a run can be repeated and resumed.
+    The pipeline sets ``auto_redraw = False`` and calls :meth:`redraw` itself with a key made of its seed,
+    scale and step. Blended styles are matched as their mixture (each style's positions weighted).
+
+    Notes
+    -----
+    The style's features are kept (their projections change every step); a style image larger than the
+    output costs memory in proportion.
+    """
+
+    def __init__(self, targets, *, layer_weights=None, blend=None, normalize: bool = False, masks=None,
+                 projections: int | None = None, seed: int = 0) -> None:
+        super().__init__(targets, layer_weights=layer_weights, blend=blend, normalize=normalize, masks=masks)
+        self.n_projections, self.seed = projections, int(seed)
+        self.auto_redraw, self.calls = True, 0
+        for k in self.layer_weights:
+            c = self.target(k, 0 if self.masked else None)["features"].shape[1]
+            self.register_buffer(f"proj_{k}", torch.zeros(c, projections or c))
+        self.redraw(0)
+
+    #: At most this many style positions are kept per layer (a fixed, seeded subset): the style's projections
+    #: are sorted at every step, and its quantile function needs far fewer samples than a large layer has.
+    max_target_positions = 16384
+
+    def _targets(self, features, blend):
+        flat = [self._subsample(Fn._flatten(f).float()[:1]) for f in features]
+        if len(flat) == 1:   # one style: uniform weights (an empty buffer says so)
+            return {"features": flat[0], "weights": flat[0].new_zeros(0)}
+        weights = torch.cat([torch.full((f.shape[-1],), w / f.shape[-1], device=f.device) for f, w in zip(flat, blend)])
+        return {"features": torch.cat(flat, -1), "weights": weights}
+
+    def _subsample(self, f: torch.Tensor) -> torch.Tensor:
+        n = f.shape[-1]
+        if n <= self.max_target_positions:
+            return f
+        keep = torch.randperm(n, generator=torch.Generator().manual_seed(0))[: self.max_target_positions]
+        return f[..., keep.sort().values.to(f.device)]
+
+    @torch.no_grad()
+    def redraw(self, key: int) -> None:
+        """Draw new directions, a function of ``(seed, key)`` only (drawn on the CPU, the same on any device)."""
+        g = torch.Generator().manual_seed((self.seed * 1_000_003 + int(key)) % (2 ** 63))
+        for k in self.layer_weights:
+            buf = getattr(self, f"proj_{k}")
+            p = torch.randn(buf.shape, generator=g)
+            buf.copy_(p / p.norm(dim=0, keepdim=True))
+
+    def _loss(self, layer, features, target, mask):
+        w = target["weights"]
+        return Fn.sliced_wasserstein_loss(features, target["features"], getattr(self, f"proj_{layer}"), mask=mask,
+                                          target_weights=w if w.numel() else None, normalize=self.normalize)
+
+    def forward(self, features: Features) -> torch.Tensor:
+        if self.auto_redraw:
+            self.redraw(self.calls)
+            self.calls += 1
+        return super().forward(features)
+
+
+class HistogramStyleLoss(_StyleLossBase):
+    """Per-channel histogram style loss (Risser et al. 2017), stable form: each channel's distribution matched
+    to the style's, stored as ``levels`` quantiles (an equal-mass histogram; 256 bins as in the paper).
+
+    Same parameters as :class:`GramStyleLoss` plus ``levels``. Blended styles are matched as their mixture.
+    """
+
+    def __init__(self, targets, *, layer_weights=None, blend=None, normalize: bool = False, masks=None,
+                 levels: int = 256) -> None:
+        self.levels = int(levels)
+        super().__init__(targets, layer_weights=layer_weights, blend=blend, normalize=normalize, masks=masks)
+
+    def _targets(self, features, blend):
+        flat = [Fn._flatten(f).float() for f in features]
+        weights = torch.cat([torch.full((f.shape[-1],), w / f.shape[-1], device=f.device) for f, w in zip(flat, blend)])
+        return {"quantiles": Fn.channel_quantiles(torch.cat(flat, -1)[:1], self.levels, weights=weights)}
+
+    def _loss(self, layer, features, target, mask):
+        return Fn.histogram_loss(features, target["quantiles"], mask=mask, normalize=self.normalize)
 
 
 class TVLoss(nn.Module):
@@ -174,7 +417,10 @@ class TVLoss(nn.Module):
         return Fn.tv_loss(image, exponent=self.exponent)
 
 
-STYLE_LOSSES = {"gram": GramStyleLoss, "mean_std": MeanStdStyleLoss}
+#: ``style_loss`` name -> module. ``"mean_std"`` is kept as another name of ``"mean-std"``.
+STYLE_LOSSES = {"gram": GramStyleLoss, "mean-std": MeanStdStyleLoss, "w2": W2StyleLoss,
+                "sw": SlicedWassersteinStyleLoss, "hist": HistogramStyleLoss}
+_ALIASES = {"mean_std": "mean-std"}
 
 
 class StyleTransferLoss(nn.Module):
@@ -193,7 +439,10 @@ class StyleTransferLoss(nn.Module):
     tv_exponent : exponent of the TV term.
     normalize : use scale-free (relative) content and style distances, so the same weights work for any
         weights source, pooling and image size (default True).
-    style_loss : ``"gram"`` (default) or ``"mean_std"``.
+    style_loss : ``"gram"`` (default), ``"mean-std"``, ``"w2"`` (Gaussian 2-Wasserstein), ``"sw"`` (sliced
+        Wasserstein) or ``"hist"`` (per-channel histograms); see :data:`STYLE_LOSSES`.
+    style_options : further keyword arguments of the style module (``seed`` and ``projections`` for ``"sw"``,
+        ``levels`` for ``"hist"``).
 
     Notes
     -----
@@ -204,10 +453,12 @@ class StyleTransferLoss(nn.Module):
     def __init__(self, extractor: nn.Module, *, content_layers: Mapping[str, float] | None = None,
                  style_layers: Mapping[str, float] | None = None, content_weight: float = 1.0,
                  style_weight: float = 10.0, tv_weight: float = 0.0, tv_exponent: float = 2.0,
-                 normalize: bool = True, style_loss: str = "gram") -> None:
+                 normalize: bool = True, style_loss: str = "gram", style_options: Mapping | None = None) -> None:
         super().__init__()
+        style_loss = _ALIASES.get(style_loss, style_loss)
         if style_loss not in STYLE_LOSSES:
-            raise ConfigError(f"style_loss must be one of {', '.join(STYLE_LOSSES)}, got {style_loss!r}")
+            raise ConfigError(f"unknown style loss {style_loss!r}: choose {', '.join(STYLE_LOSSES)}")
+        self.style_options = dict(style_options or {})
         self.extractor = extractor
         self.content_layers = _check_weights(content_layers or {"relu4_2": 1.0}, "content layer")
         self.style_layers = _check_weights(
@@ -226,27 +477,37 @@ class StyleTransferLoss(nn.Module):
         self.style_loss_kind = style_loss
         self.tv = TVLoss(exponent=tv_exponent)
         self.content: nn.ModuleDict = nn.ModuleDict()
+        self.content_mask: torch.Tensor | None = None
         self.style: nn.Module | None = None
 
     @torch.no_grad()
-    def set_content(self, image: torch.Tensor) -> None:
-        """Compute and store the content target from an image ``(1 or B, 3, H, W)`` in [0, 1]."""
+    def set_content(self, image: torch.Tensor, *, mask: torch.Tensor | None = None) -> None:
+        """Compute and store the content target from an image ``(1 or B, 3, H, W)`` in [0, 1].
+
+        ``mask`` ``(1, 1, H, W)`` in [0, 1]: where the content term applies (full weight where 1, none where 0);
+        it also applies to the ``content=`` targets of :meth:`forward`.
+        """
         feats = self.extractor(image)
-        self.content = nn.ModuleDict({k: ContentLoss(feats[k], normalize=self.normalize)
+        self.content_mask = mask
+        self.content = nn.ModuleDict({k: ContentLoss(feats[k], normalize=self.normalize, mask=mask)
                                       for k in self.content_layers if k in feats})
 
     @torch.no_grad()
-    def set_style(self, images: torch.Tensor | Sequence[torch.Tensor], *, blend: Sequence[float] | None = None) -> None:
-        """Compute and store the style target from one image or a list of images (sizes may differ)."""
+    def set_style(self, images: torch.Tensor | Sequence[torch.Tensor], *, blend: Sequence[float] | None = None,
+                  masks=None) -> None:
+        """Compute and store the style target from one image or a list of images (sizes may differ);
+        ``masks``: one per style, where each style goes (see :class:`GuidedGramStyleLoss`)."""
         if isinstance(images, torch.Tensor):
             images = [images]
         feats = [{k: v for k, v in self.extractor(img).items() if k in self.style_layers} for img in images]
-        self.set_style_features(feats, blend=blend)
+        self.set_style_features(feats, blend=blend, masks=masks)
 
-    def set_style_features(self, features: Features | Sequence[Features], *, blend: Sequence[float] | None = None) -> None:
-        """Store a style target from already-extracted features (e.g. shared across a batch job)."""
+    def set_style_features(self, features: Features | Sequence[Features], *, blend: Sequence[float] | None = None,
+                           masks=None) -> None:
+        """Store a style target from already-extracted features (e.g. shared across a batch job), or, for the
+        moment-based losses (gram, mean-std, w2), from ``{layer: (mean, second moment)}`` statistics."""
         self.style = STYLE_LOSSES[self.style_loss_kind](features, layer_weights=self.style_layers, blend=blend,
-                                                        normalize=self.normalize)
+                                                        normalize=self.normalize, masks=masks, **self.style_options)
 
     def forward(self, image: torch.Tensor, *, content: torch.Tensor | None = None,
                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -265,7 +526,7 @@ class StyleTransferLoss(nn.Module):
             if content is not None:
                 with torch.no_grad():
                     targets = self.extractor(content)
-                c = sum(w * Fn.content_loss(feats[k], targets[k], normalize=self.normalize)
+                c = sum(w * Fn.content_loss(feats[k], targets[k], normalize=self.normalize, mask=self.content_mask)
                         for k, w in self.content_layers.items())
             elif len(self.content):
                 c = sum(w * self.content[k](feats[k]) for k, w in self.content_layers.items())

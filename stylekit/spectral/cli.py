@@ -22,9 +22,47 @@ def _tqdm(**kw):
 
 
 def _threads(n: int | None) -> None:
-    if n:
+    if n is not None:
+        from .._validate import check_threads
+        check_threads(n, "--threads")       # 100000 threads crash torch; -1 is meaningless
         import torch
         torch.set_num_threads(n)
+
+
+#: Suffixes of the files matplotlib writes for ``compare --plot`` (the format follows the suffix).
+PLOT_SUFFIXES = (".png", ".pdf", ".svg")
+
+
+def _dataset_files(data_dir, split: str) -> list[Path]:
+    """Every file a run reads from a data set's split: its examples.json and its notes' WAV files."""
+    from .nsynth import read_split, split_dir
+    return [split_dir(data_dir, split) / "examples.json",
+            *(n.path for n in read_split(data_dir, split, check_files=False))]
+
+
+def _model_file(model_path) -> Path:
+    from .resynth import DEFAULT_CHECKPOINT
+    return Path(model_path) if model_path is not None else DEFAULT_CHECKPOINT
+
+
+def _plan_outputs(outputs: list, *, inputs, overwrite: bool, data: tuple | None = None) -> list[Path]:
+    """Before any work: each output (``[(path or None, allowed suffixes or None)]``) has a suffix its writer can
+    write, may be written (see :func:`stylekit._io.check_output_path`), and is neither another output nor one
+    of ``inputs`` or, with ``data=(data_dir, split)``, of the files of that data set (by any name: a link).
+    Returns the data set's files (``[]`` without ``data``)."""
+    done: list[Path] = []
+    for out, suffixes in outputs:
+        if out is None:
+            continue
+        out = Path(out)
+        if suffixes is not None and out.suffix.lower() not in suffixes:
+            raise ConfigError(f"{out}: the output must be a {' or '.join(suffixes)} file")
+        check_output_path(out, overwrite=overwrite, inputs=[*inputs, *done])
+        done.append(out)
+    files = _dataset_files(*data) if data is not None else []
+    for out in done:
+        check_output_path(out, overwrite=True, inputs=files)
+    return files
 
 
 @click.group("spectral")
@@ -94,17 +132,17 @@ def train_cmd(data_dir, model_name, latent, output, epochs, batch_frames, lr, se
     import sys
 
     from .._command import sigterm_as_interrupt
-    from .nsynth import read_split
     from .train import train_to_file
     _threads(threads)
-    check_output_path(output, overwrite=overwrite)
     partial = Path(output).with_name(Path(output).name + ".partial")
+    check_output_path(output, overwrite=overwrite)
     if resume and not partial.is_file():
         raise ConfigError(f"{partial}: no resume point to continue (it is written after each finished epoch)")
     cfg = TrainConfig(model=model_name, latent=latent, epochs=epochs, batch_frames=batch_frames, lr=lr,
                       seed=seed, seq_len=seq_len, segments_per_note=segments_per_note, beta=beta)
     stft = SpectralSTFTConfig(n_fft=n_fft, hop_length=hop, top_db=top_db)
-    n_notes = len(read_split(data_dir, "train", check_files=False))
+    n_notes = len(_plan_outputs([(output, None), (partial, None)], inputs=[], overwrite=True,
+                                data=(data_dir, "train"))) - 1
     load_bar = _tqdm(total=n_notes, desc="reading", unit="note")
     bar = None
 
@@ -155,19 +193,19 @@ def _print_result(r) -> None:
 @click.option("--overwrite", is_flag=True)
 def eval_cmd(model_path, data_dir, split, perceptual_notes, json_out, overwrite):
     """Report RMSE (dB) and ViSQOL MOS-LQO of MODEL.pt on DATA_DIR's test split."""
-    from .evaluate import evaluate, save_result
+    from .evaluate import check_finite, evaluate, save_result
     from .models import load_model
     from .nsynth import read_split
-    if json_out:
-        check_output_path(json_out, overwrite=overwrite)
+    _plan_outputs([(json_out, None)], inputs=[model_path], overwrite=overwrite, data=(data_dir, split))
     model, stft, _ = load_model(model_path)
     n = len(read_split(data_dir, split))
     with _tqdm(total=n + min(max(perceptual_notes, 0), n), desc="evaluating", unit="note") as bar:
         r = evaluate(model, stft, data_dir, split=split, perceptual_notes=perceptual_notes,
                      checkpoint=str(model_path), progress=bar.update)
-    _print_result(r)
-    if json_out:
+    check_finite(r, model_path)
+    if json_out:    # written before the result is printed: a failed write is the only line
         save_result(json_out, r, overwrite=overwrite)
+    _print_result(r)
 
 
 @spectral.command("compare")
@@ -180,11 +218,10 @@ def eval_cmd(model_path, data_dir, split, perceptual_notes, json_out, overwrite)
 @click.option("--overwrite", is_flag=True)
 def compare_cmd(inputs, data_dir, perceptual_notes, table_out, plot_out, overwrite):
     """Paper-style table and plot from checkpoints (.pt, evaluated on --data) or `eval --json` results."""
-    from .evaluate import comparison_plot, comparison_table, evaluate, load_result
+    from .evaluate import check_finite, comparison_plot, comparison_table, evaluate, load_result
     from .models import load_model
-    for out in (table_out, plot_out):
-        if out:
-            check_output_path(out, overwrite=overwrite)
+    _plan_outputs([(table_out, None), (plot_out, PLOT_SUFFIXES)], inputs=inputs, overwrite=overwrite,
+                  data=(data_dir, "test") if data_dir is not None else None)
     results, cache = [], {}
     for p in inputs:
         if Path(p).suffix == ".json":
@@ -193,15 +230,15 @@ def compare_cmd(inputs, data_dir, perceptual_notes, table_out, plot_out, overwri
         if data_dir is None:
             raise ConfigError(f"{p}: evaluating a checkpoint needs --data DATA_DIR")
         model, stft, _ = load_model(p)
-        results.append(evaluate(model, stft, data_dir, perceptual_notes=perceptual_notes, checkpoint=p,
-                                cache=cache))
+        results.append(check_finite(evaluate(model, stft, data_dir, perceptual_notes=perceptual_notes,
+                                             checkpoint=p, cache=cache), p))
     table = comparison_table(results)
-    click.echo(table, nl=False)
-    if table_out:
+    if table_out:   # the files first: a failed write (a full disk) is then the only line
         from .._io import atomic_write
         atomic_write(table_out, lambda t: t.write_text(table), overwrite=overwrite)
     if plot_out:
         comparison_plot(results, plot_out, overwrite=overwrite)
+    click.echo(table, nl=False)
 
 
 _model_opt = click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
@@ -216,7 +253,7 @@ _model_opt = click.option("--model", "model_path", type=click.Path(dir_okay=Fals
 def encode_cmd(wav, output, model_path, overwrite):
     """Encode a note (WAV at the model's rate) into a latent sequence."""
     from .resynth import encode_audio, load, read_note, save_latents
-    check_output_path(output, overwrite=overwrite, inputs=[wav])
+    _plan_outputs([(output, None)], inputs=[wav, _model_file(model_path)], overwrite=overwrite)
     model, stft, meta = load(model_path)
     y = read_note(wav, stft)
     z = encode_audio(model, stft, y)
@@ -233,7 +270,7 @@ def encode_cmd(wav, output, model_path, overwrite):
 def decode_cmd(latents, output, model_path, seed, overwrite):
     """Decode a latent sequence back to sound (Griffin-Lim)."""
     from .resynth import decode_latents, load, load_latents, write_wav
-    check_output_path(output, overwrite=overwrite, inputs=[latents])
+    _plan_outputs([(output, (".wav",))], inputs=[latents, _model_file(model_path)], overwrite=overwrite)
     model, stft, meta = load(model_path)
     z, length = load_latents(latents, meta=meta)
     try:
@@ -257,7 +294,7 @@ def decode_cmd(latents, output, model_path, seed, overwrite):
 def morph_cmd(wav_a, wav_b, output, model_path, alpha, ramp, seed, overwrite):
     """Interpolate two notes in latent space and resynthesise the mix (Griffin-Lim)."""
     from .resynth import decode_latents, encode_audio, load, morph_latents, read_note, write_wav
-    check_output_path(output, overwrite=overwrite, inputs=[wav_a, wav_b])
+    _plan_outputs([(output, (".wav",))], inputs=[wav_a, wav_b, _model_file(model_path)], overwrite=overwrite)
     model, stft, _ = load(model_path)
     ya, yb = read_note(wav_a, stft), read_note(wav_b, stft)
     z = morph_latents(encode_audio(model, stft, ya), encode_audio(model, stft, yb),

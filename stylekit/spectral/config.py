@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from .._validate import check_float, check_int, fold_seed
 from ..errors import ConfigError
 
 __all__ = ["SpectralSTFTConfig", "SynthConfig", "TrainConfig", "MODEL_NAMES", "parse_int_list", "gm_family",
-           "DEFAULT_SOUNDFONTS", "FAMILIES", "SOURCES", "SPLITS"]
+           "DEFAULT_SOUNDFONTS", "FAMILIES", "SOURCES", "SPLITS", "check_int", "check_float", "fold_seed"]
 
 #: Names of the five models, in the order of :data:`stylekit.spectral.models.MODELS`.
 MODEL_NAMES = ("pca", "ae", "dae", "lstm", "vae")
@@ -27,6 +28,18 @@ SOURCES = ("acoustic", "electronic", "synthetic")
 SPLITS = ("train", "valid", "test")
 #: Soundfonts rendered when none is given (Debian/Ubuntu ``fluid-soundfont-gm`` and ``timgm6mb-soundfont``).
 DEFAULT_SOUNDFONTS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf2/TimGM6mb.sf2")
+#: Upper bounds of the settings (for the command line and for what a checkpoint stores alike).
+MAX_SAMPLE_RATE = 384_000
+MAX_N_FFT = 65_536
+MAX_TOP_DB = 300.0
+MAX_GRIFFIN_LIM_ITERS = 10_000
+MAX_LATENT = 4096
+MAX_EPOCHS = 100_000
+MAX_BATCH_FRAMES = 1 << 20
+MAX_LR = 10.0
+MAX_BETA = 1e6
+
+
 # GM program groups of 8 programs each -> NSynth family (groups 12-14: pads/effects/ethnic folded as noted).
 _GROUP_FAMILY = ("keyboard", "mallet", "organ", "guitar", "bass", "string", "string", "brass", "reed", "flute",
                  "synth_lead", "synth_lead", "synth_lead", "string", "mallet")
@@ -57,16 +70,15 @@ class SpectralSTFTConfig:
     griffin_lim_iters: int = 64
 
     def __post_init__(self) -> None:
-        if self.sample_rate <= 0:
-            raise ConfigError(f"sample_rate must be positive, got {self.sample_rate}")
-        if self.n_fft < 16 or self.n_fft % 2:
+        # Bounded, as a checkpoint's stored STFT config is read through here too: griffin_lim_iters=1e9 from an
+        # edited file would otherwise run for days.
+        check_int("sample_rate", self.sample_rate, 1, MAX_SAMPLE_RATE)
+        check_int("n_fft", self.n_fft, 16, MAX_N_FFT)
+        if self.n_fft % 2:
             raise ConfigError(f"n_fft must be an even number >= 16, got {self.n_fft}")
-        if not 0 < self.hop_length <= self.n_fft:
-            raise ConfigError(f"hop_length must be in (0, n_fft], got {self.hop_length}")
-        if self.top_db <= 0:
-            raise ConfigError(f"top_db must be positive, got {self.top_db}")
-        if self.griffin_lim_iters < 1:
-            raise ConfigError(f"griffin_lim_iters must be >= 1, got {self.griffin_lim_iters}")
+        check_int("hop_length", self.hop_length, 1, self.n_fft)
+        check_float("top_db", self.top_db, 0.0, MAX_TOP_DB, low_open=True)
+        check_int("griffin_lim_iters", self.griffin_lim_iters, 1, MAX_GRIFFIN_LIM_ITERS)
 
     @property
     def n_bins(self) -> int:
@@ -80,6 +92,8 @@ class SpectralSTFTConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "SpectralSTFTConfig":
         """Rebuild from :meth:`to_dict`'s output; unknown keys are a :class:`ConfigError`."""
+        if not isinstance(d, dict):
+            raise ConfigError("the STFT config is not a mapping")
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
             raise ConfigError(f"unknown STFT config keys: {sorted(unknown)}")
@@ -110,8 +124,10 @@ def parse_int_list(text: str, *, lo: int, hi: int, name: str) -> tuple[int, ...]
                 if step < 1:
                     raise ValueError
             if "-" in part[1:]:
-                a, b = part.split("-", 1)
-                out.update(range(int(a), int(b) + 1, step))
+                a, b = (int(v) for v in part.split("-", 1))
+                if not (lo <= a <= hi and lo <= b <= hi):   # before the range is built: 60-99999999999
+                    raise ConfigError(f"{name}: values must be in {lo}-{hi}, got {text!r}")
+                out.update(range(a, b + 1, step))
             else:
                 out.add(int(part))
     except ValueError:
@@ -186,7 +202,8 @@ class TrainConfig:
     lr : float
         Adam learning rate.
     seed : int
-        Seeds the weights' initialisation, the segment choice, the shuffling and the VAE noise.
+        Any integer (one outside ``[0, 2**32)`` is folded into it, :func:`fold_seed`). Seeds the weights'
+        initialisation, the segment choice, the shuffling and the VAE noise.
     seq_len : int
         Frames per training segment (the LSTM-AE's sequence length).
     segments_per_note : int
@@ -206,12 +223,15 @@ class TrainConfig:
     beta: float = 1e-3
 
     def __post_init__(self) -> None:
-        if self.latent < 1:
-            raise ConfigError(f"latent must be >= 1, got {self.latent}")
-        if self.epochs < 1 or self.batch_frames < 1 or self.seq_len < 1 or self.segments_per_note < 0:
-            raise ConfigError("epochs, batch_frames and seq_len must be >= 1, segments_per_note >= 0")
-        if self.lr <= 0:
-            raise ConfigError(f"lr must be positive, got {self.lr}")
+        check_int("latent", self.latent, 1, MAX_LATENT)
+        check_int("epochs", self.epochs, 1, MAX_EPOCHS)
+        check_int("batch_frames", self.batch_frames, 1, MAX_BATCH_FRAMES)
+        check_int("seq_len", self.seq_len, 1, MAX_BATCH_FRAMES)
+        check_int("segments_per_note", self.segments_per_note, 0, MAX_BATCH_FRAMES)
+        # NaN, inf and absurd rates train to NaN weights; refused here rather than found in the output
+        check_float("lr", self.lr, 0.0, MAX_LR, low_open=True)
+        check_float("beta", self.beta, 0.0, MAX_BETA)
+        object.__setattr__(self, "seed", fold_seed(self.seed))
         if self.batch_frames < self.seq_len:
             raise ConfigError("batch_frames must be >= seq_len")
 

@@ -162,7 +162,12 @@ def evaluate(model: SpectralModel, stft: SpectralSTFTConfig, data_dir: str | os.
     for note in _perceptual_subset(notes, perceptual_notes):
         y, x = audio_and_features(note)
         y_hat = to_audio(reconstruct(model, x), stft, phase=stft_phase(y, stft), length=len(y))
-        scores.append(visqol_moslqo(y, y_hat, stft.sample_rate))
+        try:
+            scores.append(visqol_moslqo(y, y_hat, stft.sample_rate))
+        except ValueError as e:   # ViSQOL refuses notes too short or too narrow-band for its patches
+            from ..errors import InputError
+            raise InputError(f"{note.path}: ViSQOL cannot score this note ({' '.join(str(e).split())}); "
+                             "use --perceptual-notes 0 to skip the perceptual score") from None
         if progress is not None:
             progress(1)
     rough = None
@@ -176,21 +181,51 @@ def evaluate(model: SpectralModel, stft: SpectralSTFTConfig, data_dir: str | os.
 
 
 def save_result(path: str | os.PathLike, result: EvalResult, *, overwrite: bool = False) -> Path:
-    """Write an :class:`EvalResult` as JSON."""
+    """Write an :class:`EvalResult` as JSON (refused when a score is not finite)."""
+    check_finite(result, path)
     text = json.dumps(asdict(result), indent=1)
     return atomic_write(path, lambda t: t.write_text(text), overwrite=overwrite)
 
 
+def check_finite(result: EvalResult, source) -> EvalResult:
+    """``result`` if every score in it is a finite number, else a :class:`~stylekit.errors.StylekitError`
+    naming ``source``: no command reports or writes a NaN score."""
+    from ..errors import StylekitError
+    scores = [result.rmse_db, result.moslqo, result.roughness, *result.per_note_moslqo]
+    if not all(v is None or (isinstance(v, (int, float)) and np.isfinite(v)) for v in scores):
+        raise StylekitError(f"{source}: the evaluation gave non-finite scores (NaN or infinite); nothing written")
+    return result
+
+
+def _check_result(data) -> EvalResult:
+    """An :class:`EvalResult` from parsed JSON, every field of the type and range it is written with."""
+    from .config import MODEL_NAMES
+    if not isinstance(data, dict):
+        raise TypeError("not an object")
+    r = EvalResult(**data)
+    number = (int, float)
+    ok = (r.model in MODEL_NAMES and isinstance(r.latent, int) and r.latent >= 1 and isinstance(r.n_notes, int)
+          and isinstance(r.rmse_db, number) and isinstance(r.n_perceptual, int) and isinstance(r.checkpoint, str)
+          and all(v is None or isinstance(v, number) for v in (r.moslqo, r.roughness))
+          and isinstance(r.per_note_moslqo, list) and all(isinstance(v, number) for v in r.per_note_moslqo))
+    if not ok:
+        raise TypeError("a field has the wrong type or value")
+    return check_finite(r, "result")
+
+
 def load_result(path: str | os.PathLike) -> EvalResult:
-    """Read an :class:`EvalResult` JSON written by :func:`save_result`."""
-    from ..errors import InputError
+    """Read an :class:`EvalResult` JSON written by :func:`save_result` (every field checked)."""
+    from ..errors import InputError, StylekitError
     p = Path(path)
     try:
-        return EvalResult(**json.loads(p.read_text()))
+        return _check_result(json.loads(p.read_text()))
     except FileNotFoundError:
         raise InputError(f"{p}: no such result file") from None
-    except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as e:
-        raise InputError(f"{p}: not an evaluation result ({e})") from None
+    except IsADirectoryError:
+        raise InputError(f"{p}: is a folder, expected a result file") from None
+    except (ValueError, TypeError, UnicodeDecodeError, RecursionError, StylekitError) as e:
+        why = "nested too deeply" if isinstance(e, RecursionError) else " ".join(str(e).split())[:160]
+        raise InputError(f"{p}: not an evaluation result ({why})") from None
 
 
 _ORDER = ("pca", "ae", "dae", "lstm", "vae")

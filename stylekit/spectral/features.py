@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError
-from .config import SpectralSTFTConfig
+from .config import SpectralSTFTConfig, fold_seed
 
 __all__ = ["SpectralSTFTConfig", "to_features", "to_audio", "features_to_db", "stft_phase"]
 
@@ -90,7 +90,8 @@ def to_audio(x: np.ndarray, cfg: SpectralSTFTConfig, *, phase: np.ndarray | None
     length : int, optional
         Output length in samples.
     seed : int
-        Seed of Griffin-Lim's initial phase; results are deterministic.
+        Seed of Griffin-Lim's initial phase; results are deterministic. Any integer: one outside
+        ``[0, 2**32)`` is folded into it (:func:`~stylekit.spectral.config.fold_seed`).
 
     Returns
     -------
@@ -108,5 +109,6 @@ def to_audio(x: np.ndarray, cfg: SpectralSTFTConfig, *, phase: np.ndarray | None
         y = librosa.istft(mag * phase, hop_length=cfg.hop_length, window="hann", center=True, length=length)
     else:
         y = librosa.griffinlim(mag, n_iter=cfg.griffin_lim_iters, hop_length=cfg.hop_length, window="hann",
-                               center=True, length=length, random_state=np.random.RandomState(seed))
+                               center=True, length=length,
+                               random_state=np.random.RandomState(fold_seed(seed)))
     return np.clip(y, -1.0, 1.0).astype(np.float32)

@@ -27,16 +27,20 @@ import hashlib
 import io
 import json
 import os
-import pickle
 from pathlib import Path
 from typing import ClassVar
 
 import torch
 from torch import nn
 
+from .._checkpoint import UnloadableFile, check_tensors, load_torch_file, tree_digest
 from .._io import atomic_write
 from ..errors import ConfigError, WeightsError
-from .config import SpectralSTFTConfig
+from .config import MAX_BETA, MAX_N_FFT, SpectralSTFTConfig, check_float, check_int
+
+#: Largest hidden layer and most hidden layers a model may have (a stored config is bounded like an option).
+MAX_HIDDEN = 8192
+MAX_LAYERS = 8
 
 __all__ = ["SpectralModel", "PCA", "ShallowAE", "DeepAE", "LSTMAE", "VAE", "MODELS", "build_model",
            "save_model", "load_model", "CHECKPOINT_FORMAT"]
@@ -51,7 +55,8 @@ class SpectralModel(nn.Module):
 
     def __init__(self, n_bins: int, latent: int) -> None:
         super().__init__()
-        if n_bins < 2 or latent < 1 or latent > n_bins:
+        check_int("n_bins", n_bins, 2, MAX_N_FFT // 2 + 1)
+        if not isinstance(latent, int) or isinstance(latent, bool) or latent < 1 or latent > n_bins:
             raise ConfigError(f"need 1 <= latent <= n_bins, got latent={latent}, n_bins={n_bins}")
         self.n_bins = n_bins
         self.latent = latent
@@ -112,6 +117,13 @@ class PCA(SpectralModel):
         return z @ self.components + self.mean
 
 
+def _hidden(hidden) -> tuple[int, ...]:
+    """The hidden layer sizes, checked (a checkpoint's stored config goes through here too)."""
+    if not isinstance(hidden, (list, tuple)) or len(hidden) > MAX_LAYERS:
+        raise ConfigError(f"hidden must be a list of at most {MAX_LAYERS} layer sizes, got {hidden!r}")
+    return tuple(check_int("hidden layer size", h, 1, MAX_HIDDEN) for h in hidden)
+
+
 def _mlp(sizes: list[int]) -> nn.Sequential:
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
@@ -145,7 +157,7 @@ class DeepAE(SpectralModel):
 
     def __init__(self, n_bins: int, latent: int, hidden: tuple[int, ...] | list[int] = (256, 128)) -> None:
         super().__init__(n_bins, latent)
-        self.hidden = tuple(int(h) for h in hidden)
+        self.hidden = _hidden(hidden)
         self.enc = _mlp([n_bins, *self.hidden, latent])
         self.dec = _mlp([latent, *reversed(self.hidden), n_bins])
 
@@ -170,7 +182,7 @@ class LSTMAE(SpectralModel):
 
     def __init__(self, n_bins: int, latent: int, hidden: int = 128) -> None:
         super().__init__(n_bins, latent)
-        self.hidden = int(hidden)
+        self.hidden = check_int("hidden", hidden, 1, MAX_HIDDEN)
         self.enc_rnn = nn.LSTM(n_bins, self.hidden, batch_first=True)
         self.enc_out = nn.Linear(self.hidden, latent)
         self.dec_rnn = nn.LSTM(latent, self.hidden, batch_first=True)
@@ -209,10 +221,8 @@ class VAE(SpectralModel):
     def __init__(self, n_bins: int, latent: int, hidden: tuple[int, ...] | list[int] = (256, 128),
                  beta: float = 1e-3) -> None:
         super().__init__(n_bins, latent)
-        if beta < 0:
-            raise ConfigError(f"beta must be >= 0, got {beta}")
-        self.hidden = tuple(int(h) for h in hidden)
-        self.beta = float(beta)
+        self.beta = check_float("beta", beta, 0.0, MAX_BETA)
+        self.hidden = _hidden(hidden)
         self.enc = _mlp([n_bins, *self.hidden, 2 * latent])
         self.dec = _mlp([latent, *reversed(self.hidden), n_bins])
 
@@ -233,7 +243,8 @@ class VAE(SpectralModel):
     def loss(self, x: torch.Tensor, *, generator: torch.Generator | None = None
              ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         mean, logvar = self.posterior(x)
-        eps = torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
+        # drawn on the CPU (where the generator lives), so the noise is the same on any device
+        eps = torch.randn(mean.shape, generator=generator, dtype=mean.dtype).to(mean.device)
         z = mean + eps * torch.exp(0.5 * logvar)
         mse = ((self.decode(z) - x) ** 2).sum(-1).mean()
         kl = (0.5 * (mean ** 2 + logvar.exp() - 1.0 - logvar)).sum(-1).mean()
@@ -259,30 +270,6 @@ def _digest(header: dict, state: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
-def _tree_digest(obj) -> str:
-    """sha256 over a nested dict/list of tensors, numbers, strings and None (a resume point's ``extra``)."""
-    h = hashlib.sha256()
-
-    def walk(o) -> None:
-        if isinstance(o, torch.Tensor):
-            t = o.detach().cpu().contiguous()
-            h.update(f"T:{t.dtype}:{tuple(t.shape)}:".encode())
-            h.update(t.numpy().tobytes())
-        elif isinstance(o, dict):
-            h.update(f"D{len(o)}:".encode())
-            for k in sorted(o, key=repr):
-                h.update(f"{k!r}=".encode())
-                walk(o[k])
-        elif isinstance(o, (list, tuple)):
-            h.update(f"L{len(o)}:".encode())
-            for v in o:
-                walk(v)
-        else:
-            h.update(f"V:{o!r};".encode())
-    walk(obj)
-    return h.hexdigest()
-
-
 def save_model(path: str | os.PathLike, model: SpectralModel, stft: SpectralSTFTConfig, *,
                meta: dict | None = None, overwrite: bool = False, extra: dict | None = None) -> Path:
     """Write a checkpoint: format tag, model name, constructor args, STFT config, ``meta``, state_dict, digest.
@@ -290,7 +277,9 @@ def save_model(path: str | os.PathLike, model: SpectralModel, stft: SpectralSTFT
     ``meta`` is free JSON-able provenance (training config, data set, seed). ``extra`` holds tensors/values
     that are not part of the model (e.g. optimiser state of a resumable run); it has its own digest, so the
     model's digest (which identifies the weights) does not depend on it. The digests (sha256 over the header
-    and every tensor's bytes) let :func:`load_model` refuse a tampered file.
+    and every tensor's bytes) let :func:`load_model` refuse a corrupt or hand-edited file; anyone can recompute
+    them, so they are no protection against a deliberately crafted one (that is what the bounded,
+    ``weights_only`` loader and the validation of every stored setting are for).
     """
     header = {"format": CHECKPOINT_FORMAT, "model": model.name, "config": model.config(),
               "stft": stft.to_dict(), "meta": meta or {}}
@@ -298,7 +287,7 @@ def save_model(path: str | os.PathLike, model: SpectralModel, stft: SpectralSTFT
     ckpt = {**header, "state_dict": state, "digest": _digest(header, state)}
     if extra:
         ckpt["extra"] = extra
-        ckpt["extra_digest"] = _tree_digest(extra)
+        ckpt["extra_digest"] = tree_digest(extra)
     buf = io.BytesIO()
     torch.save(ckpt, buf)
     return atomic_write(path, lambda t: t.write_bytes(buf.getvalue()), overwrite=overwrite)
@@ -322,43 +311,26 @@ def load_model(path: str | os.PathLike, *, with_extra: bool = False):
     Raises
     ------
     WeightsError
-        Missing file, not a torch file, a file that needs unpickling of arbitrary objects (it is loaded with
-        ``weights_only=True``), a foreign checkpoint, a digest mismatch (tampered/corrupt), or weights that do
-        not fit the stored architecture.
+        Missing file; refused by :func:`stylekit._checkpoint.load_torch_file` (not a torch.save archive,
+        compressed or oversized entries, objects that need unpickling); a foreign checkpoint; a digest mismatch
+        (corrupt or edited); NaN weights; stored settings out of the bounds of the options they mirror; or
+        weights that do not fit the stored architecture.
     """
     p = Path(path)
     if not p.is_file():
         raise WeightsError(f"{p}: checkpoint not found")
     try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, AttributeError) as e:
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise WeightsError(f"{p}: not a loadable stylekit spectral checkpoint ({msg[:160]})") from None
+        ckpt = load_torch_file(p)       # bounded before unpacking, weights_only, no warnings printed
+    except UnloadableFile as e:
+        raise WeightsError(f"{p}: not a loadable stylekit spectral checkpoint ({e})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise WeightsError(f"{p}: foreign checkpoint (no '{CHECKPOINT_FORMAT}' format tag); "
                            "train one with `stylekit spectral train`")
-    try:
-        header = {k: ckpt[k] for k in ("format", "model", "config", "stft", "meta")}
-        state = ckpt["state_dict"]
-        digest = ckpt["digest"]
-    except KeyError as e:
-        raise WeightsError(f"{p}: checkpoint lacks {e.args[0]!r}") from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise WeightsError(f"{p}: checkpoint state_dict is malformed")
-    try:
-        ok = _digest(header, state) == digest
-    except (TypeError, ValueError):
-        ok = False
-    if ok and "extra" in ckpt:
-        try:
-            ok = _tree_digest(ckpt["extra"]) == ckpt.get("extra_digest")
-        except (TypeError, ValueError):
-            ok = False
-    if not ok:
-        raise WeightsError(f"{p}: checksum mismatch: the checkpoint was modified or is corrupt; "
-                           "re-train or re-download it")
+    header, state, digest = _checked_fields(p, ckpt)
     try:
         stft = SpectralSTFTConfig.from_dict(header["stft"])
+        if not isinstance(header["config"], dict):
+            raise ConfigError("the model config is not a mapping")
         model = build_model(header["model"], **header["config"])
         model.load_state_dict(state, strict=True)
     except (ConfigError, TypeError, RuntimeError) as e:
@@ -370,3 +342,31 @@ def load_model(path: str | os.PathLike, *, with_extra: bool = False):
     if with_extra:
         return model, stft, meta, ckpt.get("extra") or {}
     return model, stft, meta
+
+
+def _checked_fields(p: Path, ckpt: dict) -> tuple[dict, dict, str]:
+    """``(header, state_dict, digest)`` of a loaded checkpoint, after its fields, its digests and its tensors
+    were checked (a WeightsError naming ``p`` otherwise)."""
+    try:
+        header = {k: ckpt[k] for k in ("format", "model", "config", "stft", "meta")}
+        state = ckpt["state_dict"]
+        digest = ckpt["digest"]
+    except KeyError as e:
+        raise WeightsError(f"{p}: checkpoint lacks {e.args[0]!r}") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsError(f"{p}: checkpoint state_dict is malformed")
+    if not isinstance(header["meta"], dict) or not isinstance(digest, str):
+        raise WeightsError(f"{p}: checkpoint meta or digest is malformed")
+    try:
+        ok = _digest(header, state) == digest
+        if ok and "extra" in ckpt:
+            ok = tree_digest(ckpt["extra"]) == ckpt.get("extra_digest")
+    except (TypeError, ValueError, RuntimeError, RecursionError):
+        ok = False
+    if not ok:
+        raise WeightsError(f"{p}: checksum mismatch: the checkpoint was modified or is corrupt; "
+                           "re-train or re-download it")
+    bad = check_tensors([state, ckpt.get("extra")])
+    if bad is not None:
+        raise WeightsError(f"{p}: unusable checkpoint ({bad}); re-train it")
+    return header, state, digest

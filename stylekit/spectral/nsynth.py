@@ -93,6 +93,8 @@ def read_split(root: str | os.PathLike, split: str, *, check_files: bool = True)
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise InputError(f"{path}: corrupt examples.json ({e})") from None
+    except RecursionError:
+        raise InputError(f"{path}: corrupt examples.json (nested too deeply)") from None
     if not isinstance(data, dict):
         raise InputError(f"{path}: corrupt examples.json (top level is not an object)")
     notes = []
@@ -143,9 +145,7 @@ def load_audio(path: str | os.PathLike, *, sample_rate: int) -> np.ndarray:
     """
     from ..audio.io import read_audio
     p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{p}: no such audio file")
-    y, sr = read_audio(p, dtype="float32", fallback=False)
+    y, sr = read_audio(p, dtype="float32", fallback=False)     # refuses a missing or non-regular file
     if sr != sample_rate:
         raise InputError(f"{p}: sample rate is {sr} Hz but the STFT config expects {sample_rate} Hz")
     if y.shape[0] == 0:

@@ -97,7 +97,10 @@ def morph_latents(za: torch.Tensor, zb: torch.Tensor, *, alpha: float | None = 0
 
 def save_latents(path: str | os.PathLike, z: torch.Tensor, *, meta: dict, length: int,
                  overwrite: bool = False) -> Path:
-    """Write a latent sequence with the digest of the checkpoint that made it and the audio length."""
+    """Write a latent sequence with the digest of the checkpoint that made it and the audio length (refused
+    when it is not finite: nothing is written that decodes to NaN)."""
+    if not bool(torch.isfinite(z).all()):
+        raise ConfigError(f"{path}: the latents are not finite (NaN or infinite); nothing written")
     obj = {"format": LATENTS_FORMAT, "latents": z.detach().cpu().float().contiguous(), "length": int(length),
            "checkpoint_digest": meta.get("checkpoint_digest", "")}
     buf = io.BytesIO()
@@ -110,11 +113,11 @@ def load_latents(path: str | os.PathLike, *, meta: dict) -> tuple[torch.Tensor, 
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p}: no such latents file")
+    from .._checkpoint import UnloadableFile, check_tensors, load_torch_file
     try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unpickling failure is the same user-facing problem
-        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:120]
-        raise InputError(f"{p}: not a stylekit latents file ({reason})") from None
+        obj = load_torch_file(p)        # bounded before unpacking, weights_only
+    except UnloadableFile as e:
+        raise InputError(f"{p}: not a stylekit latents file ({e})") from None
     if not isinstance(obj, dict) or obj.get("format") != LATENTS_FORMAT or not isinstance(
             obj.get("latents"), torch.Tensor):
         raise InputError(f"{p}: not a stylekit latents file")
@@ -123,6 +126,9 @@ def load_latents(path: str | os.PathLike, *, meta: dict) -> tuple[torch.Tensor, 
     length = obj.get("length", 0)
     if not isinstance(length, int) or isinstance(length, bool) or length < 0:
         raise InputError(f"{p}: invalid length {length!r} in the latents file")
+    bad = check_tensors(obj["latents"])
+    if bad is not None:
+        raise InputError(f"{p}: unusable latents ({bad})")
     return obj["latents"], length or None
 
 

@@ -93,7 +93,7 @@ def _render(soundfont: str, program: int, notes: Sequence[tuple[int, int]], gain
         cmd = ["fluidsynth", "-ni", "-q", "-R", "0", "-C", "0", "-g", str(gain), "-r", str(_SAMPLE_RATE),
                "-T", "wav", "-O", "float", "-F", str(wav), soundfont, str(mid)]
         proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
-        if proc.returncode != 0 or not wav.is_file():
+        if proc.returncode != 0 or not wav.is_file() or "failed to load" in (proc.stderr or "").lower():
             raise StylekitError(f"fluidsynth failed on {soundfont} program {program}: "
                                 f"{(proc.stderr or proc.stdout).strip()[:200]}")
         y, _ = read_audio(wav, dtype="float32", fallback=False)
@@ -106,14 +106,29 @@ def _render(soundfont: str, program: int, notes: Sequence[tuple[int, int]], gain
     return out
 
 
+def _check_soundfont(sf2: Path) -> None:
+    """Refuse a soundfont FluidSynth could not load: it would then render with whatever soundfont its own
+    settings name, and the data set would silently hold other instruments."""
+    if not sf2.is_file():
+        raise InputError(f"{sf2}: soundfont not found (Debian: apt-get install fluid-soundfont-gm "
+                         "timgm6mb-soundfont)")
+    try:
+        with open(sf2, "rb") as f:
+            head = f.read(12)
+    except OSError as e:
+        raise InputError(f"{sf2}: cannot read the soundfont ({e.strerror})") from None
+    if head[:4] != b"RIFF" or head[8:12] != b"sfbk":
+        raise InputError(f"{sf2}: not a SoundFont 2 file (no RIFF sfbk header)")
+
+
 def _prepare(out: Path, cfg: SynthConfig, jobs: int, overwrite: bool) -> None:
     """Check the tools, soundfonts and output folder, and make the empty split folders."""
+    for sf2 in cfg.soundfonts:
+        _check_soundfont(Path(sf2))
+        if any(Path(os.path.abspath(sf2)).is_relative_to(os.path.abspath(split_dir(out, s))) for s in SPLITS):
+            raise ConfigError(f"{sf2}: the soundfont lies in the data set's folders, which this run replaces")
     if shutil.which("fluidsynth") is None:
         raise ConfigError("fluidsynth not found; install it (Debian: apt-get install fluidsynth)")
-    for sf2 in cfg.soundfonts:
-        if not Path(sf2).is_file():
-            raise InputError(f"{sf2}: soundfont not found (Debian: apt-get install fluid-soundfont-gm "
-                             "timgm6mb-soundfont)")
     if jobs < 1:
         raise ConfigError(f"jobs must be >= 1, got {jobs}")
     out.mkdir(parents=True, exist_ok=True)
@@ -165,10 +180,21 @@ def synthesize(out_dir: str | os.PathLike, cfg: SynthConfig, *, jobs: int = 1, o
     -------
     SynthReport
     """
-    from ..audio.io import write_audio
-
     out = Path(out_dir)
     _prepare(out, cfg, jobs, overwrite)
+    try:
+        return _render_all(out, cfg, jobs, progress)
+    except BaseException:
+        # a failure (a full disk, Ctrl-C) leaves no half data set that a later run would take for a whole one
+        for split in SPLITS:
+            shutil.rmtree(split_dir(out, split), ignore_errors=True)
+        raise
+
+
+def _render_all(out: Path, cfg: SynthConfig, jobs: int, progress) -> SynthReport:
+    """Render every note into the prepared (empty) ``out`` and write each split's examples.json."""
+    from ..audio.io import write_audio
+
     instruments = [(s, p) for s in range(len(cfg.soundfonts)) for p in cfg.programs]
     split_of = _splits(cfg, instruments)
     for split in SPLITS:

@@ -151,6 +151,9 @@ def train_to_file(data_dir: str | os.PathLike, out: str | os.PathLike, cfg: Trai
     elif partial.exists() and not overwrite:
         raise ConfigError(f"{partial}: an interrupted run exists (use --resume to continue it, "
                           "or --overwrite to start again)")
+    elif partial.exists() and not _is_resume_point(partial):
+        raise ConfigError(f"{partial}: exists and is not a stylekit resume point; this run would need that "
+                          "name (move the file, or choose another output)")
     if segments is None:
         notes = read_split(data_dir, "train")
         segments = load_segments(notes, stft, seq_len=cfg.seq_len, segments_per_note=cfg.segments_per_note,
@@ -158,12 +161,34 @@ def train_to_file(data_dir: str | os.PathLike, out: str | os.PathLike, cfg: Trai
     meta["n_train_frames"] = int(segments.shape[0] * segments.shape[1])
 
     def save_partial(epoch: int, opt_state: dict) -> None:
+        _check_finite_weights(model, out)
         if epoch < cfg.epochs:
             save_model(partial, model, stft, meta=meta, overwrite=True,
                        extra={"epoch": epoch, "optimizer": opt_state})
 
     fit(model, segments, cfg, start_epoch=start, optimizer_state=opt_state, on_step=on_step,
         on_epoch=save_partial)
+    _check_finite_weights(model, out)
     save_model(out, model, stft, meta=meta, overwrite=overwrite)
     partial.unlink(missing_ok=True)
     return out
+
+
+def _is_resume_point(path: Path) -> bool:
+    """Whether ``path`` is a spectral checkpoint with a resume state (even one that fails its digest): only
+    such a file may be replaced by the next resume point."""
+    from .._checkpoint import UnloadableFile, load_torch_file
+    from .models import CHECKPOINT_FORMAT
+    try:
+        ckpt = load_torch_file(path)
+    except UnloadableFile:
+        return False
+    return isinstance(ckpt, dict) and ckpt.get("format") == CHECKPOINT_FORMAT and "extra" in ckpt
+
+
+def _check_finite_weights(model: SpectralModel, out: Path) -> None:
+    """Training that diverged (NaN or infinite weights) stops here: nothing NaN is ever written."""
+    from ..errors import StylekitError
+    if not all(bool(torch.isfinite(v).all()) for v in model.state_dict().values()):
+        raise StylekitError(f"{out}: training diverged (the weights became NaN or infinite); nothing was "
+                            "written; try a lower --lr")
