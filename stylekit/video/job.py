@@ -1,0 +1,203 @@
+"""The video Job: the run protocol of :mod:`stylekit._job` for one clip (``stylekit video``, batch).
+
+The output is an MP4 (H.264, yuv420p, the input's audio copied) or, for a name without a suffix, a folder of
+PNG frames. Frames are finished one after another; Ctrl-C (or SIGTERM in the command) keeps the finished frames
+in the checkpoint ``OUTPUT_STEM.ckpt.pt`` and writes them as a playable partial video marked
+``interrupted_at``; ``--resume`` continues with the next frame (or the interrupted frame's next iteration).
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .._io import check_output_path
+from .._job import Job
+from .._options import option
+from ..errors import ConfigError, InputError
+from .config import VideoStyleConfig
+
+__all__ = ["VideoJob", "VideoOutput", "CHECKPOINT_FORMAT", "OUTPUT_SUFFIXES"]
+
+CHECKPOINT_FORMAT = "stylekit-video-checkpoint/1"
+#: What a video job writes: an MP4, or (no suffix) a folder of PNG frames.
+OUTPUT_SUFFIXES = (".mp4", "")
+
+
+@dataclass(frozen=True)
+class VideoOutput:
+    """What a video job writes besides the frames' pixels."""
+
+    crf: int = option(18, type=int, group="Output",
+                      help="H.264 quality, 0-51: lower is better and larger (constant rate factor).")
+    frames_dir: str | None = option(None, group="Output", metavar="DIR",
+                                    help="Also write the stylized frames to DIR as PNG files.")
+
+    def __post_init__(self) -> None:
+        if isinstance(self.crf, bool) or not isinstance(self.crf, int) or not 0 <= self.crf <= 51:
+            raise ConfigError(f"--crf must be an integer from 0 to 51, got {self.crf!r}")
+
+
+class VideoJob(Job):
+    """One stylized clip: ``content`` (a video file) painted in the style of ``styles`` (images) under a
+    :class:`VideoStyleConfig`; ``options`` is a :class:`VideoOutput`."""
+
+    medium = "video"
+    checkpoint_format = CHECKPOINT_FORMAT
+
+    def __init__(self, content, styles, output, config: VideoStyleConfig | None = None, *,
+                 options: VideoOutput | None = None, **kw) -> None:
+        super().__init__(content, styles, output, config or VideoStyleConfig(), **kw)
+        self.options = options or VideoOutput()
+        self._frames = self._info = self._styles = None
+
+    @property
+    def folder(self) -> bool:
+        """Whether the output is a folder of PNG frames (a name without a suffix)."""
+        return self.output.suffix == ""
+
+    @property
+    def frames_dir(self) -> Path | None:
+        return Path(self.options.frames_dir) if self.options.frames_dir else None
+
+    # --- planning ----------------------------------------------------------------------------------------
+
+    def check_output(self) -> None:
+        if self.output.suffix.lower() not in OUTPUT_SUFFIXES:
+            raise ConfigError(f"{self.output}: unsupported output format {self.output.suffix}; use .mp4, or a "
+                              "name without a suffix for a folder of PNG frames")
+
+    def check(self) -> None:
+        """Plan (:meth:`Job.check`), for a folder output and the ``--frames-dir`` folder too."""
+        if self.folder:
+            self.overwrite = self.overwrite or self._resumes_partial()
+            self._check_folder(self.output, self.overwrite)
+            self._check_checkpoint()
+        else:
+            super().check()
+        if self.frames_dir is not None:
+            if self.frames_dir.resolve() == self.output.resolve():
+                raise ConfigError(f"{self.frames_dir}: --frames-dir is the output")
+            self._check_folder(self.frames_dir, self.overwrite)
+
+    def _resumes_partial(self) -> bool:
+        if self.resume is None:
+            return False
+        self.load_resume()
+        return self.status()[0] == "partial"
+
+    def _check_folder(self, folder: Path, overwrite: bool) -> None:
+        from .io import is_frames_folder
+        parent = folder.parent if str(folder.parent) else Path(".")
+        if not parent.is_dir():
+            raise ConfigError(f"{folder}: output folder {parent} does not exist")
+        if not os.access(parent, os.W_OK):
+            raise ConfigError(f"{folder}: output folder {parent} is not writable")
+        if folder.exists() and not is_frames_folder(folder):
+            raise ConfigError(f"{folder}: exists and is not a folder of stylekit frames; it is never replaced")
+        if folder.exists() and not overwrite:
+            raise ConfigError(f"{folder}: already exists (use --overwrite to replace it)")
+        if any(folder.resolve() == Path(p).resolve() for p in self.inputs):
+            raise ConfigError(f"{folder}: output path is the same as an input")
+
+    def _check_checkpoint(self) -> None:
+        if self.checkpoint.exists() and not self._is_our_checkpoint(self.checkpoint):
+            raise ConfigError(f"{self.checkpoint}: exists and is not a stylekit video checkpoint; an "
+                              "interrupted run would need that name (move the file, or choose another output)")
+        check_output_path(self.checkpoint, overwrite=True, inputs=self.inputs)
+
+    def extra_inputs(self) -> list[Path]:
+        from ..image.job import ImageJob
+        return ImageJob.extra_inputs(self)   # the image settings' files (an init image): one set for every frame
+
+    def output_settings(self) -> dict:
+        return {"crf": self.options.crf} if not self.folder else {}
+
+    def check_state(self, state: dict) -> dict:
+        import torch
+        frames, frame = state.get("frames"), state.get("frame")
+        if not (torch.is_tensor(frames) and frames.dtype == torch.uint8 and frames.dim() == 4
+                and isinstance(state.get("seconds"), list) and (frame is None or isinstance(frame, dict))):
+            raise InputError(f"{self.resume}: damaged stylekit video checkpoint (frames)")
+        return state
+
+    def steps_done(self, state: dict) -> int:
+        return int(state["frames"].shape[0])
+
+    def total_steps(self) -> int:
+        return int(self.load()[0].shape[0])
+
+    def describe_step(self, p) -> str:
+        # called when frame p.frame is finished: name the frame now under way (the bar counts the finished)
+        return f"frame {min(p.frame + 1, p.frames)}/{p.frames}"
+
+    def describe_result(self, result) -> str:
+        return f"{result.frames} frames, {result.size[1]}x{result.size[0]}"
+
+    # --- running -------------------------------------------------------------------------------------------
+
+    def load(self):
+        """Read the video and the styles now (once), so that a bad file fails before any long work; a frame
+        size over the memory budget is refused here too."""
+        if self._frames is None:
+            from .._device import resolve_device
+            from ..image.io import load_image
+            from .io import mp4_audio_check, read_video
+            frames, info = read_video(self.source, size=self.config.resolved_size(resolve_device(self.config.device)))
+            styles = [load_image(s) for s in self.styles]
+            if not self.folder:
+                mp4_audio_check(info)
+            self._check_memory(tuple(frames.shape[1:3]))
+            self._frames, self._info, self._styles = frames, info, styles
+        return self._frames, self._styles
+
+    def _check_memory(self, hw: tuple[int, int]) -> None:
+        import dataclasses
+
+        from ..image.pipeline import estimate_image_run
+        estimate_image_run(hw, config=dataclasses.replace(self.config.image_config(), size=max(hw)),
+                           calibrate=False)
+
+    def estimate(self):
+        """The estimated peak memory and time of the first frame (``--dry-run``)."""
+        import dataclasses
+
+        from ..image.pipeline import estimate_image_run
+        hw = tuple(self.load()[0].shape[1:3])
+        return estimate_image_run(hw, config=dataclasses.replace(self.config.image_config(), size=max(hw)))
+
+    @classmethod
+    def style_targets(cls, styles: Sequence, config: VideoStyleConfig, names: Sequence[str] | None = None):
+        from ..image.pipeline import style_targets
+        return style_targets(list(styles), config=config.image_config(), style_names=names)
+
+    def stylize(self, *, callback: Callable | None, resume: dict | None, targets: Any):
+        from .pipeline import stylize_video
+        frames, styles = self.load()
+        return stylize_video(frames, targets if targets is not None else styles, config=self.config,
+                             on_frame=callback, resume=resume, style_names=[str(s) for s in self.styles])
+
+    def metadata(self, seconds: float, **extra) -> dict:
+        from .._device import resolve_device
+        meta = super().metadata(seconds, **extra)
+        meta["device"] = str(resolve_device(self.config.device))
+        if self._info is not None:
+            meta["video"] = self._info.to_dict()
+        return meta
+
+    def write(self, result, path: Path, metadata: dict, *, overwrite: bool) -> None:
+        from .io import write_frames, write_video
+        if self.folder:
+            write_frames(result.data, path, metadata=metadata, overwrite=overwrite)
+        else:
+            write_video(result.data, path, info=self._info, metadata=metadata, overwrite=overwrite,
+                        crf=self.options.crf, audio_from=self.source)
+        if self.frames_dir is not None:
+            write_frames(result.data, self.frames_dir, metadata=metadata, overwrite=True)
+
+    @classmethod
+    def read_metadata(cls, path: Path) -> dict:
+        from .io import read_metadata
+        return read_metadata(path)
