@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .._device import DEVICES
+from .._device import DEVICE_METAVAR, check_device
 from .._options import format_layers, option, parse_floats, parse_layers, parse_tile
+from .._validate import TORCH_SEEDS, check_float, check_int, fold_seed
 from ..errors import ConfigError
 from ..features.layers import LAYER_NAMES, POOLING, min_input_size
 
@@ -27,6 +28,10 @@ __all__ = ["ImageStyleConfig", "PRESERVE_COLOR", "INITS", "PRECISIONS", "OPTIMIZ
 #: The colour modes of ``preserve_color`` (:mod:`stylekit.image.color`).
 PRESERVE_COLOR = ("none", "luminance", "histogram")
 INITS = ("content", "noise")
+#: Upper bounds that keep a mistyped number from asking for absurd work (the memory estimate refuses what does
+#: not fit long before these).
+MAX_SIZE = 1 << 17
+MAX_ITERATIONS = 1_000_000
 PRECISIONS = ("auto", "fp32", "tf32", "bf16")
 OPTIMIZERS = ("lbfgs", "adam")
 DEFAULT_STYLE_LAYERS = {"relu1_1": 0.2, "relu2_1": 0.2, "relu3_1": 0.2, "relu4_1": 0.2, "relu5_1": 0.2}
@@ -64,8 +69,10 @@ class ImageStyleConfig:
         ``"histogram"`` (recolour the style to the content's colour statistics first); Gatys et al. 2017.
     weights : ``"caffe"``, ``"torchvision"`` or a path to a ``vgg19().features`` state_dict (then
         ``preprocessing`` names what it expects).
-    device : ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
-    seed : seeds the noise initialisation; runs are deterministic on the CPU.
+    device : ``"auto"`` (CUDA, then MPS, then the CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"`` (routed
+        but untested).
+    seed : seeds the noise initialisation; runs are deterministic on the CPU. Any integer: one outside the
+        generators' range is mapped into it (the same integer always gives the same run).
     precision : ``"auto"`` (TF32 convolutions on CUDA, fp32 on the CPU), ``"fp32"``, ``"tf32"`` (CUDA) or
         ``"bf16"`` (convolutions in bfloat16 under autocast). Gram matrices and losses are always fp32.
     tile : ``"auto"`` (tile only when the whole image would not fit the memory budget), ``"off"``, or a tile
@@ -130,8 +137,8 @@ class ImageStyleConfig:
     preprocessing: str | None = option(None, type=click.Choice(["caffe", "torchvision"]), group="Network",
                                        help="Input preprocessing of a --weights PATH.",
                                        show=lambda v: "that of the named weights" if v is None else v)
-    device: str = option("auto", type=click.Choice(DEVICES), help="Where to run: auto picks CUDA when present.",
-                         group="Performance")
+    device: str = option("auto", metavar=DEVICE_METAVAR, group="Performance",
+                         help="Where to run: auto picks CUDA, then MPS, then the CPU.")
     seed: int = option(0, type=int, help="Random seed.")
     precision: str = option("auto", type=click.Choice(PRECISIONS), group="Performance",
                             help="Convolution precision: auto = TF32 on CUDA, fp32 on the CPU; Grams stay fp32.")
@@ -146,30 +153,27 @@ class ImageStyleConfig:
                                 "on a GPU; each scale first waits for compilation.")
 
     def __post_init__(self) -> None:
-        def positive_int(name, v, lo=1):
-            if not isinstance(v, int) or isinstance(v, bool) or v < lo:
-                raise ConfigError(f"{name.replace('_', '-')} must be an integer >= {lo}, got {v!r}")
-
         if self.size is not None:
-            positive_int("size", self.size)
-        positive_int("iterations", self.iterations)
-        positive_int("coarse_iterations", self.coarse_iterations)
-        positive_int("scales", self.scales)
-        positive_int("min_size", self.min_size)
+            check_int("size", self.size, 1, MAX_SIZE)
+        check_int("iterations", self.iterations, 1, MAX_ITERATIONS)
+        check_int("coarse_iterations", self.coarse_iterations, 1, MAX_ITERATIONS)
+        check_int("scales", self.scales, 1, 16)
+        check_int("min_size", self.min_size, 1, MAX_SIZE)
         for name in ("content_weight", "style_weight", "tv_weight"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not v >= 0 or v == float("inf"):
                 raise ConfigError(f"{name.replace('_', '-')} must be a finite number >= 0, got {v!r}")
-        if not self.style_scale > 0 or self.style_scale == float("inf"):
-            raise ConfigError(f"style-scale must be a positive number, got {self.style_scale!r}")
+        if not (self.content_weight or self.style_weight or self.tv_weight):
+            raise ConfigError("content, style and TV weights are all zero: there is nothing to optimise")
+        check_float("style-scale", self.style_scale, 0.0, 16.0, low_open=True)
+        object.__setattr__(self, "seed", fold_seed(self.seed, lo=TORCH_SEEDS[0], hi=TORCH_SEEDS[1]))
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if self.pooling not in ("max", "avg"):
             raise ConfigError(f"pooling must be max or avg, got {self.pooling!r}")
         if self.preserve_color not in PRESERVE_COLOR:
             raise ConfigError(f"preserve-color must be one of {', '.join(PRESERVE_COLOR)}, got {self.preserve_color!r}")
-        if self.device not in DEVICES:
-            raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        check_device(self.device)
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.tile not in ("auto", "off"):
@@ -179,8 +183,8 @@ class ImageStyleConfig:
             raise ConfigError(f"compile must be true or false, got {self.compile!r}")
         if self.max_memory is not None and not (self.max_memory > 0 and self.max_memory != float("inf")):
             raise ConfigError(f"max-memory must be a positive number of GB, got {self.max_memory!r}")
-        if self.lr is not None and not self.lr > 0:
-            raise ConfigError(f"lr must be positive, got {self.lr!r}")
+        if self.lr is not None:
+            check_float("lr", self.lr, 0.0, 1e6, low_open=True)
         for what, layers in (("content", self.content_layers), ("style", self.style_layers)):
             if not layers:
                 raise ConfigError(f"at least one {what} layer is needed")

@@ -187,6 +187,25 @@ def _check_size(cfg: ImageStyleConfig, size: int) -> None:
                           f"{max(cfg.layers, key=LAYER_NAMES.index)}: the minimum is {need} px")
 
 
+# Whole-image tensors a run holds whatever the tiling: the content and its targets, the iterate, the best
+# iterate, the gradient and the optimiser's state (at least a few more), at 4 bytes per value.
+_WHOLE_IMAGE_COPIES = 8
+
+
+def _check_whole_image_fits(cfg: ImageStyleConfig, device: torch.device, hw: tuple[int, int], size: int) -> None:
+    """Refuse, before any allocation, an output so large that even its whole-image tensors (which tiling cannot
+    split) exceed the memory budget."""
+    from .estimate import format_bytes, memory_budget
+    h, w = hw
+    s = size / max(h, w)
+    need = _WHOLE_IMAGE_COPIES * 3 * 4 * max(1, round(h * s)) * max(1, round(w * s))
+    budget = memory_budget(device, cfg.max_memory)
+    if need > budget:
+        raise ConfigError(f"a {round(w * s)}x{round(h * s)} output needs at least {format_bytes(need)} for its "
+                          f"whole-image tensors alone, more than the {format_bytes(budget)} available on {device}; "
+                          "use a smaller --size")
+
+
 def _network(cfg: ImageStyleConfig, device: torch.device) -> VGG19Features:
     net = VGG19Features(cfg.layers, weights=cfg.weights, pooling=cfg.pooling, preprocessing=cfg.preprocessing)
     net = net.to(device)
@@ -451,6 +470,7 @@ def stylize_image(content, styles, *, config: ImageStyleConfig | None = None,
     _check_size(cfg, size)
     targets = _targets(styles, style_names)
     content_in = _as_tensor(content, "content")
+    _check_whole_image_fits(cfg, device, tuple(content_in.shape[-2:]), size)
     content_full = resize_long_edge(content_in, size)
     masks = load_masks(cfg, tuple(content_full.shape[-2:]), len(targets.images), shape=tuple(content_in.shape[-2:]),
                        **tensors)

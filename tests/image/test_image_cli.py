@@ -252,3 +252,25 @@ def test_save_every_in_luminance_mode_saves_colour_images(tmp_path, content_png,
     assert r.exit_code == 0, r.output
     snap = load_image(tmp_path / "out.step00002.png")
     assert float((snap[:, 0] - snap[:, 2]).abs().mean()) > 0.01   # the content's colours, not a grey iterate
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--size", str(2 ** 70)], "size must be an integer in"),
+    (["--size", "100000"], "whole-image tensors alone"),
+    (["--style-scale", "1e9"], "style-scale must be a finite number"),
+    (["--content-weight", "0", "--style-weight", "0"], "all zero"),
+    (["--lr", "nan"], "lr must be a finite number"),
+    (["--iterations", "-1"], "iterations must be an integer"),
+    (["--device", "tpu"], "device must be auto, cpu, cuda, cuda:N or mps"),
+])
+def test_numbers_past_any_sense_are_one_line_before_any_work(tmp_path, content_png, style_jpg, args, words):
+    out = tmp_path / "o.png"
+    line = one_line_error(run(content_png, style_jpg, "-o", out, *args))
+    assert words in line and not out.exists()
+
+
+def test_any_integer_seed_is_accepted_and_always_gives_the_same_run(content_png, style_jpg):
+    kw = dict(size=32, iterations=2, scales=1, init="noise")
+    a = stylekit.stylize_image(content_png, style_jpg, seed=2 ** 70, **kw)
+    b = stylekit.stylize_image(content_png, style_jpg, seed=2 ** 70, **kw)
+    assert torch.equal(a.data, b.data) and 0 <= a.config.seed < 2 ** 64
