@@ -372,11 +372,12 @@ class _Collector:
         if error is None and not st:
             error = f"{source}: no style (pass --style or add a style column)"
         if error is None:
-            other = next((s for s in st if self.medium_of(s) != medium), None)
+            wanted = MEDIA[medium].style_medium or medium     # a video takes image styles
+            other = next((s for s in st if self.medium_of(s) != wanted), None)
             if other is not None:
                 noun, other_noun = MEDIA[medium].noun, MEDIA[self.medium_of(other)].noun
                 error = (f"{source}: {inp.name} is {noun} but its style {other} is {other_noun}; "
-                         f"{noun} needs {medium} styles")
+                         f"{noun} needs {wanted} styles")
         item = BatchItem(index=len(self.items), input=inp, styles=st, output=self.out_dir / rel,
                          config=config if config is not None else self.config(medium), source=source,
                          medium=medium, options=self.options.get(medium))

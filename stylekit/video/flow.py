@@ -29,7 +29,7 @@ def _cv2():
     try:
         import cv2
     except ImportError:
-        raise ConfigError("video needs OpenCV: pip install "stylekit[video]" (or opencv-python-headless)") from None
+        raise ConfigError("video needs OpenCV: pip install 'stylekit[video]' (or opencv-python-headless)") from None
     return cv2
 
 

@@ -41,7 +41,7 @@ def _av():
     try:
         import av
     except ImportError:
-        raise ConfigError("video needs PyAV: pip install "stylekit[video]" (or av)") from None
+        raise ConfigError("video needs PyAV: pip install 'stylekit[video]' (or av)") from None
     return av
 
 
