@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Video benchmarks for ``stylekit video`` (issue 21): temporal consistency, speed, and per-frame quality.
 
-    python benchmarks/bench_video.py all --out benchmarks/results_issue21.md    # everything (minutes on a CPU)
+    python benchmarks/bench_video.py all --out /tmp/video_results.md    # everything (minutes on a CPU)
     python benchmarks/bench_video.py consistency --size 96 --frames 5          # a quick look
     python benchmarks/bench_video.py speed --size 192 --frames 3               # three scales for the first frame
     python benchmarks/bench_video.py figure --size 128 --out docs/video/objects.jpg   # the picture of the docs
