@@ -169,3 +169,19 @@ def test_bad_options_are_one_line_and_leave_nothing(tmp_path, clip, style, extra
 def test_style_that_is_not_an_image(tmp_path, clip):
     line = one_line_error(run(clip, clip, "-o", tmp_path / "out.mp4", *FAST))
     assert "clip.mp4" in line
+
+
+def test_batch_takes_a_video_with_an_image_style_and_skips_it_when_done(tmp_path, clip, style):
+    out = tmp_path / "out"
+    args = ["batch", str(clip), "--style", str(style), "-o", str(out), "--size", "32", "--iterations", "3",
+            "--warm-iterations", "2", "--scales", "1", "--device", "cpu", "--workers", "0", "-q"]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0, r.output
+    frames, _ = read_video(out / "clip.mp4")
+    assert len(frames) == 4
+    import json
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [r["status"] for r in rows] == ["done"]
+    r = CliRunner().invoke(cli, args)
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert r.exit_code == 0 and [r["status"] for r in rows] == ["skipped"]
