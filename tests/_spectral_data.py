@@ -28,3 +28,13 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+def segments(n: int = 24, t: int = 8, seed: int = 0, bins: int = 33):
+    """Low-rank "spectra" in [0, 1], shape (n, t, bins): smooth bumps with random centres and heights."""
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    b = torch.arange(bins, dtype=torch.float32)
+    c = torch.rand(n, t, 1, generator=g) * bins
+    h = torch.rand(n, t, 1, generator=g)
+    return (0.2 + 0.7 * h * torch.exp(-((b - c) / 4) ** 2)).clamp(0, 1)

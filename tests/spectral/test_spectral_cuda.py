@@ -13,6 +13,8 @@ from stylekit.spectral.models import MODELS, PCA, build_model
 
 pytestmark = [pytest.mark.cuda, pytest.mark.usefixtures("cuda_ieee")]
 
+from _spectral_data import segments  # noqa: E402
+
 F = 33
 
 
@@ -22,11 +24,7 @@ def rel(a, b) -> float:
 
 
 def _segments(n=6, t=8, seed=0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    bins = torch.arange(F, dtype=torch.float32)
-    c = torch.rand(n, t, 1, generator=g) * F
-    h = torch.rand(n, t, 1, generator=g)
-    return (0.2 + 0.7 * h * torch.exp(-((bins - c) / 4) ** 2)).clamp(0, 1)
+    return segments(n, t, seed, bins=F)
 
 
 @pytest.mark.parametrize("name", list(MODELS))

@@ -15,16 +15,11 @@ F = 33  # a small STFT: n_fft 64
 STFT = SpectralSTFTConfig(n_fft=64, hop_length=16)
 
 
-from _spectral_data import one_thread  # noqa: E402,F401  (autouse fixture)
+from _spectral_data import one_thread, segments  # noqa: E402,F401  (autouse fixture)
 
 
 def _segments(n=24, t=8, seed=0) -> torch.Tensor:
-    # Low-rank "spectra" in [0, 1]: smooth bumps with random centres and heights.
-    g = torch.Generator().manual_seed(seed)
-    bins = torch.arange(F, dtype=torch.float32)
-    c = torch.rand(n, t, 1, generator=g) * F
-    h = torch.rand(n, t, 1, generator=g)
-    return (0.2 + 0.7 * h * torch.exp(-((bins - c) / 4) ** 2)).clamp(0, 1)
+    return segments(n, t, seed, bins=F)
 
 
 @pytest.mark.parametrize("name", list(MODELS))
