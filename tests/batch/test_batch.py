@@ -138,7 +138,7 @@ def test_collect_manifests_with_overrides(tmp_path, data):
     a, b = collect_items([jl], tmp_path / "o", config=CFG)
     assert a.input == tmp_path / "sub" / "c.png"  # relative to the manifest
     assert a.config.iterations == 5 and a.config.style_blend == (1,)
-    assert b.config is None and "jobs.jsonl:2" in b.error and "size must be an integer >= 1" in b.error
+    assert b.config is None and "jobs.jsonl:2" in b.error and "size must be an integer in 1.." in b.error
 
     bad = tmp_path / "bad.csv"
     bad.write_text("input,colour\nx.png,red\n")
