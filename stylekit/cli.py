@@ -16,6 +16,7 @@ import threading
 import click
 
 from ._allocator import keep_freed_memory
+from ._command import sigterm_as_interrupt
 from .errors import StylekitError
 
 __all__ = ["main", "cli", "COMMANDS"]
@@ -42,17 +43,13 @@ def setup_runtime() -> None:
     keep_freed_memory()
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 class _StylekitGroup(click.Group):
     """A click group whose ``main`` turns every user error into one line on stderr and exit code 2."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         # SIGTERM ends a run as Ctrl-C does, from the first instant (a run installs its own handler later).
         main_thread = threading.current_thread() is threading.main_thread()
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt) if self is cli and main_thread else None
+        previous = sigterm_as_interrupt() if self is cli and main_thread else None
         try:
             # The sub-commands import torch (seconds); inside this try, a Ctrl-C during that import ends like
             # any other interrupt instead of with a traceback.

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 __all__ = ["ImageStyleConfig", "PRESERVE_COLOR", "INITS", "PRECISIONS", "OPTIMIZERS", "DEFAULT_STYLE_LAYERS",
            "DEFAULT_CONTENT_LAYERS", "STYLE_LOSS_NAMES", "MASK_RESIZE"]
 
+#: Output suffix -> image format (read by the Job's plan without loading PIL, and by :mod:`.io` to write).
+OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}
 #: The colour modes of ``preserve_color`` (:mod:`stylekit.image.color`).
 PRESERVE_COLOR = ("none", "luminance", "histogram")
 INITS = ("content", "noise")
@@ -222,6 +224,10 @@ class ImageStyleConfig:
     def layers(self) -> list[str]:
         """Every layer the run needs, content layers first."""
         return list(dict.fromkeys([*self.content_layers, *self.style_layers]))
+
+    def resolved_precision(self, device: torch.device) -> str:
+        """``precision``, or the default for ``device`` (TF32 on CUDA, fp32 elsewhere)."""
+        return self.precision if self.precision != "auto" else ("tf32" if device.type == "cuda" else "fp32")
 
     def resolved_size(self, device: torch.device) -> int:
         """``size``, or the default for ``device`` (512 on a GPU, 384 on the CPU)."""

@@ -17,11 +17,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .._io import atomic_write
 from ..errors import ConfigError, InputError
+from .config import OUTPUT_FORMATS
 
 __all__ = ["load_image", "save_image", "resize", "resize_long_edge", "read_metadata", "OUTPUT_FORMATS"]
 
-#: Output suffix -> format.
-OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}
 METADATA_KEY = "stylekit"
 
 

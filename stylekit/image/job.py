@@ -12,13 +12,11 @@ from .._io import check_output_path
 from .._job import Job
 from .._options import option
 from ..errors import ConfigError, InputError
-from .config import ImageStyleConfig
+from .config import OUTPUT_FORMATS, ImageStyleConfig
 
 __all__ = ["ImageJob", "ImageOutput", "CHECKPOINT_FORMAT"]
 
 CHECKPOINT_FORMAT = "stylekit-image-checkpoint/1"
-#: Output suffix -> format (the same table as :data:`stylekit.image.io.OUTPUT_FORMATS`, without importing PIL).
-_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}
 
 
 @dataclass(frozen=True)
@@ -63,7 +61,7 @@ class ImageJob(Job):
     # --- planning ----------------------------------------------------------------------------------------
 
     def check_output(self) -> None:
-        fmt = _FORMATS.get(self.output.suffix.lower())
+        fmt = OUTPUT_FORMATS.get(self.output.suffix.lower())
         if fmt is None:
             raise ConfigError(f"{self.output}: unsupported output format {self.output.suffix or '(none)'}; "
                               "use .png, .jpg or .tif")

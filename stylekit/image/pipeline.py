@@ -385,7 +385,7 @@ def _criteria(cfg: ImageStyleConfig, net, device: torch.device, target_content: 
     the style features are read from and kept in ``targets`` (the caller's :class:`StyleTargets`). ``masks``
     are the style and content masks at the content's size (or None)."""
     from .tiling import TiledStyleTransferLoss
-    precision = cfg.precision if cfg.precision != "auto" else ("tf32" if device.type == "cuda" else "fp32")
+    precision = cfg.resolved_precision(device)
     shared = keep and cfg.preserve_color == "none"
     extra = {"seed": cfg.seed} if cfg.style_loss == "sw" else {}
 
@@ -489,7 +489,7 @@ def stylize_image(content, styles, *, config: ImageStyleConfig | None = None,
     if wrap_criterion is not None:  # an extra term on every scale (video's temporal term)
         make_criterion = functools.partial(_wrapped, make_criterion, wrap_criterion)
     steps = [cfg.coarse_iterations] * (len(shapes) - 1) + [cfg.iterations]
-    precision = cfg.precision if cfg.precision != "auto" else ("tf32" if device.type == "cuda" else "fp32")
+    precision = cfg.resolved_precision(device)
     try:
         with _tf32(precision == "tf32", device):
             out = coarse_to_fine(init.to(device), make_criterion, shapes, steps=steps, callback=callback,
