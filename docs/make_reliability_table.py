@@ -129,7 +129,7 @@ A run writes only the files it was asked for, and the files of its own protocol:
 
 | Command | Writes | Replaces an existing file only |
 |---|---|---|
-| `stylekit image`, `stylekit audio` | the output (`-o`), its loss plot or step files when asked for, and on Ctrl-C or SIGTERM `OUTPUT_STEM.ckpt.pt` beside it | with `--overwrite`; the checkpoint name only when it holds stylekit's checkpoint of the same kind (a file of yours there is refused before the run) |
+| `stylekit image`, `stylekit audio`, `stylekit video` | the output (`-o`), its loss plot or step files when asked for, on Ctrl-C or SIGTERM `OUTPUT_STEM.ckpt.pt` beside it, and the lock `.OUTPUT_NAME.stylekit-lock` while it runs | with `--overwrite`; the checkpoint name only when it holds stylekit's checkpoint of the same kind (a file of yours there is refused before the run) |
 | `stylekit spectral train` | `-o MODEL.pt`, and after each epoch `MODEL.pt.partial` | `MODEL.pt` with `--overwrite`; `MODEL.pt.partial` only when it is a spectral resume point |
 | `stylekit spectral eval / compare / encode / decode / morph` | `--json`, `--table`, `--plot`, `-o` | with `--overwrite` |
 | `stylekit spectral synth` | `OUT_DIR/nsynth-{train,valid,test}` | with `--overwrite` (the three folders); a failed run removes what it wrote |
@@ -148,12 +148,13 @@ The rules, the same for every command (`stylekit/_io.py`, `stylekit/_job.py`):
   Ctrl-C or a full disk leaves the old file or the new one, never a part; without `--overwrite` the step is a
   hard link, which the file system refuses when the name exists.
 
-**Two runs to one output**: without `--overwrite` the later to finish is refused when it puts its file in
-place (the no-clobber link), so one wins and the other says so; with `--overwrite` the later replaces the
-earlier, as asked. **Two batches on one output folder**: the first takes the lock (an exclusive create of
-`OUT_DIR/.stylekit-batch.lock`, holding its process id); the second is refused at once with one line naming
-that process. A lock left by a batch that was killed (its process no longer runs) is taken over by the
-next batch.
+**Two runs to one output**: a run holds the output's lock, `.OUTPUT_NAME.stylekit-lock` beside it (an
+exclusive create holding its process id), from before its work until its file is in place; a second run to the
+same output, with `--overwrite` or without, is refused at once with one line naming that process. Runs that do
+not overlap in time follow the rule above: without `--overwrite` the second is refused, with it the second
+replaces the first, as asked. **Two batches on one output folder**: the first takes the folder's lock
+(`OUT_DIR/.stylekit-batch.lock`); the second is refused at once with one line naming that process. A lock
+left by a run or batch that was killed (its process no longer runs) is taken over by the next one.
 
 **What the checkpoint digest protects against.** Image and audio checkpoints carry a sha256 of all their
 stored fields, and spectral models a sha256 of their header and weights. It detects corruption: a flipped

@@ -195,6 +195,9 @@ def read_checkpoint(path: str | os.PathLike, fmt: str, what: str, inputs: Sequen
         raise InputError(f"{p}: not a stylekit checkpoint, or tampered with ({e}); it was not loaded") from None
     if not isinstance(data, dict) or data.get("format") != fmt:
         raise InputError(f"{p}: not a stylekit {what} checkpoint")
+    if "digest" not in data and all(isinstance(data.get(k), t) for k, t in {"inputs": list, **fields}.items()):
+        raise InputError(f"{p}: a stylekit {what} checkpoint from an older stylekit (without a digest); it cannot "
+                         "be resumed by this version: run again without --resume")
     if not all(isinstance(data.get(k), t) for k, t in {"inputs": list, "digest": str, **fields}.items()):
         raise InputError(f"{p}: damaged stylekit {what} checkpoint (missing fields)")
     try:

@@ -38,6 +38,7 @@ from typing import Any, ClassVar
 
 from ._checkpoint import checkpoint_path, input_digests, read_checkpoint, write_checkpoint
 from ._io import check_output_path
+from ._lock import output_lock
 from ._options import option
 from .errors import ConfigError, InputError, StylizeInterrupted
 
@@ -251,18 +252,23 @@ class Job(ABC):
 
     def run(self, *, progress: Callable | None = None, targets: Any = None) -> Any:
         """Run the job: stylize, then write the output with its settings; on an interrupt, save the best result
-        so far and a checkpoint, then raise :class:`StylizeInterrupted` again. Returns the result object."""
-        state = self.load_resume() if self.resume is not None else None
-        t0 = time.perf_counter()
-        try:
-            result = self.stylize(callback=progress, resume=state, targets=targets)
-        except StylizeInterrupted as e:
-            with _interrupts_held():     # a second Ctrl-C must not cut the save short
-                self.save_interrupted(e, self.seconds_before + time.perf_counter() - t0)
-            raise
-        self.write(result, self.output, self.metadata(self.seconds_before + time.perf_counter() - t0),
-                   overwrite=self.overwrite)
-        self.finished()
+        so far and a checkpoint, then raise :class:`StylizeInterrupted` again. Returns the result object.
+
+        The run holds the output's lock (:func:`stylekit._lock.output_lock`) throughout: a second run to the same
+        output, ``--overwrite`` or not, is refused with :class:`ConfigError` instead of both doing the work and
+        the later one silently replacing the earlier's file."""
+        with output_lock(self.output):      # a second run to this output is refused, not raced
+            state = self.load_resume() if self.resume is not None else None
+            t0 = time.perf_counter()
+            try:
+                result = self.stylize(callback=progress, resume=state, targets=targets)
+            except StylizeInterrupted as e:
+                with _interrupts_held():     # a second Ctrl-C must not cut the save short
+                    self.save_interrupted(e, self.seconds_before + time.perf_counter() - t0)
+                raise
+            self.write(result, self.output, self.metadata(self.seconds_before + time.perf_counter() - t0),
+                       overwrite=self.overwrite)
+            self.finished()
         return result
 
     def save_interrupted(self, e: StylizeInterrupted, seconds: float) -> bool:

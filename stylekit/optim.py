@@ -261,7 +261,7 @@ class _Run:
 
     def __init__(self, image: torch.Tensor, optimizer: str, steps: int, lr: float | None, history: int | None,
                  clamp: tuple[float, float] | None) -> None:
-        self.kind, self.clamp = optimizer, clamp
+        self.kind, self.clamp, self.steps = optimizer, clamp, steps
         self.x = image.detach().clone()
         self.n = self.x.numel()
         self.best, self.best_loss = self.x.clone(), math.inf
@@ -276,7 +276,9 @@ class _Run:
             self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, T_max=max(1, steps), eta_min=lr0 * 0.05)
 
     def restore(self, state: dict) -> int:
-        """Continue from a :meth:`snapshot`; returns the step to start at."""
+        """Continue from a :meth:`snapshot`; returns the step to start at. A state that does not fit this run
+        (shapes, kind of optimiser, a step out of range, non-finite values) is a :class:`ConfigError`."""
+        self._check_state(state)
         self.x.data.copy_(state["x"].to(self.x))
         self.best = state["best"].to(self.x)
         self.best_loss = float(state["best_loss"])
@@ -284,6 +286,18 @@ class _Run:
         if self.kind == "adam":
             self.sched.load_state_dict(state["scheduler"])
         return int(state["step"])
+
+    def _check_state(self, state: dict) -> None:
+        bad = ConfigError("the resume state does not match this run (a different size, optimiser or settings)")
+        x, best, step = state.get("x"), state.get("best"), state.get("step")
+        if not (torch.is_tensor(x) and torch.is_tensor(best) and tuple(x.shape) == tuple(self.x.shape)
+                and tuple(best.shape) == tuple(self.x.shape) and x.is_floating_point() and best.is_floating_point()):
+            raise bad
+        if not (isinstance(step, int) and 0 <= step <= self.steps and state.get("kind", self.kind) == self.kind
+                and isinstance(state.get("optimizer"), dict)):
+            raise bad
+        if not (bool(torch.isfinite(x).all()) and bool(torch.isfinite(best).all())):
+            raise ConfigError("the resume state holds non-finite values (a damaged checkpoint)")
 
     def snapshot(self, step: int) -> dict:
         s = {"x": self.x.detach().cpu().clone(), "best": self.best.cpu(), "best_loss": self.best_loss, "step": step,

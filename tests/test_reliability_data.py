@@ -293,6 +293,36 @@ def test_two_batches_on_one_folder_the_second_is_refused_and_a_stale_lock_is_tak
             "exit 0: the stale lock is taken over, both outputs written, the lock removed")
 
 
+def test_two_runs_to_one_output_the_second_is_refused_even_with_overwrite(tmp_path, images):
+    a, _, s = images
+    out = tmp_path / "out.png"
+    lock = tmp_path / ".out.png.stylekit-lock"
+    first = _stylekit("image", a, s, "-o", out, "--size", "64", "--iterations", "400", "--scales", "1",
+                      "--device", "cpu", "-q", "--overwrite")
+    try:
+        deadline = time.monotonic() + 120
+        while not lock.exists() and time.monotonic() < deadline and first.poll() is None:
+            time.sleep(0.2)
+        assert lock.exists(), first.communicate()
+        second = _stylekit("image", a, s, "-o", out, *IMAGE_FAST, "--overwrite", "-q")
+        _, err = second.communicate(timeout=300)
+        lines = [ln for ln in err.splitlines() if ln.strip()]
+        assert second.returncode == 2 and len(lines) == 1 and "another stylekit run" in lines[0], err
+        assert first.poll() is None and not out.exists(), "the first run must still run, and nothing be written"
+        _record("data", "a second run, with --overwrite, to an output a running run writes (two processes)",
+                "stylekit image", lines[0])
+    finally:
+        first.send_signal(signal.SIGKILL)         # leaves its lock behind: a stale lock of a dead process
+        first.communicate()
+    assert lock.exists()
+    third = _stylekit("image", a, s, "-o", out, *IMAGE_FAST, "-q")
+    _, err = third.communicate(timeout=300)
+    assert third.returncode == 0, err
+    assert not lock.exists() and out.is_file()
+    _record("data", "a run after one killed with SIGKILL left its output lock (a dead pid)", "stylekit image",
+            "exit 0: the stale lock is taken over, the output written, the lock removed")
+
+
 # --- 2. limits: bounded .pt files, digests, stored settings validated, globs -----------------------------
 
 def _recompress(src: Path, dst: Path) -> Path:
@@ -379,6 +409,8 @@ AUDIO_CHECKPOINT_CASES = {
                         digest=True), "griffin_lim_iters"),
     "an unexpected key (digest recomputed)": (lambda p: _edit(p, _set_config("surprise", 1), digest=True),
                                               "surprise"),
+    "a checkpoint of an older stylekit, without a digest": (
+        lambda p: _edit(p, lambda d: d.pop("digest"), digest=False), "older stylekit"),
     "a NaN tensor in the state (digest recomputed)": (
         lambda p: _edit(p, lambda d: d["state"].__setitem__("x", torch.full((3,), float("nan"))), digest=True),
         "nan"),
@@ -406,6 +438,44 @@ def test_audio_checkpoint_fields_are_checked_like_the_options(tmp_path, wavs, ca
         refused("limits", f"audio checkpoint: {case}", "stylekit audio --resume", r, ckpt.name)
     else:   # a flipped byte may land where the loader itself refuses it; never a result from a bad file
         raise AssertionError(r.output)
+    assert not out.exists()
+
+
+def _image_checkpoint(tmp_path, images, x: torch.Tensor, **state) -> Path:
+    """An image checkpoint of a 32 px one-scale run, holding the optimiser state ``x`` (and ``state``)."""
+    from stylekit._checkpoint import write_checkpoint
+    from stylekit.image.config import ImageStyleConfig
+    from stylekit.image.job import CHECKPOINT_FORMAT
+    a, _, s = images
+    config = ImageStyleConfig(size=32, iterations=2, scales=1, device="cpu").to_dict()
+    full = {"x": x, "best": x.clone(), "best_loss": float("inf"), "step": 0, "scale": 0, "kind": "lbfgs",
+            "optimizer": {}, **state}
+    return write_checkpoint(tmp_path / "c.ckpt.pt", CHECKPOINT_FORMAT, [a, s], {"config": config, "state": full},
+                            overwrite=False)
+
+
+RUN_SHAPE = (1, 3, 21, 32)     # a 48x32 content at --size 32, one scale
+
+
+IMAGE_STATE_CASES = {
+    "64 channels": (lambda: torch.rand(1, 64, 8, 8), {}, "damaged"),
+    "an image larger than the run's size": (lambda: torch.rand(1, 3, 32, 200), {}, "damaged"),
+    "an image of another shape than the scale's": (lambda: torch.rand(1, 3, 7, 5), {}, "does not match"),
+    "a NaN image": (lambda: torch.full(RUN_SHAPE, float("nan")), {}, "infinite"),
+    "a step past the run's end": (lambda: torch.rand(RUN_SHAPE), {"step": 10 ** 6}, "does not match"),
+    "another optimiser's state": (lambda: torch.rand(RUN_SHAPE), {"kind": "adam"}, "does not match"),
+    "a negative scale": (lambda: torch.rand(RUN_SHAPE), {"scale": -1}, "damaged"),
+}
+
+
+@pytest.mark.parametrize("case", list(IMAGE_STATE_CASES))
+def test_image_checkpoint_state_is_checked_against_the_run(tmp_path, images, case):
+    make, state, needle = IMAGE_STATE_CASES[case]
+    a, _, s = images
+    ckpt = _image_checkpoint(tmp_path, images, make(), **state)
+    out = tmp_path / "o.png"
+    r = run("image", a, s, "-o", out, *IMAGE_FAST, "--resume", ckpt)
+    refused("limits", f"image checkpoint: {case}", "stylekit image --resume", r, needle)
     assert not out.exists()
 
 

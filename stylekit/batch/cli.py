@@ -131,7 +131,7 @@ def batch(inputs, out_dir, styles, media, fmt, engine, address, workers, threads
     """
     from .._command import enable_fast_kernels, sigterm_as_interrupt
     from .._io import check_output_path
-    from ._lock import batch_lock
+    from .._lock import batch_lock
     from .engines import BatchInterrupted, run_batch
     from .manifest import collect_items
 

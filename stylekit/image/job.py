@@ -80,10 +80,18 @@ class ImageJob(Job):
         return {"bit_depth": self.options.bit_depth} if self.options.bit_depth != 8 else {}
 
     def check_state(self, state: dict) -> dict:
+        """The optimiser state's structure, and its image against this run's bounds (one RGB image no larger
+        than the config's size), before any work; the exact shapes are checked against the scale it resumes."""
         import torch
-        if not (torch.is_tensor(state.get("x")) and torch.is_tensor(state.get("best"))
-                and isinstance(state.get("scale"), int) and isinstance(state.get("step"), int)):
+        x, best = state.get("x"), state.get("best")
+        if not (torch.is_tensor(x) and torch.is_tensor(best) and isinstance(state.get("scale"), int)
+                and isinstance(state.get("step"), int) and state["scale"] >= 0 and state["step"] >= 0):
             raise InputError(f"{self.resume}: damaged stylekit image checkpoint (optimiser state)")
+        from .._device import resolve_device
+        size = self.config.resolved_size(resolve_device(self.config.device))
+        if x.dim() != 4 or tuple(x.shape[:2]) != (1, 3) or max(x.shape[-2:]) > size or best.shape != x.shape:
+            raise InputError(f"{self.resume}: damaged stylekit image checkpoint (an image of shape "
+                             f"{tuple(x.shape)}, not one RGB image of at most {size} px)")
         return state
 
     def steps_done(self, state: dict) -> int:
