@@ -8,6 +8,7 @@ once, for many calls (a batch, the web preview).
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 import functools
 import warnings
@@ -27,7 +28,7 @@ from .config import ImageStyleConfig
 from .io import load_image, resize, resize_long_edge
 from .masks import load_masks
 
-__all__ = ["ImageStyleConfig", "ImageResult", "StyleTargets", "stylize_image", "style_targets",
+__all__ = ["ImageStyleConfig", "ImageResult", "StyleTargets", "stylize_image", "style_targets", "reuse_networks",
            "estimate_image_run", "finish_image"]
 
 
@@ -206,11 +207,34 @@ def _check_whole_image_fits(cfg: ImageStyleConfig, device: torch.device, hw: tup
                           "use a smaller --size")
 
 
+#: The networks shared inside :func:`reuse_networks` (None outside it), keyed by what builds them.
+_shared_networks: contextvars.ContextVar[dict | None] = contextvars.ContextVar("stylekit_networks", default=None)
+
+
+@contextlib.contextmanager
+def reuse_networks():
+    """Inside the block, every run with the same network settings (layers, weights, pooling, preprocessing,
+    device) shares one frozen network, built once: what video does for its frames. Outside it each call builds
+    its own and frees it on return, so a library user's memory (the network, and the CPU backend's kept filter
+    transforms) is not held after a call that did not ask for it."""
+    token = _shared_networks.set({})
+    try:
+        yield
+    finally:
+        _shared_networks.reset(token)
+
+
 def _network(cfg: ImageStyleConfig, device: torch.device) -> VGG19Features:
+    shared = _shared_networks.get()
+    key = (tuple(cfg.layers), str(cfg.weights), cfg.pooling, cfg.preprocessing, str(device))
+    if shared is not None and key in shared:
+        return shared[key]
     net = VGG19Features(cfg.layers, weights=cfg.weights, pooling=cfg.pooling, preprocessing=cfg.preprocessing)
     net = net.to(device)
     if device.type == "cuda":
         net = net.to(memory_format=torch.channels_last)
+    if shared is not None:
+        shared[key] = net
     return net
 
 

@@ -4,10 +4,19 @@ The output is an MP4 (H.264, yuv420p, the input's audio copied) or, for a name w
 PNG frames. Frames are finished one after another; Ctrl-C (or SIGTERM in the command) keeps the finished frames
 in the checkpoint ``OUTPUT_STEM.ckpt.pt`` and writes them as a playable partial video marked
 ``interrupted_at``; ``--resume`` continues with the next frame (or the interrupted frame's next iteration).
+
+Each finished frame is also kept on disk as it is made, in ``.OUTPUT_NAME.frames/`` beside the output (lossless
+PNG, with the run's settings and input digests in ``run.json``), so that a run that could not save anything
+(``kill -9``, a power cut) loses at most the frame under way: the same command run again continues after the
+kept frames, and gives what an uninterrupted run gives (each frame starts from the previous one as written,
+8-bit). The folder is removed once the output is written.
 """
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +31,8 @@ from .config import VideoStyleConfig
 __all__ = ["VideoJob", "VideoOutput", "CHECKPOINT_FORMAT", "OUTPUT_SUFFIXES"]
 
 CHECKPOINT_FORMAT = "stylekit-video-checkpoint/1"
+#: The format tag of ``run.json`` in the kept-frames folder.
+FRAMES_FORMAT = "stylekit-video-frames/1"
 #: What a video job writes: an MP4, or (no suffix) a folder of PNG frames.
 OUTPUT_SUFFIXES = (".mp4", "")
 
@@ -30,10 +41,10 @@ OUTPUT_SUFFIXES = (".mp4", "")
 class VideoOutput:
     """What a video job writes besides the frames' pixels."""
 
-    crf: int = option(18, type=int, group="Output",
+    crf: int = option(18, type=int, group="Input and output",
                       help="H.264 quality, 0-51: lower is better and larger (constant rate factor).")
-    frames_dir: str | None = option(None, group="Output", metavar="DIR",
-                                    help="Also write the stylized frames to DIR as PNG files.")
+    frames_dir: str | None = option(None, group="Input and output", metavar="DIR",
+                                    show=lambda v: "none" if v is None else v, help="Also write the stylized frames to DIR as PNG files.")
 
     def __post_init__(self) -> None:
         if isinstance(self.crf, bool) or not isinstance(self.crf, int) or not 0 <= self.crf <= 51:
@@ -52,6 +63,8 @@ class VideoJob(Job):
         super().__init__(content, styles, output, config or VideoStyleConfig(), **kw)
         self.options = options or VideoOutput()
         self._frames = self._info = self._styles = None
+        self.frames_kept = 0
+        self._inputs_sha256 = ""
 
     @property
     def folder(self) -> bool:
@@ -77,6 +90,7 @@ class VideoJob(Job):
             self._check_checkpoint()
         else:
             super().check()
+        self._check_work_dir()
         if self.frames_dir is not None:
             if self.frames_dir.resolve() == self.output.resolve():
                 raise ConfigError(f"{self.frames_dir}: --frames-dir is the output")
@@ -101,6 +115,74 @@ class VideoJob(Job):
             raise ConfigError(f"{folder}: already exists (use --overwrite to replace it)")
         if any(folder.resolve() == Path(p).resolve() for p in self.inputs):
             raise ConfigError(f"{folder}: output path is the same as an input")
+
+    @property
+    def work_dir(self) -> Path:
+        """Where finished frames are kept while the run goes: ``.OUTPUT_NAME.frames`` beside the output."""
+        return self.output.with_name(f".{self.output.name}.frames")
+
+    def _check_work_dir(self) -> None:
+        work = self.work_dir
+        ours = work.is_dir() and (_frames_manifest(work) is not None or not any(work.iterdir()))
+        if work.is_symlink() or (work.exists() and not ours):
+            raise ConfigError(f"{work}: exists and is not stylekit's folder of kept frames; a video run needs "
+                              "that name (move it, or choose another output)")
+
+    def kept_frames(self) -> dict | None:
+        """The frames an earlier run of these settings on these inputs kept in :attr:`work_dir` (it ended
+        without saving: ``kill -9``), as a resume state; None when there are none."""
+        import numpy as np
+        import torch
+        from PIL import Image
+
+        from .._job import settings_digest
+        meta = _frames_manifest(self.work_dir)
+        if meta is None or meta.get("settings_sha256") != settings_digest(self.settings()) \
+                or meta.get("inputs_sha256") != self.inputs_digest():
+            return None
+        frames, shape = [], tuple(self.load()[0].shape[1:])
+        for i, seconds in enumerate(meta["seconds"]):
+            try:
+                with Image.open(self.work_dir / f"{i + 1:06d}.png") as im:
+                    a = np.asarray(im.convert("RGB"))
+            except (OSError, ValueError):
+                break
+            if a.shape != shape:
+                break
+            frames.append(torch.from_numpy(a.copy()))
+        if not frames:
+            return None
+        return {"frames": torch.stack(frames), "frame": None, "seconds": list(meta["seconds"][:len(frames)])}
+
+    def _keep_frame(self, p, seconds: list[float]) -> None:
+        """Write the finished frame ``p`` (a FrameProgress) to :attr:`work_dir`, then its entry in run.json."""
+        from PIL import Image
+
+        from .._job import settings_digest
+        from .pipeline import to_frame
+        work = self.work_dir
+        work.mkdir(exist_ok=True)
+        name = work / f"{p.frame:06d}.png"
+        tmp = name.with_suffix(".png.part")
+        Image.fromarray(to_frame(p.image).numpy()).save(tmp, format="PNG", compress_level=1)
+        os.replace(tmp, name)
+        seconds.append(float(p.seconds))
+        meta = {"format": FRAMES_FORMAT, "settings_sha256": settings_digest(self.settings()),
+                "inputs_sha256": self._inputs_sha256, "seconds": seconds}
+        tmp = work / "run.json.part"
+        tmp.write_text(json.dumps(meta))
+        os.replace(tmp, work / "run.json")
+
+    def _remove_work_dir(self) -> None:
+        """Remove the kept frames (only the files this job writes there)."""
+        work = self.work_dir
+        if work.is_symlink() or not work.is_dir():
+            return
+        for f in work.iterdir():
+            if re.fullmatch(r"\d{6}\.png(\.part)?|run\.json(\.part)?", f.name) and f.is_file():
+                f.unlink()
+        with contextlib.suppress(OSError):
+            work.rmdir()
 
     def _check_checkpoint(self) -> None:
         if self.checkpoint.exists() and not self._is_our_checkpoint(self.checkpoint):
@@ -134,7 +216,8 @@ class VideoJob(Job):
         return f"frame {min(p.frame + 1, p.frames)}/{p.frames}"
 
     def describe_result(self, result) -> str:
-        return f"{result.frames} frames, {result.size[1]}x{result.size[0]}"
+        kept = f"; the first {self.frames_kept} kept by an earlier run that was stopped" if self.frames_kept else ""
+        return f"{result.frames} frames, {result.size[1]}x{result.size[0]}{kept}"
 
     # --- running -------------------------------------------------------------------------------------------
 
@@ -176,8 +259,27 @@ class VideoJob(Job):
     def stylize(self, *, callback: Callable | None, resume: dict | None, targets: Any):
         from .pipeline import stylize_video
         frames, styles = self.load()
+        if resume is None:
+            resume = self.kept_frames()
+            self.frames_kept = 0 if resume is None else int(resume["frames"].shape[0])
+        self._inputs_sha256 = self.inputs_digest()
+        seconds: list[float] = []
+        if resume is not None:
+            from .pipeline import FrameProgress, to_image
+            for i, frame in enumerate(resume["frames"]):
+                self._keep_frame(FrameProgress(i + 1, len(frames), float(resume["seconds"][i]) if
+                                               i < len(resume["seconds"]) else 0.0, {}, to_image(frame)), seconds)
+
+        def on_frame(p):
+            self._keep_frame(p, seconds)
+            return callback(p) if callback is not None else None
+
         return stylize_video(frames, targets if targets is not None else styles, config=self.config,
-                             on_frame=callback, resume=resume, style_names=[str(s) for s in self.styles])
+                             on_frame=on_frame, resume=resume, style_names=[str(s) for s in self.styles])
+
+    def finished(self) -> None:
+        super().finished()
+        self._remove_work_dir()
 
     def metadata(self, seconds: float, **extra) -> dict:
         from .._device import resolve_device
@@ -201,3 +303,15 @@ class VideoJob(Job):
     def read_metadata(cls, path: Path) -> dict:
         from .io import read_metadata
         return read_metadata(path)
+
+
+def _frames_manifest(work: Path) -> dict | None:
+    """The ``run.json`` of a kept-frames folder, or None when it is not one."""
+    try:
+        meta = json.loads((work / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    if not (isinstance(meta, dict) and meta.get("format") == FRAMES_FORMAT and isinstance(meta.get("seconds"), list)
+            and all(isinstance(x, (int, float)) for x in meta["seconds"])):
+        return None
+    return meta

@@ -15,7 +15,7 @@ import torch
 
 from .._device import resolve_device
 from ..errors import ConfigError, StylizeInterrupted
-from ..image.pipeline import StyleTargets, style_targets, stylize_image
+from ..image.pipeline import StyleTargets, reuse_networks, style_targets, stylize_image
 from .config import VideoStyleConfig
 
 __all__ = ["VideoResult", "FrameProgress", "stylize_video", "video_style_targets", "to_frame", "to_image"]
@@ -169,6 +169,13 @@ def stylize_video(content, styles, *, config: VideoStyleConfig | None = None,
     """
     cfg = dataclasses.replace(config or VideoStyleConfig(), **options)
     frames = _frames(content, cfg)
+    with reuse_networks():      # one network for the style targets and every frame, built once
+        return _stylize_frames(frames, styles, cfg, callback, on_frame, resume, style_names)
+
+
+def _stylize_frames(frames: torch.Tensor, styles, cfg: VideoStyleConfig, callback: Callable | None,
+                    on_frame: Callable[[FrameProgress], None] | None, resume: dict | None,
+                    style_names: Sequence[str] | None) -> VideoResult:
     targets = video_style_targets(styles, cfg, max(frames.shape[1:3]), style_names)
     done = _check_resume(resume, frames)
     seconds = [float(s) for s in (resume or {}).get("seconds", [])][:len(done)]

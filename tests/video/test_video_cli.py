@@ -120,6 +120,50 @@ def test_interrupt_then_resume_gives_the_uninterrupted_frames(tmp_path, clip, st
     assert "interrupted_at" not in read_metadata(part) and not ckpt.exists()
 
 
+class _Killed(BaseException):
+    """A stop that saves nothing, like ``kill -9`` (no handler runs)."""
+
+
+@pytest.mark.parametrize("killed_at,kept", [(5, 1), (8, 3)])
+def test_a_run_killed_without_saving_continues_after_the_kept_frames(tmp_path, clip, style, monkeypatch,
+                                                                       killed_at, kept):
+    import stylekit.optim as optim
+    full = tmp_path / "full.mp4"
+    assert run(clip, style, "-o", full, *FAST).exit_code == 0
+    real = optim._evaluate
+    calls = {"n": 0}
+
+    def killed(criterion, x):
+        calls["n"] += 1
+        if calls["n"] == killed_at:
+            raise _Killed
+        return real(criterion, x)
+    monkeypatch.setattr(optim, "_evaluate", killed)
+    out = tmp_path / "out.mp4"
+    with pytest.raises(_Killed):
+        run(clip, style, "-o", out, *FAST)
+    work = tmp_path / ".out.mp4.frames"
+    assert not out.exists() and not (tmp_path / "out.ckpt.pt").exists()
+    assert sorted(f.name for f in work.iterdir()) == [f"{i:06d}.png" for i in range(1, kept + 1)] + ["run.json"]
+    monkeypatch.setattr(optim, "_evaluate", real)
+    calls["n"] = 0
+    r = CliRunner().invoke(cli, ["video", str(clip), str(style), "-o", str(out), *FAST[:-1]],
+                           catch_exceptions=False)     # the same command again, not quiet
+    assert r.exit_code == 0, r.output
+    assert f"the first {kept} kept by an earlier run" in r.output
+    assert np.array_equal(read_video(out)[0], read_video(full)[0])
+    assert not work.exists()
+
+
+def test_a_folder_in_the_kept_frames_place_that_is_not_stylekits_is_refused(tmp_path, clip, style):
+    work = tmp_path / ".out.mp4.frames"
+    work.mkdir()
+    (work / "mine.txt").write_text("keep me")
+    line = one_line_error(run(clip, style, "-o", tmp_path / "out.mp4", *FAST))
+    assert "kept frames" in line and (work / "mine.txt").read_text() == "keep me"
+    assert not (tmp_path / "out.mp4").exists()
+
+
 def test_interrupted_mp4_is_a_playable_partial_video(tmp_path, clip, style, monkeypatch):
     _interrupt_at(monkeypatch, 6)
     out = tmp_path / "out.mp4"
