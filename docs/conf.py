@@ -52,7 +52,9 @@ napoleon_use_rtype = False
 
 html_theme = "alabaster"
 html_title = f"stylekit {release}"
-html_static_path: list[str] = []
+# code.css: long lines in code boxes wrap instead of running off the page (the docs ship their own CSS only).
+html_static_path = ["_static"]
+html_css_files = ["code.css"]
 html_theme_options = {
     "description": "Neural style transfer for images and sound",
     "fixed_sidebar": False,
@@ -158,7 +160,58 @@ def _restore_prose(app, what, name, obj, options, lines: list[str]) -> None:
         lines[:] = _PROSE.pop(name)
 
 
+def _document_public_data(app, what, name, obj, options, lines: list[str]) -> None:
+    """Every name in a module's ``__all__`` is documented, with or without a docstring (tests/test_docs.py
+    checks that each public name appears). autodoc documents a module constant only when it has a ``#:``
+    comment; the others (``INITS``, a name re-exported from another module) are added here as ``autodata``
+    entries after the module's text, with their value when it is short."""
+    if what != "module" or not options.get("members") or getattr(obj, "__all__", None) is None:
+        return
+    import inspect
+
+    from sphinx.pycode import ModuleAnalyzer
+    try:
+        commented = {n for (ns, n) in ModuleAnalyzer.for_module(name).find_attr_docs() if ns == ""}
+    except Exception:  # no source to read
+        commented = set()
+    excluded = options.get("exclude-members") or ()
+    extra = []
+    for member in obj.__all__:
+        value = getattr(obj, member, None)
+        if member in commented or member in excluded or _autodoc_finds(value):
+            continue
+        short = len(repr(value)) <= 120
+        extra += ["", f".. autodata:: {name}.{member}"] + ([] if short else ["   :no-value:"])
+    if extra:
+        lines += extra + [""]
+
+
+def _autodoc_finds(value) -> bool:
+    """Whether autodoc documents this module member itself (functions and classes; see :func:`_keep_public`)."""
+    import inspect
+    return inspect.isroutine(value) or inspect.isclass(value) or inspect.ismodule(value)
+
+
+def _keep_public(app, what, name, obj, skip, options) -> bool | None:
+    """A function or class in a module's ``__all__`` is documented even without a docstring."""
+    if what == "module" and skip and _autodoc_finds(obj) and name not in (options.get("exclude-members") or ()):
+        return False
+    return None
+
+
+def _no_type_docstring(app, what, name, obj, options, lines: list[str]) -> None:
+    """A constant without a docstring of its own shows none, not that of its type (``dict``'s, for instance)."""
+    import inspect
+    if what in ("data", "attribute") and lines:
+        own = inspect.getdoc(type(obj))
+        if own and "\n".join(lines).strip() == own.strip():
+            lines[:] = []
+
+
 def setup(app):
+    app.connect("autodoc-skip-member", _keep_public)
+    app.connect("autodoc-process-docstring", _no_type_docstring, priority=200)
+    app.connect("autodoc-process-docstring", _document_public_data, priority=700)
     app.connect("autodoc-process-docstring", _absolute_refs, priority=300)
     app.connect("autodoc-process-docstring", _numpydoc_entries, priority=400)
     app.connect("autodoc-process-docstring", _keep_prose, priority=401)

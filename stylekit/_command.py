@@ -14,7 +14,24 @@ import click
 from ._job import Job
 from .errors import StylizeInterrupted
 
-__all__ = ["run_job", "sigterm_as_interrupt", "enable_fast_kernels"]
+__all__ = ["run_job", "sigterm_as_interrupt", "enable_fast_kernels", "command", "examples"]
+
+
+def examples(*lines: str) -> str:
+    """The epilog of a command's ``--help``: an "Examples" heading and one command per line, kept as written."""
+    return "\n\n".join(["Examples:", *(f"  {line}" for line in lines)])    # rich-click: a paragraph a line
+
+
+def command(name: str, *, examples: str, group: bool = False, **kw):
+    """``click.command`` (or ``click.group``) with stylekit's ``--help``: rich-click's layout, the option headings
+    of :data:`stylekit._options.GROUPS` in their order, and ``examples`` at the end."""
+    from rich_click import RichCommand, RichGroup, RichOptionPanel
+
+    from ._options import GROUPS
+    make = click.group if group else click.command
+    return make(name, cls=RichGroup if group else RichCommand, epilog=examples,
+                panels=[RichOptionPanel(g) for g in GROUPS], context_settings={"help_option_names": ["-h", "--help"]},
+                **kw)
 
 
 def enable_fast_kernels() -> None:
@@ -44,6 +61,8 @@ class _Bar:
         if self.quiet:
             return
         if self.bar is None:
+            for line in self.job.notes():   # at the first step: a run that fails to start stays one error line
+                click.echo(line, err=True)
             from tqdm.auto import tqdm
             self.bar = tqdm(total=self.job.total_steps(), unit=self.unit, dynamic_ncols=True, file=sys.stderr)
         self.bar.set_description(self.job.describe_step(p))

@@ -36,7 +36,15 @@ def _mps_available() -> bool:
 
 
 def resolve_device(name: str) -> torch.device:
-    """The ``torch.device`` of ``name``; a device that is asked for and missing is a :class:`ConfigError`."""
+    """The ``torch.device`` of ``name``; a device that is asked for and missing is a :class:`ConfigError`.
+
+    Examples
+    --------
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    >>> resolve_device("auto").type in ("cuda", "mps", "cpu")
+    True
+    """
     import torch
 
     check_device(name)

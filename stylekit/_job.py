@@ -39,10 +39,10 @@ from typing import Any, ClassVar
 from ._checkpoint import checkpoint_path, input_digests, read_checkpoint, write_checkpoint
 from ._io import check_output_path
 from ._lock import output_lock
-from ._options import option
+from ._options import map_paths, option
 from .errors import ConfigError, InputError, StylizeInterrupted
 
-__all__ = ["Job", "RunOptions", "STATUSES", "settings_digest", "jsonable"]
+__all__ = ["Job", "RunOptions", "STATUSES", "settings_digest", "jsonable", "plot_path"]
 
 #: What :meth:`Job.status` says of an output: not there yet, finished with these settings, the best result so
 #: far of an interrupted run with these settings, or a file this job must not replace.
@@ -53,9 +53,18 @@ STATUSES = ("new", "done", "partial", "conflict")
 class RunOptions:
     """How a command runs a job, whatever the medium (the options every command shares)."""
 
-    overwrite: bool = option(False, is_flag=True, group="Output", help="Replace existing output files.")
-    quiet: bool = option(False, is_flag=True, flag=("-q", "--quiet"), group="Output",
+    overwrite: bool = option(False, is_flag=True, group="Input and output", help="Replace existing output files.")
+    quiet: bool = option(False, is_flag=True, flag=("-q", "--quiet"), group="Input and output",
                          help="No progress bar or summary.")
+    full_paths: bool = option(False, is_flag=True, group="Input and output",
+                              help="Record the inputs' absolute paths in the settings embedded in the output, "
+                                   "not only their file names (which keep private folders out of shared files).")
+
+
+def plot_path(output: str | os.PathLike) -> Path:
+    """Where ``--plot`` writes its figure, for every medium: ``OUTPUT_STEM.plot.png`` beside the output."""
+    output = Path(output)
+    return output.with_name(f"{output.stem}.plot.png")
 
 
 def jsonable(d: Any) -> Any:
@@ -81,6 +90,8 @@ class Job(ABC):
     resume : a checkpoint to continue from; its settings are the run's (the medium's ``RUNTIME_FIELDS``, which
         only say where and how fast it runs, are taken from ``config``).
     source : where the content's bytes are actually read (a local copy on a Ray worker); default ``content``.
+    full_paths : record the inputs' absolute paths in the output's settings; by default only their file names
+        (:meth:`metadata`), so that a shared output shows no private folders.
     """
 
     medium: ClassVar[str]
@@ -90,7 +101,8 @@ class Job(ABC):
 
     def __init__(self, content: str | os.PathLike, styles: Sequence[str | os.PathLike], output: str | os.PathLike,
                  config: Any, *, overwrite: bool = False, resume: str | os.PathLike | None = None,
-                 source: str | os.PathLike | None = None) -> None:
+                 source: str | os.PathLike | None = None, full_paths: bool = False) -> None:
+        self.full_paths = full_paths
         self.content = Path(content)
         self.styles = tuple(Path(s) for s in styles)
         self.output = Path(output)
@@ -187,17 +199,31 @@ class Job(ABC):
 
     def settings(self) -> dict:
         """What decides the output: medium, config (less ``RUNTIME_FIELDS``), the style files and the output's own
-        settings."""
-        config = {k: v for k, v in jsonable(self.config.to_dict()).items() if k not in self.RUNTIME_FIELDS}
+        settings. Files are compared by absolute path (the config's path fields too), so the same files named
+        from another folder, or by the bare names an output records, are the same work."""
+        config = map_paths(type(self.config), jsonable(self.config.to_dict()), os.path.abspath)
+        config = {k: v for k, v in config.items() if k not in self.RUNTIME_FIELDS}
         return {"medium": self.medium, "config": config,
                 "styles": [os.path.abspath(s) for s in self.styles], "output": self.output_settings()}
 
+    def recorded_path(self, path: str | os.PathLike) -> str:
+        """How the output's settings name an input file: its name, or its absolute path with ``full_paths``."""
+        return os.path.abspath(path) if self.full_paths else Path(path).name
+
     def metadata(self, seconds: float, **extra) -> dict:
-        """The settings embedded in the output: stylekit's version, the inputs, the config, the digest."""
+        """The settings embedded in the output: stylekit's version, the inputs (by name; see ``full_paths``), the
+        config, the digest. ``stylekit settings OUTPUT`` turns them into a preset that replays the run."""
         from . import __version__
-        return {"stylekit": __version__, "content": str(self.content), "styles": [str(s) for s in self.styles],
-                "config": jsonable(self.config.to_dict()), "settings_sha256": settings_digest(self.settings()),
-                "seconds": round(seconds, 3), **self.output_settings(), **extra}
+        config = map_paths(type(self.config), jsonable(self.config.to_dict()), self.recorded_path)
+        return {"stylekit": __version__, "content": self.recorded_path(self.content),
+                "styles": [self.recorded_path(s) for s in self.styles], "config": config,
+                "settings_sha256": settings_digest(self.settings()), "seconds": round(seconds, 3),
+                **self.output_settings(), **extra}
+
+    def notes(self) -> list[str]:
+        """*medium*: lines a command shows as the run starts, on settings that will not run as they read (a
+        ``--scales`` that the size leaves no room for). Call after :meth:`check`."""
+        return []
 
     def status(self) -> tuple[str, str | None]:
         """``(status, why)`` of the output: one of :data:`STATUSES`; ``why`` says what a conflict is."""

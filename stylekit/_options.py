@@ -7,7 +7,9 @@ a config. Every option defaults to ``None`` on the command line ("not given"), s
 applies: the command line and the Python API cannot disagree, and a command that takes several configs
 (``stylekit batch``) applies a shared option (``--seed``) to each config that has the field.
 
-Nothing here imports torch: the config modules are plain Python, so ``stylekit --help`` stays fast.
+Each option is listed in ``--help`` under the heading of its field's ``group`` (:data:`GROUPS`, in that order),
+rendered by rich-click. Nothing here imports torch: the config modules are plain Python, so ``stylekit --help``
+stays fast.
 """
 from __future__ import annotations
 
@@ -19,16 +21,22 @@ import click
 
 from .errors import ConfigError
 
-__all__ = ["option", "click_options", "build", "cli_fields", "parse_floats", "parse_layers", "format_layers",
-           "parse_tile"]
+__all__ = ["option", "click_options", "build", "cli_fields", "path_fields", "map_paths", "help_text", "GROUPS",
+           "parse_floats", "parse_layers", "format_layers", "parse_tile"]
 
 _KEY = "stylekit"
+
+#: The headings of ``--help``, in the order they are listed (a command shows those it has). Every option of
+#: ``stylekit image``, ``audio``, ``video``, ``batch`` and ``settings`` is under one of them.
+GROUPS = ("Input and output", "Strength", "Colour", "Quality and speed", "Spectrogram", "Video", "Device", "Resume",
+          "Batch")
 
 
 def option(default: Any = dataclasses.MISSING, *, help: str, default_factory: Any = dataclasses.MISSING,
            type: Any = None, parse: Callable[[str], Any] | None = None, show: Callable[[Any], str] | None = None,
-           flag: str | tuple[str, ...] | None = None, is_flag: bool = False, group: str = "Options", nested: bool = False,
-           cli: bool = True, metavar: str | None = None) -> Any:
+           flag: str | tuple[str, ...] | None = None, is_flag: bool = False, group: str = "Quality and speed",
+           nested: bool = False, cli: bool = True, metavar: str | None = None,
+           path: bool | tuple[str, ...] = False) -> Any:
     """A dataclass field that is also a command-line option.
 
     Parameters
@@ -38,12 +46,15 @@ def option(default: Any = dataclasses.MISSING, *, help: str, default_factory: An
     parse : text -> field value, for fields that are not plain numbers or words (layer lists, tuples).
     show : field value -> the text shown as its default in ``--help`` (default ``str``).
     flag : the option's name (default ``--field-name``); ``is_flag`` makes it a switch that sets True.
-    group : the section of ``--help`` it is listed in.
+    group : the heading of ``--help`` it is listed under (one of :data:`GROUPS` for the commands' options).
     nested : the field is itself a config whose fields are options (audio's ``spectrogram``).
     cli : False for fields the command line does not expose.
+    path : the value names input files (a path, or a tuple of paths); a tuple of words lists the values that
+        are not paths (``init``'s ``"content"``). An output records such a value as a file name only, unless
+        asked for full paths, and the settings digest compares it as an absolute path (:mod:`stylekit._job`).
     """
     meta = {_KEY: {"help": help, "type": type, "parse": parse, "show": show, "flag": flag, "is_flag": is_flag,
-                   "group": group, "nested": nested, "cli": cli, "metavar": metavar}}
+                   "group": group, "nested": nested, "cli": cli, "metavar": metavar, "path": path}}
     return dataclasses.field(default=default, default_factory=default_factory, metadata=meta)
 
 
@@ -60,6 +71,30 @@ def cli_fields(cls) -> list[tuple[dataclasses.Field, Any]]:
             out += cli_fields(type(value))
         else:
             out.append((f, value))
+    return out
+
+
+def path_fields(cls) -> dict[str, tuple[str, ...]]:
+    """``{field name: words that are not paths}`` of the top-level fields of ``cls`` whose values name input
+    files (declared with ``option(path=...)``)."""
+    out: dict[str, tuple[str, ...]] = {}
+    for f in dataclasses.fields(cls):
+        meta = f.metadata.get(_KEY)
+        if meta is not None and meta.get("path"):
+            out[f.name] = meta["path"] if isinstance(meta["path"], tuple) else ()
+    return out
+
+
+def map_paths(cls, data: dict, fn: Callable[[str], str]) -> dict:
+    """``data`` (a ``to_dict()`` of a ``cls``) with ``fn`` applied to every path its path fields name (a value
+    that is one of the field's words, such as ``init="content"``, is kept)."""
+    out = dict(data)
+    for name, words in path_fields(cls).items():
+        v = out.get(name)
+        if isinstance(v, str) and v not in words:
+            out[name] = fn(v)
+        elif isinstance(v, (list, tuple)):
+            out[name] = [fn(p) if isinstance(p, str) and p not in words else p for p in v]
     return out
 
 
@@ -95,7 +130,26 @@ def click_options(*classes, only: Iterable[str] | None = None, exclude: Iterable
     return decorate
 
 
+def help_text(text: str, *, prefix: str = "", default: str | None = None) -> str:
+    """The help of a generated option: ``prefix`` (a medium's label, ``"Audio: "``), the field's ``text`` exactly as
+    declared (never re-cased), then ``[default: ...]`` unless ``default`` is None (a flag).
+
+    The default is said here, once: the options are made with ``default=None`` ("not given") and click's own
+    ``show_default`` off, so nothing else adds a second one. A declared text that states its own default, or a
+    default shown as ``None`` (a field whose ``None`` means something needs ``show=``), is a declaration error.
+    """
+    if "[default" in text or "(default:" in text:
+        raise ValueError(f"help {text!r} states a default; the generated option adds it")
+    if default is None:
+        return f"{prefix}{text}"
+    if default in ("None", ""):
+        raise ValueError(f"help {text!r}: the default shows as {default!r}; declare show= for it")
+    return f"{prefix}{text} [default: {default}]"
+
+
 def _one_option(name: str, entries: list, prefix: Mapping) -> Callable:
+    from rich_click import RichOption    # rich-click lists options under their group's heading in --help
+
     cls, f, value = entries[0]
     meta = f.metadata[_KEY]
     shown = {_shown(e[1].metadata[_KEY], e[2]) for e in entries}
@@ -104,11 +158,12 @@ def _one_option(name: str, entries: list, prefix: Mapping) -> Callable:
     else:
         default = ", ".join(f"{prefix.get(c, c.__name__).strip(': ').lower()} {_shown(g.metadata[_KEY], v)}"
                             for c, g, v in entries)
-    text = meta["help"] if len(entries) > 1 else f"{prefix.get(cls, '')}{meta['help']}"
     decls = meta["flag"] if isinstance(meta["flag"], tuple) else (meta["flag"] or f"--{name.replace('_', '-')}",)
-    kw: dict[str, Any] = {"default": None, "help": text if meta["is_flag"] else f"{text} [default: {default}]"}
+    kw: dict[str, Any] = {"default": None, "cls": RichOption, "panel": meta["group"], "show_default": False,
+                          "help": help_text(meta["help"], prefix="" if len(entries) > 1 else prefix.get(cls, ""),
+                                            default=None if meta["is_flag"] else default)}
     if meta["is_flag"]:
-        kw.update(is_flag=True, default=None, flag_value=True)
+        kw.update(is_flag=True, flag_value=True)
     else:
         kw["type"] = meta["type"]
         if meta["metavar"]:

@@ -25,7 +25,17 @@ def check_threads(n, name: str = "threads") -> int:
 
 
 def check_int(name: str, value, lo: int, hi: int) -> int:
-    """``value`` if it is an integer (not a bool) in ``[lo, hi]``, else a :class:`ConfigError` naming ``name``."""
+    """``value`` if it is an integer (not a bool) in ``[lo, hi]``, else a :class:`ConfigError` naming ``name``.
+
+    Examples
+    --------
+    >>> check_int("--iterations", 5, 1, 10)
+    5
+    >>> check_int("--iterations", 0, 1, 10)
+    Traceback (most recent call last):
+    ...
+    stylekit.errors.ConfigError: ...
+    """
     if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
         raise ConfigError(f"{name} must be an integer in {lo}..{hi}, got {value!r}")
     return value
@@ -33,7 +43,13 @@ def check_int(name: str, value, lo: int, hi: int) -> int:
 
 def check_float(name: str, value, lo: float, hi: float, *, low_open: bool = False) -> float:
     """``value`` if it is a finite number in ``[lo, hi]`` (``(lo, hi]`` with ``low_open``), else a
-    :class:`ConfigError` naming ``name`` (NaN and infinities included)."""
+    :class:`ConfigError` naming ``name`` (NaN and infinities included).
+
+    Examples
+    --------
+    >>> check_float("--lr", 0.5, 0.0, 1.0, low_open=True)
+    0.5
+    """
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if not ok or not (lo < value if low_open else lo <= value) or value > hi:
         interval = f"{'(' if low_open else '['}{lo:g}, {hi:g}]"
@@ -45,7 +61,13 @@ def fold_seed(seed: int, *, lo: int = 0, hi: int = 2 ** 32) -> int:
     """A seed the generators take: a seed in ``[lo, hi)`` as it is; any other integer mapped into
     ``[max(lo, 0), hi)`` by the sha256 of its decimal text. So every integer is accepted (none is refused or
     crashes a generator) and the same integer always gives the same run. The default range is numpy's
-    (``RandomState``); torch's generators take ``[-2**63, 2**64)``."""
+    (``RandomState``); torch's generators take ``[-2**63, 2**64)``.
+
+    Examples
+    --------
+    >>> fold_seed(7), fold_seed(2 ** 40) == fold_seed(2 ** 40), 0 <= fold_seed(-1) < 2 ** 32
+    (7, True, True)
+    """
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ConfigError(f"seed must be an integer, got {seed!r}")
     if lo <= seed < hi:

@@ -14,9 +14,10 @@ import sys
 import threading
 
 import click
+from rich_click import RichGroup
 
 from ._allocator import keep_freed_memory
-from ._command import sigterm_as_interrupt
+from ._command import examples, sigterm_as_interrupt
 from .errors import StylekitError
 
 __all__ = ["main", "cli", "COMMANDS"]
@@ -28,6 +29,8 @@ COMMANDS = [
     ("stylekit.video.cli", "video"),
     ("stylekit.spectral.cli", "spectral"),
     ("stylekit.batch.cli", "batch"),
+    ("stylekit.serve.cli", "serve"),
+    ("stylekit._preset", "settings"),
 ]
 
 
@@ -43,7 +46,7 @@ def setup_runtime() -> None:
     keep_freed_memory()
 
 
-class _StylekitGroup(click.Group):
+class _StylekitGroup(RichGroup):
     """A click group whose ``main`` turns every user error into one line on stderr and exit code 2."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
@@ -86,10 +89,18 @@ class _StylekitGroup(click.Group):
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
-@click.group(cls=_StylekitGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_StylekitGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog=examples("stylekit image photo.jpg painting.jpg -o out.png",
+                             "stylekit audio voice.wav organ.wav -o voice_organ.wav",
+                             "stylekit batch photos/ --style painting.jpg -o styled/",
+                             "stylekit settings out.png -o preset.toml",
+                             "stylekit COMMAND --help"))
 @click.version_option(package_name="stylekit")
 def cli() -> None:
-    """Neural style transfer for images and sound, and spectral autoencoders for musical notes."""
+    """Neural style transfer for images, sound and video, and spectral autoencoders for musical notes.
+
+    Every command lists its options under headings and ends its --help with examples.
+    """
 
 
 def _register() -> None:
@@ -120,5 +131,15 @@ def _register() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point (``stylekit``)."""
+    """Console-script entry point (``stylekit``).
+
+    Examples
+    --------
+    >>> try:
+    ...     main(["--version"])
+    ... except SystemExit as e:                      # click ends the process with the command's exit code
+    ...     print("exit", e.code)
+    stylekit, version 0.1.0
+    exit 0
+    """
     cli.main(args=argv)

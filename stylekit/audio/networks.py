@@ -22,7 +22,8 @@ from torch import nn
 from ..errors import ConfigError
 from .config import NETWORKS
 
-__all__ = ["RandomConvBank", "spectrogram_vgg19", "NETWORKS", "VGG19_CONTENT_LAYERS", "VGG19_STYLE_LAYERS"]
+__all__ = ["RandomConvBank", "spectrogram_vgg19", "FrequencyBands", "NETWORKS", "VGG19_CONTENT_LAYERS",
+           "VGG19_STYLE_LAYERS", "banded_layers"]
 
 VGG19_CONTENT_LAYERS = {"relu4_2": 1.0}
 VGG19_STYLE_LAYERS = {k: 0.2 for k in ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")}
@@ -57,6 +58,13 @@ class RandomConvBank(nn.Module):
     uses widths 3, 7, 15 and 31 frames (70 ms to 720 ms at hop 512) with 128 filters each (fewer filters move
     the band statistics less, more cost time without scoring better; docs/audio.md). Weights are He-normal
     (std ``sqrt(2 / (n_bins * w))``) so every layer's activations have a similar scale; the biases are zero.
+
+    Examples
+    --------
+    >>> import torch
+    >>> bank = RandomConvBank(32, widths=(3, 7), channels=8)
+    >>> {k: tuple(v.shape) for k, v in bank(torch.rand(1, 1, 32, 50)).items()}      # (B, channels, T - w + 1)
+    {'conv_w3': (1, 8, 48), 'conv_w7': (1, 8, 44)}
     """
 
     def __init__(self, n_bins: int, *, widths: Sequence[int] = (3, 7, 15, 31), channels: int = 128,
@@ -106,7 +114,69 @@ def spectrogram_vgg19(layers: Sequence[str], *, weights: str = "caffe", pooling:
     The user's design. VGG19 was trained on photographs, where the two image axes are interchangeable; on a
     spectrogram they are not (a shift in frequency changes the sound), so its features are a weaker prior for
     audio than for images, and it needs at least 16 frequency bins and frames per pooling stage.
+
+    Examples
+    --------
+    >>> import torch
+    >>> spectrogram_vgg19(["relu1_1"])(torch.rand(1, 1, 32, 50))["relu1_1"].shape
+    torch.Size([1, 64, 32, 50])
     """
     from ..features import MonoAdapter, VGG19Features
 
     return MonoAdapter(VGG19Features(list(layers), weights=weights, pooling=pooling))
+
+
+class FrequencyBands(nn.Module):
+    """Adds each of some layers cut into horizontal strips (frequency bands) as layers of its own.
+
+    Parameters
+    ----------
+    inner : nn.Module
+        An extractor of (B, C, H, W) feature maps with H the frequency axis (e.g. :func:`spectrogram_vgg19`).
+    banded : sequence of str
+        The layers to cut.
+    n_bands : int
+        Strips per layer, of (nearly) equal height; layer ``"relu1_1"`` gives ``"relu1_1@0"`` (lowest
+        frequencies) ... ``"relu1_1@{n_bands - 1}"``.
+
+    Notes
+    -----
+    A Gram matrix sums over every position, so an image network's style term cannot tell a partial at 200 Hz
+    from one at 5 kHz: the style's texture ends up anywhere on the frequency axis. A Gram per band keeps the
+    statistics where they are in frequency (the audio counterpart of the spatial guidance of Gatys et al. 2017).
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = FrequencyBands(spectrogram_vgg19(["relu1_1"]), ["relu1_1"], n_bands=2)
+    >>> sorted(net(torch.rand(1, 1, 32, 50)))
+    ['relu1_1', 'relu1_1@0', 'relu1_1@1']
+    """
+
+    def __init__(self, inner: nn.Module, banded: Sequence[str], *, n_bands: int = 4) -> None:
+        super().__init__()
+        if n_bands < 1:
+            raise ConfigError(f"n_bands must be >= 1, got {n_bands}")
+        self.inner, self.banded, self.n_bands = inner, tuple(banded), int(n_bands)
+        self.layers = tuple(inner.layers) + banded_layers(self.banded, n_bands=self.n_bands)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        f = dict(self.inner(x))
+        for name in self.banded:
+            h = f[name].shape[2]
+            edges = [round(k * h / self.n_bands) for k in range(self.n_bands + 1)]
+            for k in range(self.n_bands):
+                a, b = edges[k], max(edges[k + 1], edges[k] + 1)
+                f[f"{name}@{k}"] = f[name][:, :, min(a, h - 1):min(b, h)]
+        return f
+
+
+def banded_layers(layers: Sequence[str], *, n_bands: int) -> tuple[str, ...]:
+    """The names :class:`FrequencyBands` gives the strips of ``layers``.
+
+    Examples
+    --------
+    >>> banded_layers(["relu1_1"], n_bands=2)
+    ('relu1_1@0', 'relu1_1@1')
+    """
+    return tuple(f"{name}@{k}" for name in layers for k in range(n_bands))

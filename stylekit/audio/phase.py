@@ -33,13 +33,27 @@ def stft(y: torch.Tensor, *, n_fft: int, hop_length: int) -> torch.Tensor:
     torch.Tensor
         Shape (n_fft // 2 + 1, 1 + n // hop_length), complex64, *not* normalised (a full-scale sine of a bin
         frequency has magnitude ``n_fft / 4``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> stft(torch.randn(2205), n_fft=256, hop_length=64).shape     # (n_fft // 2 + 1, frames), complex
+    torch.Size([129, 35])
     """
     return torch.stft(y, n_fft, hop_length=hop_length, window=_window(n_fft, y.dtype, y.device), center=True,
                       pad_mode="reflect", return_complex=True)
 
 
 def istft(spec: torch.Tensor, *, n_fft: int, hop_length: int, length: int) -> torch.Tensor:
-    """Inverse of :func:`stft` (weighted overlap-add), returning exactly ``length`` samples (shape (length,))."""
+    """Inverse of :func:`stft` (weighted overlap-add), returning exactly ``length`` samples (shape (length,)).
+
+    Examples
+    --------
+    >>> import torch
+    >>> y = torch.randn(2205)
+    >>> torch.allclose(istft(stft(y, n_fft=256, hop_length=64), n_fft=256, hop_length=64, length=2205), y, atol=1e-4)
+    True
+    """
     return torch.istft(spec, n_fft, hop_length=hop_length, window=_window(n_fft, device=spec.device), center=True,
                        length=length)
 
@@ -72,6 +86,14 @@ def griffin_lim(magnitude: torch.Tensor | np.ndarray, *, n_fft: int, hop_length:
     -------
     np.ndarray
         Shape (length,), float32.
+
+    Examples
+    --------
+    >>> import torch
+    >>> y = torch.sin(torch.arange(2205) * 0.125)
+    >>> spec = stft(y, n_fft=256, hop_length=64)
+    >>> griffin_lim(spec.abs(), n_fft=256, hop_length=64, length=2205, n_iter=8, init_phase=spec.angle()).shape
+    (2205,)
     """
     if not 0.0 <= momentum < 1.0:
         raise ValueError(f"momentum must be in [0, 1), got {momentum}")

@@ -25,12 +25,12 @@ from torch import nn
 
 from .._device import resolve_device
 from ..errors import ConfigError, StylizeInterrupted
-from ..losses.audio import BandStatsLoss, EnvelopeLoss, RhythmLoss
+from ..losses.audio import BandStatsLoss, EnvelopeLoss, RhythmLoss, SpeechEnvelopeLoss, speech_bands
 from . import io as aio
 from .config import AudioStyleConfig, SpectrogramConfig
 from .networks import VGG19_CONTENT_LAYERS, VGG19_STYLE_LAYERS, RandomConvBank
-from .transform import (LinearToMel, MelProjection, chunk_spans, content_phase, overlap_add, to_audio, to_network,
-                        to_spectrogram)
+from .transform import (LinearToMel, MelProjection, chunk_spans, content_phase, overlap_add, row_frequencies, to_audio,
+                        to_network, to_spectrogram)
 
 __all__ = ["AudioStyleConfig", "AudioResult", "AudioInput", "AudioStyleTargets", "stylize_audio", "style_targets",
            "read_input", "build_config", "plot_spectrograms", "check_progress"]
@@ -46,6 +46,15 @@ def build_config(config: AudioStyleConfig | None = None, **options) -> AudioStyl
 
     Options may name fields of :class:`AudioStyleConfig` or of its :class:`SpectrogramConfig` (e.g.
     ``kind="linear"``, ``n_mels=96``); ``None`` values are ignored. Unknown names raise :class:`ConfigError`.
+
+    Examples
+    --------
+    >>> build_config(n_mels=96, style_weight=10).spectrogram.n_mels
+    96
+    >>> build_config(colour=1)
+    Traceback (most recent call last):
+    ...
+    stylekit.errors.ConfigError: ...
     """
     config = config or AudioStyleConfig()
     opts = {k: v for k, v in options.items() if v is not None}
@@ -66,8 +75,9 @@ class AudioResult:
     Attributes
     ----------
     data : np.ndarray
-        Shape (n,), float32 in [-1, 1]: exactly the content's number of samples at the content's own rate,
-        at the content's loudness, peaks just under full scale (:data:`.io.PEAK_CEILING`).
+        Shape (n,) for a mono content, (n, channels) for a multi-channel one; float32 in [-1, 1]: exactly the
+        content's number of samples and channels at the content's own rate, at the content's loudness, peaks
+        just under full scale (:data:`.io.PEAK_CEILING`).
     sample_rate : int
         The content's rate (Hz).
     config : AudioStyleConfig
@@ -75,9 +85,23 @@ class AudioResult:
         True when the run was stopped early (the result is the best so far; unfinished chunks keep the
         content).
     working : np.ndarray
-        The result at ``config.spectrogram.sample_rate`` (before resampling back), shape (m,).
+        The mono result at the working rate (``spectrogram.sample_rate``), before the channels are restored
+        and before resampling back, shape (m,).
     content, styles : AudioClip, list of AudioClip
         The prepared inputs (for plots and measurements).
+    spectrogram : SpectrogramConfig
+        The spectrogram settings the run worked at: ``config.spectrogram`` moved to the content's rate with
+        ``full_band`` (:func:`run_config`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> voice = (np.sin(2 * np.pi * 220 * np.arange(11025) / 22050) * np.hanning(11025), 22050)   # 0.5 s
+    >>> rain = (rng.standard_normal(11025) * 0.1, 22050)
+    >>> result = stylize_audio(voice, [rain], steps=2)
+    >>> result.interrupted, result.data.dtype
+    (False, dtype('float32'))
     """
 
     data: np.ndarray = field(repr=False)
@@ -87,6 +111,7 @@ class AudioResult:
     working: np.ndarray | None = field(default=None, repr=False)
     content: aio.AudioClip | None = field(default=None, repr=False)
     styles: list = field(default_factory=list, repr=False)
+    spectrogram: SpectrogramConfig | None = None     # the settings the run worked at (see run_config)
 
     @property
     def samples(self) -> np.ndarray:
@@ -106,7 +131,17 @@ class AudioResult:
 @dataclass(frozen=True)
 class AudioInput:
     """A sound read and prepared once: the working clip, and the rate, length and loudness of the original
-    (which the output of a content matches)."""
+    (which the output of a content matches).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> voice = (np.sin(2 * np.pi * 220 * np.arange(11025) / 22050) * np.hanning(11025), 22050)   # 0.5 s
+    >>> rain = (rng.standard_normal(11025) * 0.1, 22050)
+    >>> isinstance(read_input(voice, AudioStyleConfig()), AudioInput)
+    True
+    """
 
     clip: aio.AudioClip
     rate: int
@@ -121,6 +156,16 @@ class AudioStyleTargets:
     Picklable plain data on the CPU. ``settings`` are the config fields the targets depend on (spectrogram,
     network, seed, chunking, loudness, blend, and which optional terms need them): :func:`stylize_audio`
     refuses targets made with other values.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> voice = (np.sin(2 * np.pi * 220 * np.arange(11025) / 22050) * np.hanning(11025), 22050)   # 0.5 s
+    >>> rain = (rng.standard_normal(11025) * 0.1, 22050)
+    >>> targets = style_targets([rain])
+    >>> len(targets.spectrograms), targets.blend
+    (1, [1.0])
     """
 
     clips: list = field(repr=False)
@@ -130,32 +175,68 @@ class AudioStyleTargets:
     rhythm: list = field(repr=False)           # their time-axis features for the rhythm term ({} when off)
     blend: list = field(repr=False)            # weight of each chunk: style weight x chunk length
     start: torch.Tensor | None = field(default=None, repr=False)   # the first style, for init="style"
+    sources: list = field(default_factory=list, repr=False)  # the styles at their own rates, for other rates
+    by_rate: dict = field(default_factory=dict, repr=False)  # the same targets made at other working rates
 
 
-def read_input(x, config: AudioStyleConfig, what: str = "content") -> AudioInput:
-    """A path, an :class:`~.io.AudioClip` or ``(samples, sample_rate)``, prepared at the config's working rate
-    and loudness (an :class:`~stylekit.errors.InputError` naming the file when it is unusable)."""
-    sr = config.spectrogram.sample_rate
+def run_config(config: AudioStyleConfig, rate: int) -> AudioStyleConfig:
+    """The config a run actually works with for a content at ``rate`` Hz: with ``full_band`` the spectrogram
+    settings moved to that rate (:meth:`SpectrogramConfig.at_rate`), else ``config`` itself."""
+    if not config.full_band:
+        return config
+    return dataclasses.replace(config, spectrogram=config.spectrogram.at_rate(rate))
+
+
+def _clip_rms(clip: aio.AudioClip) -> float:
+    """The RMS of the original input (over all its channels when the clip keeps them)."""
+    y = clip.samples if clip.channels is None else clip.channels
+    return float(np.sqrt(np.mean(y.astype(np.float64) ** 2))) / clip.gain
+
+
+def read_input(x, config: AudioStyleConfig, what: str = "content", *, rate: int | None = None) -> AudioInput:
+    """A path, an :class:`~.io.AudioClip` or ``(samples, sample_rate)``, prepared at a working rate and the
+    config's loudness (an :class:`~stylekit.errors.InputError` naming the file when it is unusable).
+
+    The working rate is ``rate`` when given, else the content's own rate for a ``"content"`` with
+    ``config.full_band``, else the config's. A content keeps its channels (:attr:`.io.AudioClip.channels`);
+    a style is mixed down to mono and must hold at least one analysis window (``n_fft`` samples at the
+    working rate).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> voice = (np.sin(2 * np.pi * 220 * np.arange(11025) / 22050) * np.hanning(11025), 22050)   # 0.5 s
+    >>> rain = (rng.standard_normal(11025) * 0.1, 22050)
+    >>> audio = read_input(voice, AudioStyleConfig())
+    >>> audio.rate, audio.length
+    (22050, 11025)
+    """
+    content = what == "content"
+    native = rate is None and content and config.full_band
+    sr = None if native else int(rate or config.spectrogram.sample_rate)
     if isinstance(x, AudioInput):
-        if x.clip.sample_rate != sr:
-            raise ConfigError(f"{x.clip.source}: clip is at {x.clip.sample_rate} Hz, the config works at {sr} Hz")
+        if sr is not None and x.clip.sample_rate != sr:
+            raise ConfigError(f"{x.clip.source}: clip is at {x.clip.sample_rate} Hz, the run works at {sr} Hz")
         return x
     if isinstance(x, aio.AudioClip):
-        if x.sample_rate != sr:
-            raise ConfigError(f"{x.source}: clip is at {x.sample_rate} Hz, the config works at {sr} Hz")
-        rms = float(np.sqrt(np.mean(x.samples.astype(np.float64) ** 2)))
-        return AudioInput(x, sr, len(x.samples), rms / x.gain)
-    if isinstance(x, tuple) and len(x) == 2 and not isinstance(x[0], (str, os.PathLike)):
-        data, rate = np.asarray(x[0]), int(x[1])
+        if sr is None or x.sample_rate == sr:
+            return AudioInput(x, x.sample_rate, len(x.samples), _clip_rms(x))
+        data, x_rate, source = x.samples, x.sample_rate, x.source    # a clip at another rate: resampled
+    elif isinstance(x, tuple) and len(x) == 2 and not isinstance(x[0], (str, os.PathLike)):
+        data, x_rate = np.asarray(x[0]), int(x[1])
         source = f"<{what} array>"
     elif isinstance(x, (str, os.PathLike)):
         source = str(x)
-        data, rate = aio.read_audio(Path(x))
+        data, x_rate = aio.read_audio(Path(x))
     else:
         raise ConfigError(f"{what}: expected a path, an AudioClip or (samples, sample_rate), got {type(x).__name__}")
-    clip = aio.prepare_audio(data, rate, target_rate=sr, target_rms=config.target_rms, source=source,
-                             min_samples=config.spectrogram.n_fft // 2 + 1)
-    return AudioInput(clip, rate, int(np.asarray(data).shape[0]), config.target_rms / clip.gain)
+    usable = aio.RATE_RANGE[0] <= (sr or x_rate) <= aio.RATE_RANGE[1]    # else prepare_audio says why not
+    n_fft = run_config(config, sr or x_rate).spectrogram.n_fft if usable else 1
+    clip = aio.prepare_audio(data, x_rate, target_rate=sr, target_rms=config.target_rms, source=source,
+                             min_samples=n_fft // 2 + 1 if content else n_fft, keep_channels=content,
+                             window_name="its FFT" if content else "one analysis window")
+    return AudioInput(clip, x_rate, int(np.asarray(data).shape[0]), _clip_rms(clip))
 
 
 class _Tap(nn.Module):
@@ -178,10 +259,16 @@ def _extractor_and_layers(config: AudioStyleConfig) -> tuple[nn.Module, dict[str
                              seed=config.seed)
         w = 1.0 / len(net.layers)
         return net, {k: w for k in net.layers}, {k: w for k in net.layers}
-    from .networks import spectrogram_vgg19
+    from .networks import FrequencyBands, spectrogram_vgg19
 
     layers = sorted(set(VGG19_CONTENT_LAYERS) | set(VGG19_STYLE_LAYERS))
-    return spectrogram_vgg19(layers), dict(VGG19_CONTENT_LAYERS), dict(VGG19_STYLE_LAYERS)
+    net = spectrogram_vgg19(layers)
+    n = config.vgg_bands
+    if n <= 1:
+        return net, dict(VGG19_CONTENT_LAYERS), dict(VGG19_STYLE_LAYERS)
+    # a Gram per frequency band (FrequencyBands): the style's statistics stay where they are in frequency
+    style = {f"{k}@{b}": w / n for k, w in VGG19_STYLE_LAYERS.items() for b in range(n)}
+    return FrequencyBands(net, list(VGG19_STYLE_LAYERS), n_bands=n), dict(VGG19_CONTENT_LAYERS), style
 
 
 def _min_frames(config: AudioStyleConfig) -> int:
@@ -203,6 +290,14 @@ def _tile_frames(z: torch.Tensor, n: int) -> torch.Tensor:
     """Repeat a (1, 1, F, T) spectrogram in time (alternately reversed, so there are no jumps) to n frames."""
     reps = [z, z.flip(-1)] * (n // (2 * z.shape[-1]) + 1)
     return torch.cat(reps, dim=-1)[..., :n].clone()
+
+
+#: Weight of the speech-envelope term at ``words=1`` (it is ``words`` times this; the style-side terms are
+#: ``1 - words`` times theirs). Chosen with benchmarks/bench_audio.py so that the default ``words=0.5`` keeps
+#: the words on the example pairs while the texture still moves.
+_SPEECH_SCALE = 10.0
+#: STOI's segment: intelligibility is judged on the band envelopes over 384 ms.
+_SPEECH_SEGMENT_S = 0.384
 
 
 # How far above the loudest level of the inputs a result's band may go (6 dB of magnitude).
@@ -247,7 +342,8 @@ def _target_settings(config: AudioStyleConfig) -> dict:
     """The config fields :class:`AudioStyleTargets` depend on, as plain data."""
     spec = {k: v for k, v in config.spectrogram.to_dict().items() if k not in _INVERSE_ONLY}
     return {"spectrogram": spec, "network": config.network, "widths": list(config.widths),
-            "channels": config.channels, "seed": config.seed, "chunk_seconds": config.chunk_seconds,
+            "channels": config.channels, "vgg_bands": config.vgg_bands, "seed": config.seed,
+            "chunk_seconds": config.chunk_seconds,
             "overlap_seconds": config.overlap_seconds, "target_rms": config.target_rms,
             "style_blend": None if config.style_blend is None else list(config.style_blend),
             "rhythm": config.rhythm_weight > 0,
@@ -261,7 +357,8 @@ def _style_list(styles) -> list:
 
 
 def _style_clips(styles, config: AudioStyleConfig) -> list:
-    clips = [read_input(s, config, "style").clip for s in _style_list(styles)]
+    """The styles as mono clips at ``config``'s working rate."""
+    clips = [read_input(s, config, "style", rate=config.spectrogram.sample_rate).clip for s in _style_list(styles)]
     if not clips:
         raise ConfigError("at least one style is needed")
     blend = config.style_blend
@@ -303,13 +400,61 @@ def style_targets(styles, *, config: AudioStyleConfig | None = None, **options) 
     Pass the result to :func:`stylize_audio` in place of the styles: every content run with the same
     style-side settings (see :class:`AudioStyleTargets`) then reuses it, which is what a batch does. ``options``
     override fields of ``config`` as in :func:`stylize_audio`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> voice = (np.sin(2 * np.pi * 220 * np.arange(11025) / 22050) * np.hanning(11025), 22050)   # 0.5 s
+    >>> rain = (rng.standard_normal(11025) * 0.1, 22050)
+    >>> targets = style_targets([rain], steps=2)                  # made once ...
+    >>> results = [stylize_audio(voice, targets, steps=2) for _ in range(2)]   # ... for several contents
+    >>> len(results)
+    2
     """
     config = build_config(config, **options)
     device = resolve_device(config.device)
     with _threads(config.threads):
         clips = _style_clips(styles, config)
         extractor, content_layers, style_layers = _extractor_and_layers(config)
-        return _make_targets(clips, config, extractor.to(device), content_layers, style_layers, device)
+        t = _make_targets(clips, config, extractor.to(device), content_layers, style_layers, device)
+        if config.full_band:     # each content works at its own rate: keep the styles' full band for that
+            t.sources = [read_input(s, config, "style", rate=_own_rate(s)).clip for s in _style_list(styles)]
+        return t
+
+
+def _own_rate(x) -> int:
+    """The sample rate a style input has as it is (a file's, a clip's or an array's)."""
+    if isinstance(x, AudioInput):
+        return x.clip.sample_rate
+    if isinstance(x, aio.AudioClip):
+        return x.sample_rate
+    if isinstance(x, tuple) and len(x) == 2 and not isinstance(x[0], (str, os.PathLike)):
+        return int(x[1])
+    import soundfile as sf
+
+    try:
+        return int(sf.info(str(x)).samplerate)
+    except Exception:    # not a soundfile format (MP3): read it whole
+        return aio.read_audio(Path(x))[1]
+
+
+def _targets_for(targets: AudioStyleTargets, user: AudioStyleConfig, config: AudioStyleConfig) -> AudioStyleTargets:
+    """``targets`` for a run with ``config`` (``user``'s config at the content's rate): as they are when they were
+    made at its working rate; else, when they were made with ``user``'s config and ``full_band``, made again from
+    their styles at that rate (once per rate, kept in ``targets.by_rate``)."""
+    if targets.settings == _target_settings(config):
+        return targets
+    if not (config.full_band and targets.sources) or targets.settings != _target_settings(user):
+        _check_targets(targets, config)
+    sr = config.spectrogram.sample_rate
+    if sr not in targets.by_rate:
+        device = resolve_device(config.device)
+        extractor, content_layers, style_layers = _extractor_and_layers(config)
+        clips = [read_input(c, config, "style", rate=sr).clip for c in targets.sources]
+        targets.by_rate[sr] = _make_targets(clips, config, extractor.to(device), content_layers, style_layers,
+                                            device)
+    return targets.by_rate[sr]
 
 
 def _check_targets(targets: AudioStyleTargets, config: AudioStyleConfig) -> None:
@@ -337,17 +482,22 @@ class _Criterion:
         self.config, self.device = config, device
         self.span = math.log(cfg.ref) - math.log(cfg.log_floor)
         self.tap = _Tap(extractor)
+        texture = 1.0 - config.words
+        self.weights = {"bands": config.band_weight * texture, "envelope": config.envelope_weight,
+                        "rhythm": config.rhythm_weight * texture, "speech": config.words * _SPEECH_SCALE}
         self.loss = StyleTransferLoss(self.tap, content_layers=content_layers, style_layers=style_layers,
-                                      content_weight=config.content_weight, style_weight=config.style_weight,
+                                      content_weight=config.content_weight, style_weight=config.style_weight * texture,
                                       tv_weight=0.0, normalize=True).to(device)
         self.loss.set_style_features([{k: v.to(device) for k, v in f.items()} for f in targets.features],
                                      blend=targets.blend)
         style_z = [z.to(device) for z in targets.spectrograms]
-        self.bands = BandStatsLoss(style_z, blend=targets.blend).to(device) if config.band_weight > 0 else None
+        self.bands = BandStatsLoss(style_z, blend=targets.blend).to(device) if self.weights["bands"] > 0 else None
         # The loudest each band gets in any style (network scale): with the content's, the ceiling of the result.
         self.style_ceiling = torch.stack([z[0, 0].amax(-1) for z in style_z]).amax(0)
         self.rhythm = self._rhythm(targets) if config.rhythm_weight > 0 else None
         self.envelope: EnvelopeLoss | None = None
+        self.speech: SpeechEnvelopeLoss | None = None
+        self.speech_basis = speech_bands(torch.from_numpy(row_frequencies(cfg))).to(device)
         if _linear_vars(config):
             self.project = LinearToMel(cfg).to(device)
         else:
@@ -373,16 +523,20 @@ class _Criterion:
         floor = self.config.spectrogram.log_floor
         self.envelope = (EnvelopeLoss(z, span=self.span, offset=math.log(floor)).to(self.device)
                          if self.config.envelope_weight > 0 else None)
+        cfg = self.config.spectrogram
+        segment = max(2, round(_SPEECH_SEGMENT_S * cfg.sample_rate / cfg.hop_length))
+        self.speech = (SpeechEnvelopeLoss(z, basis=self.speech_basis, span=self.span, offset=math.log(floor),
+                                          segment=segment).to(self.device)
+                       if self.weights["speech"] > 0 and len(self.speech_basis) else None)
 
     def __call__(self, x: torch.Tensor):
         x = self.prepare(x)
         total, terms = self.loss(x)
-        extra = (("bands", self.config.band_weight, self.bands, lambda t: t(x)),
-                 ("envelope", self.config.envelope_weight, self.envelope, lambda t: t(x)),
-                 ("rhythm", self.config.rhythm_weight, self.rhythm, lambda t: t(self.tap.last)))
-        for name, weight, term, apply in extra:
+        extra = (("bands", self.bands, lambda t: t(x)), ("envelope", self.envelope, lambda t: t(x)),
+                 ("rhythm", self.rhythm, lambda t: t(self.tap.last)), ("speech", self.speech, lambda t: t(x)))
+        for name, term, apply in extra:
             if term is not None:
-                v = weight * apply(term)
+                v = self.weights[name] * apply(term)
                 terms = {**terms, name: v}
                 total = total + v
         return total, terms
@@ -405,7 +559,17 @@ class _Progress:
 
 def check_progress(resume, n_chunks: int | None = None) -> tuple[int, list, dict | None]:
     """Validate a resume dict's structure (types only; shapes are checked against each chunk); a
-    :class:`ConfigError` when it is not one :func:`stylize_audio` wrote."""
+    :class:`ConfigError` when it is not one :func:`stylize_audio` wrote.
+
+    Examples
+    --------
+    >>> check_progress({"chunk": 0, "done": [], "state": None})
+    (0, [], None)
+    >>> check_progress({"step": 3})
+    Traceback (most recent call last):
+    ...
+    stylekit.errors.ConfigError: the checkpoint's progress is not valid for these inputs and settings
+    """
     bad = ConfigError("the checkpoint's progress is not valid for these inputs and settings")
     if not isinstance(resume, dict) or not {"chunk", "done", "state"} <= set(resume):
         raise bad
@@ -531,13 +695,18 @@ def _reconstruct(crit: _Criterion, y_dev: torch.Tensor, spans, contents: list, s
     return overlap_add(pieces, spans, len(y_dev)) if len(spans) > 1 else pieces[0]
 
 
-def _to_output(working: np.ndarray, content: AudioInput, sr: int) -> np.ndarray:
-    """The working-rate result at the content's own rate, length and loudness."""
-    out = working
+def _to_output(working: np.ndarray, content: AudioInput, cfg: SpectrogramConfig) -> np.ndarray:
+    """The working-rate mono result with the content's channels (:func:`.stereo.upmix`), at the content's own
+    rate, length and loudness."""
+    sr, out = cfg.sample_rate, working
+    if content.clip.channels is not None:
+        from .stereo import upmix
+
+        out = upmix(working, content.clip.channels, n_fft=cfg.n_fft, hop_length=cfg.hop_length)
     if content.rate != sr:
         import librosa
 
-        out = librosa.resample(working.astype(np.float64), orig_sr=sr, target_sr=content.rate, res_type="soxr_hq")
+        out = librosa.resample(out.astype(np.float64).T, orig_sr=sr, target_sr=content.rate, res_type="soxr_hq").T
     return aio.finalize_output(out, length=content.length, target_rms=content.rms, source=content.clip.source)
 
 
@@ -591,6 +760,16 @@ def stylize_audio(content, styles, *, config: AudioStyleConfig | None = None, ca
     these settings agrees with librosa's NNLS solution and is much cheaper. Style statistics of several
     styles (and of the chunks of a long style) are blended by averaging Gram matrices, weighted by
     ``style_blend`` and by each chunk's length.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> voice = (np.sin(2 * np.pi * 220 * np.arange(11025) / 22050) * np.hanning(11025), 22050)   # 0.5 s
+    >>> rain = (rng.standard_normal(11025) * 0.1, 22050)
+    >>> result = stylize_audio(voice, [rain], steps=2)
+    >>> result.data.shape, result.sample_rate
+    ((11025,), 22050)
     """
     if style_weights is not None:
         options["style_blend"] = tuple(float(w) for w in style_weights)
@@ -614,9 +793,11 @@ def _setup(styles, config: AudioStyleConfig, device: torch.device) -> tuple[_Cri
 
 def _stylize(content, styles, config: AudioStyleConfig, callback, device: torch.device,
              resume: dict | None) -> AudioResult:
+    user_config = config
     source = read_input(content, config, "content")
+    config = run_config(user_config, source.clip.sample_rate)
     if isinstance(styles, AudioStyleTargets):
-        _check_targets(styles, config)
+        styles = _targets_for(styles, user_config, config)
     else:
         styles = _style_clips(styles, config)
     sr = config.spectrogram.sample_rate
@@ -636,20 +817,47 @@ def _stylize(content, styles, config: AudioStyleConfig, callback, device: torch.
         best = _optimise_chunks(crit, contents, starts, progress, start, callback)
         stopped_at = progress.chunk if progress.chunk < len(spans) else None
         working = _reconstruct(crit, y_dev, spans, contents, starts, progress.done, stopped_at, best)
-        out = _to_output(working, source, sr)
+        out = _to_output(working, source, config.spectrogram)
     except KeyboardInterrupt:
         raise StylizeInterrupted(None, progress.as_state()) from None
-    result = AudioResult(out, source.rate, config, stopped_at is not None, working.astype(np.float32), source.clip,
-                         list(targets.clips))
+    result = AudioResult(out, source.rate, user_config, stopped_at is not None, working.astype(np.float32),
+                         source.clip, list(targets.clips), config.spectrogram)
     if stopped_at is not None:
         raise StylizeInterrupted(result, progress.as_state())
     return result
+
+
+def _hz_ticks(ax, cfg: SpectrogramConfig) -> None:
+    """Label a spectrogram's rows (one per mel band or STFT bin, evenly spaced) in Hz, as ``librosa.display``
+    labels a mel axis: ticks at round frequencies, placed where those frequencies fall among the rows."""
+    freqs = row_frequencies(cfg)
+    rows = np.arange(len(freqs)) + 0.5
+    hz, pos = [], []
+    for f in (0, 125, 250, 500, 1000, 2000, 4000, 8000, 16000, 32000):
+        p = float(np.interp(f, freqs, rows))
+        if freqs[0] <= f <= freqs[-1] and (not pos or p - pos[-1] >= 0.07 * len(freqs)):   # labels apart
+            hz.append(f)
+            pos.append(p)
+    ax.set_yticks(pos, [f"{f / 1000:g}k" if f >= 1000 else f"{f:g}" for f in hz])
+    ax.set_ylabel("frequency (Hz)")
 
 
 def plot_spectrograms(result: AudioResult, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Write a PNG of the content, style(s) and result log spectrograms side by side (atomically).
 
     The panels share one colour scale (dB re full scale) so levels are comparable.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> voice = (np.sin(2 * np.pi * 220 * np.arange(11025) / 22050) * np.hanning(11025), 22050)   # 0.5 s
+    >>> rain = (rng.standard_normal(11025) * 0.1, 22050)
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> result = stylize_audio(voice, [rain], steps=1)
+    >>> plot_spectrograms(result, Path(tempfile.mkdtemp()) / "spectrograms.png").suffix
+    '.png'
     """
     import matplotlib
 
@@ -658,7 +866,7 @@ def plot_spectrograms(result: AudioResult, path: str | os.PathLike, *, overwrite
 
     from .._io import atomic_write
 
-    cfg = result.config.spectrogram
+    cfg = result.spectrogram or result.config.spectrogram
     panels = [("content", result.content.samples)]
     panels += [(f"style {i + 1}" if len(result.styles) > 1 else "style", s.samples) for i, s in enumerate(result.styles)]
     panels.append(("result", aio.normalize_loudness(result.working, target_rms=result.config.target_rms)))
@@ -671,7 +879,7 @@ def plot_spectrograms(result: AudioResult, path: str | os.PathLike, *, overwrite
                        extent=(0, s.shape[1] * hop_s, 0, s.shape[0]))
         ax.set_title(name)
         ax.set_xlabel("time (s)")
-        ax.set_ylabel("mel band" if cfg.kind == "mel" else "STFT bin")
+        _hz_ticks(ax, cfg)
     fig.colorbar(im, ax=axes, label="dB re full scale")
 
     def write(tmp: Path) -> None:

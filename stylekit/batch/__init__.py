@@ -1,16 +1,23 @@
 """Batch stylization: many images or sounds, one config per medium, on this machine or a Ray cluster
 (``stylekit batch``).
 
+>>> import tempfile, torch
+>>> from pathlib import Path
 >>> from stylekit.batch import collect_items, run_batch
->>> from stylekit.image import ImageStyleConfig
->>> items = collect_items(["photos/"], "out/", styles=["starry.jpg"], config=ImageStyleConfig(size=256))
->>> rows = run_batch(items, workers=2, results="out/results.jsonl")
+>>> from stylekit.image import ImageStyleConfig, save_image
+>>> folder = Path(tempfile.mkdtemp())
+>>> for name in ("a.png", "b.png", "painting.png"):
+...     _ = save_image(torch.rand(1, 3, 24, 32), folder / name)
+>>> config = ImageStyleConfig(size=32, scales=1, iterations=2)
+>>> items = collect_items([folder / "a.png", folder / "b.png"], folder / "out", styles=[folder / "painting.png"],
+...                       config=config)
+>>> rows = run_batch(items, workers=0, results=folder / "out" / "results.jsonl")   # workers=0: this process
+>>> sorted(row["status"] for row in rows)
+['done', 'done']
 
 Sounds take an :class:`~stylekit.audio.config.AudioStyleConfig` (with its ``style_blend``), and their output
-options an :class:`~stylekit.audio.job.AudioOutput`; ``config`` and ``options`` take one per medium:
-
->>> from stylekit.audio.config import AudioStyleConfig
->>> items = collect_items(["clips/"], "out/", styles=["rain.wav"], config=AudioStyleConfig(steps=30))
+options an :class:`~stylekit.audio.job.AudioOutput`; ``config`` and ``options`` take one per medium, for
+example ``collect_items(["clips/"], "out/", styles=["rain.wav"], config=AudioStyleConfig(steps=30))``.
 
 Every item is made by its medium's :class:`~stylekit._job.Job`; :data:`MEDIA` is the one place that knows the
 media. See :mod:`stylekit.batch.manifest` for the inputs and :mod:`stylekit.batch.engines` for how the work is

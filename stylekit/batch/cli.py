@@ -14,9 +14,12 @@ import sys
 from pathlib import Path
 
 import click
+from rich_click import RichOption
 
+from .._command import command, examples
 from .._job import RunOptions
 from .._options import build, click_options
+from .._preset import config_option
 from ..errors import ConfigError
 from .media import MEDIA
 
@@ -92,30 +95,42 @@ class _Progress:
             self.bar = None
 
 
-@click.command("batch")
+_IO = {"cls": RichOption, "panel": "Input and output"}
+_BATCH = {"cls": RichOption, "panel": "Batch"}
+
+
+@command("batch", examples=examples(
+    "stylekit batch photos/ --style painting.jpg -o styled/",
+    "stylekit batch 'shots/*.jpg' sounds/ --style painting.jpg --style organ.wav --media auto -o out/",
+    "stylekit batch manifest.csv -o out/ --workers 2 --size 512",
+    "stylekit batch photos/ --style painting.jpg -o styled/ --config preset.toml",
+    "stylekit batch photos/ --style painting.jpg -o styled/ --engine ray --address auto"))
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("-o", "--out-dir", required=True, type=click.Path(file_okay=False),
+@click.option("-o", "--out-dir", required=True, type=click.Path(file_okay=False), **_IO,
               help="Output folder (created when missing).")
-@click.option("--style", "styles", multiple=True, type=click.Path(dir_okay=False),
+@click.option("--style", "styles", multiple=True, type=click.Path(dir_okay=False), **_IO,
               help="Style image or sound; repeat to blend several. Needed unless every manifest row names its "
                    "style.")
-@click.option("--media", type=click.Choice(["auto", *MEDIA]), default="auto", show_default=True,
+@click.option("--media", type=click.Choice(["auto", *MEDIA]), default="auto", show_default=True, **_IO,
               help="What the inputs are: decided per file (auto), or all of one medium.")
+@config_option
 @_media_options
-@click.option("--format", "fmt", type=click.Choice(["png", "jpg", "tif"]), default="png", show_default=True,
+@click.option("--format", "fmt", type=click.Choice(["png", "jpg", "tif"]), default="png", show_default=True, **_IO,
               help="Image output format (sounds are written as WAV).")
-@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True)
-@click.option("--address", default=None, help="Ray cluster address (auto, ray://HEAD:10001); default: a local Ray.")
-@click.option("--workers", type=int, default=None,
-              help="Local engine: worker processes [default: one per GPU, else 1; 0 = in this process].")
-@click.option("--threads", type=int, default=None,
-              help="CPU threads per worker or Ray task [default: cores / workers; 1 per Ray task; sounds: 1, "
-                   "as stylekit audio].")
-@click.option("--max-retries", type=int, default=2, show_default=True,
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True, **_BATCH,
+              help="Run the inputs in local worker processes, or as tasks on a Ray cluster.")
+@click.option("--address", default=None, **_BATCH,
+              help="Ray cluster address (auto, ray://HEAD:10001). [default: a local Ray]")
+@click.option("--workers", type=int, default=None, **_BATCH,
+              help="Local engine: worker processes (0 = in this process). [default: one per GPU, else 1]")
+@click.option("--threads", type=int, default=None, **_BATCH,
+              help="CPU threads per worker or Ray task. [default: cores / workers; 1 per Ray task; sounds: 1, "
+                   "as stylekit audio]")
+@click.option("--max-retries", type=int, default=2, show_default=True, **_BATCH,
               help="Times an input is retried after its worker died.")
-@click.option("--results", type=click.Path(dir_okay=False), default=None,
-              help="Results manifest, .jsonl or .csv [default: OUT_DIR/results.jsonl].")
-@click_options(RunOptions)
+@click.option("--results", type=click.Path(dir_okay=False), default=None, **_IO,
+              help="Results manifest, .jsonl or .csv. [default: OUT_DIR/results.jsonl]")
+@click_options(RunOptions, exclude=("full_paths",))
 def batch(inputs, out_dir, styles, media, fmt, engine, address, workers, threads, max_retries, results, **values):
     """Stylize every image and sound of INPUTS (folders, glob patterns, files, or .csv/.jsonl manifests with
     columns input, style, output and setting overrides) with one config, writing OUT_DIR.

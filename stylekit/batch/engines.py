@@ -70,7 +70,14 @@ ENGINES = ("local", "ray")
 class BatchInterrupted(KeyboardInterrupt):
     """Raised by :func:`run_batch` on Ctrl-C (or SIGTERM in the command) once the items in flight saved their
     best result so far and a checkpoint. ``rows`` are the result rows: ``"interrupted"`` for those items,
-    ``"pending"`` for the ones not started (or that could not save in time)."""
+    ``"pending"`` for the ones not started (or that could not save in time).
+
+    Examples
+    --------
+    >>> e = BatchInterrupted([{"input": "a.png", "status": "interrupted"}])
+    >>> isinstance(e, KeyboardInterrupt), e.rows[0]["status"]
+    (True, 'interrupted')
+    """
 
     def __init__(self, rows: list[dict]) -> None:
         super().__init__("interrupted")
@@ -247,6 +254,21 @@ def run_batch(items: Sequence[BatchItem], *, engine: str = "local", workers: int
         on Ctrl-C (KeyboardInterrupt), after the items in flight saved their best result so far and a
         checkpoint (see the module notes); its ``rows`` say ``"interrupted"`` for those items and
         ``"pending"`` for the items not started. Calling again with the same items continues them.
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from pathlib import Path
+    >>> from stylekit.batch import collect_items
+    >>> from stylekit.image import ImageStyleConfig, save_image
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> photo, painting = (save_image(torch.rand(1, 3, 24, 32), folder / n) for n in ("photo.png", "painting.png"))
+    >>> items = collect_items([photo], folder / "out", styles=[painting],
+    ...                       config=ImageStyleConfig(size=32, scales=1, iterations=1))
+    >>> [row["status"] for row in run_batch(items, workers=0)]            # workers=0: in this process
+    ['done']
+    >>> [row["status"] for row in run_batch(items, workers=0)]            # done already: skipped
+    ['skipped']
     """
     _check_arguments(engine, workers, threads, max_retries, address)
     items = list(items)

@@ -63,6 +63,20 @@ class BatchItem:
     when the item was already known to be bad when the batch was planned, e.g. a manifest row with an invalid
     override; such an item is reported, never run. ``source`` says where the item came from (``"photos/"``,
     ``"jobs.csv:4"``) for error messages.
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from pathlib import Path
+    >>> from stylekit.image import ImageStyleConfig, save_image
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> for name in ("a.png", "b.png", "painting.png"):
+    ...     _ = save_image(torch.rand(1, 3, 24, 32), folder / name)
+    >>> items = collect_items([folder / "a.png", folder / "b.png"], folder / "out", styles=[folder / "painting.png"],
+    ...                       config=ImageStyleConfig(size=32, scales=1, iterations=1))
+    >>> item = items[0]
+    >>> item.input.name, item.output.name, item.medium
+    ('a.png', 'a.png', 'image')
     """
 
     index: int
@@ -545,6 +559,19 @@ def collect_items(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLik
         same checkpoint path, ``OUTPUT_STEM.ckpt.pt``), or an output that would replace its own input. An
         item whose output would replace another item's input or style, or (in a manifest) that lies outside
         ``out_dir``, is an error row.
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from pathlib import Path
+    >>> from stylekit.image import ImageStyleConfig, save_image
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> for name in ("a.png", "b.png", "painting.png"):
+    ...     _ = save_image(torch.rand(1, 3, 24, 32), folder / name)
+    >>> items = collect_items([folder / "a.png", folder / "b.png"], folder / "out", styles=[folder / "painting.png"],
+    ...                       config=ImageStyleConfig(size=32, scales=1, iterations=1))
+    >>> [(item.input.name, [s.name for s in item.styles]) for item in items]
+    [('a.png', ['painting.png']), ('b.png', ['painting.png'])]
     """
     if fmt not in FORMATS:
         raise ConfigError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -572,7 +599,17 @@ def _cell(name: str, value) -> str:
 
 def check_results_path(path: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Validate where the results manifest goes: ``.jsonl`` or ``.csv``; an existing file is replaced only
-    when it is a stylekit results manifest (a rerun of the batch) or ``overwrite`` is set."""
+    when it is a stylekit results manifest (a rerun of the batch) or ``overwrite`` is set.
+
+    Examples
+    --------
+    >>> check_results_path("out/results.jsonl").name
+    'results.jsonl'
+    >>> check_results_path("out/results.txt")
+    Traceback (most recent call last):
+    ...
+    stylekit.errors.ConfigError: out/results.txt: the results manifest must be a .jsonl or .csv file
+    """
     p = Path(path)
     if p.suffix.lower() not in (".jsonl", ".csv"):
         raise ConfigError(f"{p}: the results manifest must be a .jsonl or .csv file")
@@ -588,7 +625,16 @@ def check_results_path(path: str | os.PathLike, *, overwrite: bool = False) -> P
 
 
 def write_results(rows: Iterable[dict], path: str | os.PathLike) -> Path:
-    """Write the results manifest atomically (JSON lines or CSV by suffix), one row per input."""
+    """Write the results manifest atomically (JSON lines or CSV by suffix), one row per input.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> path = write_results([{"input": "a.png", "status": "done"}], Path(tempfile.mkdtemp()) / "results.jsonl")
+    >>> read_results(path)[0]["status"]
+    'done'
+    """
     from .._io import atomic_write
 
     p = Path(path)
@@ -611,7 +657,16 @@ def write_results(rows: Iterable[dict], path: str | os.PathLike) -> Path:
 
 def read_results(path: str | os.PathLike) -> list[dict]:
     """Read a results manifest written by :func:`write_results` (CSV cells come back as strings, except
-    ``styles`` (a list) and ``settings`` (a dict))."""
+    ``styles`` (a list) and ``settings`` (a dict)).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> path = write_results([{"input": "a.png", "status": "done"}], Path(tempfile.mkdtemp()) / "results.csv")
+    >>> [row["input"] for row in read_results(path)]
+    ['a.png']
+    """
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8", errors="surrogateescape")

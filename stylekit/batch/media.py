@@ -37,6 +37,11 @@ class Medium:
     batch_outputs : the output options that make sense for a whole batch (options_ref's fields).
     magic : tells the medium from a file's first 12 bytes, for files whose suffix says nothing.
     style_medium : the medium of its styles, when not its own (a video takes image styles).
+
+    Examples
+    --------
+    >>> MEDIA["image"].noun, ".wav" in MEDIA["audio"].suffixes
+    ('an image', True)
     """
 
     name: str
@@ -94,7 +99,13 @@ MEDIA: dict[str, Medium] = {
 
 def media_of(path: str | os.PathLike) -> str:
     """The medium of a file: by suffix, else by its first bytes; a missing or unreadable file, or one of no
-    known kind, counts as the first medium (an image)."""
+    known kind, counts as the first medium (an image).
+
+    Examples
+    --------
+    >>> media_of("photo.jpg"), media_of("voice.wav")
+    ('image', 'audio')
+    """
     suffix = Path(path).suffix.lower()
     for m in MEDIA.values():
         if suffix in m.suffixes:
@@ -108,7 +119,15 @@ def media_of(path: str | os.PathLike) -> str:
 
 
 def medium_of_config(config: Any) -> str:
-    """The medium whose config (or output options) ``config`` is; ConfigError for anything else."""
+    """The medium whose config (or output options) ``config`` is; ConfigError for anything else.
+
+    Examples
+    --------
+    >>> from stylekit.audio.config import AudioStyleConfig
+    >>> from stylekit.image.config import ImageStyleConfig
+    >>> medium_of_config(ImageStyleConfig()), medium_of_config(AudioStyleConfig())
+    ('image', 'audio')
+    """
     from ..errors import ConfigError
     for m in MEDIA.values():
         if type(config).__name__ in (m.config_ref.rpartition(":")[2], m.options_ref.rpartition(":")[2]) and \
@@ -120,7 +139,14 @@ def medium_of_config(config: Any) -> str:
 def pin_to_device(config: Any, gpus: int) -> Any:
     """``config`` with the settings left to the device (an image's ``size=None``) fixed for the whole batch,
     as they would resolve on a GPU when the batch runs on GPUs, else on the CPU, so that every output of a
-    batch is made with the same settings whichever worker made it."""
+    batch is made with the same settings whichever worker made it.
+
+    Examples
+    --------
+    >>> from stylekit.image.config import ImageStyleConfig
+    >>> pin_to_device(ImageStyleConfig(), gpus=0).size, pin_to_device(ImageStyleConfig(), gpus=1).size
+    (384, 512)
+    """
     if getattr(config, "size", 0) is None and hasattr(config, "resolved_size"):
         import torch
         return dataclasses.replace(config, size=config.resolved_size(torch.device("cuda" if gpus else "cpu")))

@@ -46,13 +46,29 @@ _enabled = False
 
 def enable(on: bool = True) -> None:
     """Turn the Winograd kernels on (or off) for every :class:`~stylekit.features.VGG19Features` built with
-    ``winograd=None`` (the default), from its next pass."""
+    ``winograd=None`` (the default), from its next pass.
+
+    Examples
+    --------
+    >>> from stylekit.features import cpu_backend
+    >>> cpu_backend.enable()
+    >>> cpu_backend.enabled()
+    True
+    >>> cpu_backend.enable(False)         # back to the library's default
+    """
     global _enabled
     _enabled = bool(on)
 
 
 def enabled() -> bool:
-    """Whether :func:`enable` has turned the Winograd kernels on."""
+    """Whether :func:`enable` has turned the Winograd kernels on.
+
+    Examples
+    --------
+    >>> from stylekit.features import cpu_backend
+    >>> cpu_backend.enabled()             # off unless the program (or the stylekit command) turned it on
+    False
+    """
     return _enabled
 
 
@@ -88,6 +104,16 @@ def conv3x3(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor, *, cache) -> torc
     fastest Winograd kernel for its shape, or None where torch's ``conv2d`` is the one to take.
 
     ``cache(kind, make)`` returns a derived form of ``w`` (its transforms), made once by ``make()``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> import torch.nn.functional as F
+    >>> x, w, b = torch.rand(1, 64, 48, 48), torch.randn(64, 64, 3, 3) / 24, torch.zeros(64)
+    >>> kept = {}
+    >>> y = conv3x3(x, w, b, cache=lambda kind, make: kept.setdefault(kind, make()))
+    >>> y is None or torch.allclose(y, F.conv2d(x, w, b, padding=1), atol=1e-4)   # None: conv2d is faster here
+    True
     """
     if (w.dtype != torch.float32 or w.requires_grad or torch.is_autocast_enabled("cpu") or _is_compiling()):
         return None
@@ -110,7 +136,14 @@ def conv3x3(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor, *, cache) -> torc
 def transform_bytes(convs, kept: dict) -> int:
     """Bytes of filter transforms a pass will still add: ``convs`` is ``[(name, weight), ...]`` and ``kept`` the
     network's ``{(name, kind): (weight, transform)}``. An upper bound: every layer that could take the kept
-    kernel on a large enough map counts."""
+    kernel on a large enough map counts.
+
+    Examples
+    --------
+    >>> import torch
+    >>> transform_bytes([("conv3_1", torch.zeros(256, 128, 3, 3))], {}) >= 0    # 0 without NNPACK
+    True
+    """
     lib = nnpack_library()
     if lib is None:
         return 0
@@ -127,7 +160,15 @@ def transform_bytes(convs, kept: dict) -> int:
 def workspace_bytes(sequence, shape_of, height: int, width: int) -> int:
     """Bytes of the NNPACK workspace a pass through the layers ``sequence`` on a ``height x width`` image needs;
     ``shape_of(conv_name)`` is that convolution's weight shape. One buffer serves every layer and is kept at its
-    largest, so this is the largest layer's need."""
+    largest, so this is the largest layer's need.
+
+    Examples
+    --------
+    >>> import torch
+    >>> shapes = {"conv1_1": (64, 3, 3, 3), "conv1_2": (64, 64, 3, 3)}
+    >>> workspace_bytes(["conv1_1", "relu1_1", "conv1_2"], shapes.get, 64, 64) >= 0
+    True
+    """
     lib = nnpack_library()
     if lib is None:
         return 0
@@ -143,6 +184,13 @@ def workspace_bytes(sequence, shape_of, height: int, width: int) -> int:
 
 
 def nnpack_available() -> bool:
+    """Whether this torch build has NNPACK's own 3x3 convolution (``torch._nnpack_spatial_convolution``).
+
+    Examples
+    --------
+    >>> isinstance(nnpack_available(), bool)       # whether this torch build has NNPACK's convolution
+    True
+    """
     global _nnpack_ok
     if _nnpack_ok is None:
         try:
@@ -155,7 +203,19 @@ def nnpack_available() -> bool:
 
 def gradient_weight(weight: torch.Tensor) -> torch.Tensor:
     """(K, C, 3, 3) -> (C, K, 3, 3): channels swapped, kernel flipped. Convolving an output gradient with it
-    (stride 1, padding 1) gives the input gradient, which is how the NNPACK paths take their backward pass."""
+    (stride 1, padding 1) gives the input gradient, which is how the NNPACK paths take their backward pass.
+
+    Examples
+    --------
+    >>> import torch
+    >>> import torch.nn.functional as F
+    >>> w, x = torch.randn(4, 2, 3, 3), torch.randn(1, 2, 5, 5, requires_grad=True)
+    >>> y = F.conv2d(x, w, padding=1)
+    >>> g = torch.randn_like(y)
+    >>> y.backward(g)
+    >>> torch.allclose(x.grad, F.conv2d(g, gradient_weight(w), padding=1), atol=1e-5)
+    True
+    """
     return weight.transpose(0, 1).flip(2, 3).contiguous()
 
 
@@ -164,6 +224,15 @@ class NNPACKConv3x3(torch.autograd.Function):
 
     The input gradient of such a convolution is the same convolution of the output gradient with the weight
     transposed (in/out channels swapped) and flipped, so the backward pass is Winograd-fast too.
+
+    Examples
+    --------
+    >>> import torch
+    >>> import torch.nn.functional as F
+    >>> x, w, b = torch.rand(1, 16, 12, 12), torch.randn(8, 16, 3, 3), torch.zeros(8)
+    >>> if nnpack_available():
+    ...     y = NNPACKConv3x3.apply(x, w, b, gradient_weight(w))
+    ...     assert torch.allclose(y, F.conv2d(x, w, b, padding=1), atol=1e-3)
     """
 
     @staticmethod
@@ -196,7 +265,16 @@ _KERNEL3, _STRIDE1, _PAD1 = _Size(3, 3), _Size(1, 1), _Padding(1, 1, 1, 1)
 
 @dataclass(frozen=True, eq=False)
 class NNPACKKernel:
-    """A (K, C, 3, 3) filter bank in NNPACK's transformed layout (opaque bytes), with its channel counts."""
+    """A (K, C, 3, 3) filter bank in NNPACK's transformed layout (opaque bytes), with its channel counts.
+
+    Examples
+    --------
+    >>> import torch
+    >>> lib = nnpack_library()
+    >>> kernel = lib.transform(torch.randn(8, 16, 3, 3)) if lib is not None else None
+    >>> kernel is None or (kernel.out_channels, kernel.in_channels) == (8, 16)
+    True
+    """
 
     data: torch.Tensor
     out_channels: int
@@ -212,6 +290,15 @@ class NNPACKLibrary:
     Threads: NNPACK runs on a pthreadpool of ``torch.get_num_threads()`` threads made here, one per thread
     count. The workspace NNPACK needs is kept per Python thread and only grows, as PyTorch's own binding does
     with its workspace.
+
+    Examples
+    --------
+    >>> import torch
+    >>> import torch.nn.functional as F
+    >>> lib = nnpack_library()              # None where this torch build has no NNPACK symbols
+    >>> x, w = torch.rand(1, 16, 12, 12), torch.randn(8, 16, 3, 3)
+    >>> lib is None or torch.allclose(lib.conv(x, lib.transform(w)), F.conv2d(x, w, padding=1), atol=1e-3)
+    True
     """
 
     def __init__(self, lib: ctypes.CDLL) -> None:
@@ -316,7 +403,14 @@ def _load_library() -> NNPACKLibrary | None:
 
 
 def nnpack_library() -> NNPACKLibrary | None:
-    """The shared :class:`NNPACKLibrary`, or None where it is unavailable or fails its check against conv2d."""
+    """The shared :class:`NNPACKLibrary`, or None where it is unavailable or fails its check against conv2d.
+
+    Examples
+    --------
+    >>> lib = nnpack_library()
+    >>> lib is None or isinstance(lib, NNPACKLibrary)
+    True
+    """
     global _library, _library_checked
     if not _library_checked:
         _library_checked = True
@@ -340,6 +434,15 @@ class PrecomputedNNPACKConv3x3(torch.autograd.Function):
 
     ``kernel`` is :meth:`NNPACKLibrary.transform` of the weight and ``kernel_t`` that of the weight with its
     channels swapped and flipped, whose convolution with the output gradient is the input gradient.
+
+    Examples
+    --------
+    >>> import torch
+    >>> import torch.nn.functional as F
+    >>> lib, x, w = nnpack_library(), torch.rand(1, 16, 12, 12), torch.randn(8, 16, 3, 3)
+    >>> if lib is not None:
+    ...     y = PrecomputedNNPACKConv3x3.apply(x, lib.transform(w), None, lib.transform(gradient_weight(w)))
+    ...     assert torch.allclose(y, F.conv2d(x, w, padding=1), atol=1e-3)
     """
 
     @staticmethod
@@ -370,7 +473,14 @@ _KA_T = _KA.T.contiguous()
 
 
 def tile_weight(weight: torch.Tensor) -> torch.Tensor:
-    """(K, C, 3, 3) filters -> their (36, K, C) Winograd transforms G g G^T (computed in float64)."""
+    """(K, C, 3, 3) filters -> their (36, K, C) Winograd transforms G g G^T (computed in float64).
+
+    Examples
+    --------
+    >>> import torch
+    >>> tile_weight(torch.randn(8, 4, 3, 3)).shape
+    torch.Size([36, 8, 4])
+    """
     k, c = weight.shape[:2]
     u = torch.einsum("ai,kcij,bj->abkc", _G, weight.detach().double(), _G)
     return u.reshape(36, k, c).to(weight.dtype).contiguous()
@@ -417,6 +527,14 @@ class TileWinograd(torch.autograd.Function):
 
     ``u`` is :func:`tile_weight` of the weight. Float32, CPU. Same results as ``conv2d`` up to float rounding
     (about 2e-6 relative); the backward pass is the exact adjoint of the forward one.
+
+    Examples
+    --------
+    >>> import torch
+    >>> import torch.nn.functional as F
+    >>> x, w, b = torch.rand(1, 4, 10, 9), torch.randn(8, 4, 3, 3), torch.randn(8)
+    >>> torch.allclose(TileWinograd.apply(x, tile_weight(w), b), F.conv2d(x, w, b, padding=1), atol=1e-4)
+    True
     """
 
     @staticmethod

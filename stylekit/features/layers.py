@@ -32,6 +32,11 @@ def min_input_size(layers: Iterable[str]) -> int:
 
     Each pooling layer before (or at) the deepest requested layer halves the resolution, so the minimum is
     ``2 ** pools``: 1 for block 1, 2 for block 2, ... 16 for block 5 and 32 for ``pool5``.
+
+    Examples
+    --------
+    >>> min_input_size(["relu1_1"]), min_input_size(["relu4_2", "relu5_1"]), min_input_size(["pool5"])
+    (1, 16, 32)
     """
     deepest = max(LAYER_NAMES.index(n) for n in layers)
     pools = sum(1 for n in LAYER_NAMES[: deepest + 1] if n.startswith("pool"))

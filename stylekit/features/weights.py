@@ -47,7 +47,13 @@ PREPROCESSING: dict[str, dict] = {
 
 @dataclass(frozen=True)
 class WeightsSource:
-    """A resolved weights source: its name and the preprocessing its network expects."""
+    """A resolved weights source: its name and the preprocessing its network expects.
+
+    Examples
+    --------
+    >>> WeightsSource("caffe", "caffe").preprocessing
+    'caffe'
+    """
 
     name: str
     preprocessing: str
@@ -64,6 +70,16 @@ def registry() -> dict:
 
 
 def sha256_file(path: str | os.PathLike, *, chunk: int = 1 << 22) -> str:
+    """The sha256 of a file, as hex (read in ``chunk``-byte blocks: weight files are large).
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "abc.bin"
+    >>> _ = path.write_bytes(b"abc")
+    >>> sha256_file(path)[:16]
+    'ba7816bf8f01cfea'
+    """
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(chunk):
@@ -154,6 +170,12 @@ def load_conv_weights(weights: str | os.PathLike = "caffe", *, n_convs: int = 16
     Returns
     -------
     (WeightsSource, list of (weight (O, I, 3, 3) float32, bias (O,) float32))
+
+    Examples
+    --------
+    >>> source, convs = load_conv_weights("caffe", n_convs=2)
+    >>> source, [tuple(w.shape) for w, b in convs]
+    (WeightsSource(name='caffe', preprocessing='caffe'), [(64, 3, 3, 3), (64, 64, 3, 3)])
     """
     if not 1 <= n_convs <= 16:
         raise ConfigError(f"n_convs must be in 1..16, got {n_convs}")

@@ -3,9 +3,12 @@ from __future__ import annotations
 
 
 import click
+from rich_click import RichOption
 
+from .._command import command, examples
 from .._job import RunOptions
 from .._options import build, click_options
+from .._preset import config_option
 from .config import ImageStyleConfig
 from .job import ImageOutput
 
@@ -17,22 +20,30 @@ def _repeatable(name: str):
     def decorate(cmd: click.Command) -> click.Command:
         for i, p in enumerate(cmd.params):
             if p.name == name:
-                cmd.params[i] = click.Option([*p.opts, name], multiple=True, type=p.type, metavar=p.metavar,
-                                             help=p.help)
+                cmd.params[i] = RichOption([*p.opts, name], multiple=True, type=p.type, metavar=p.metavar,
+                                           help=p.help, panel=p.panel)
         return cmd
     return decorate
 
 
 @_repeatable("style_masks")
-@click.command("image")
+@command("image", examples=examples(
+    "stylekit image photo.jpg painting.jpg -o out.png",
+    "stylekit image photo.jpg painting.jpg -o out.png --size 768 --style-weight 10 --preserve-color luminance",
+    "stylekit image photo.jpg a.jpg b.jpg --style-blend 0.7,0.3 -o out.png --plot",
+    "stylekit image photo.jpg painting.jpg -o out.png --resume out.ckpt.pt",
+    "stylekit settings out.png -o preset.toml",
+    "stylekit image other.jpg painting.jpg -o other.png --config preset.toml"))
 @click.argument("content", type=click.Path(dir_okay=False))
 @click.argument("styles", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
-              help="Output image (.png, .jpg or .tif).")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), cls=RichOption,
+              panel="Input and output", help="Output image (.png, .jpg or .tif).")
+@config_option
 @click_options(ImageStyleConfig)
 @click_options(ImageOutput)
-@click.option("--dry-run", is_flag=True, help="Print the estimated peak memory and time, and exit.")
-@click.option("--resume", type=click.Path(dir_okay=False), default=None,
+@click.option("--dry-run", is_flag=True, cls=RichOption, panel="Input and output",
+              help="Print the estimated peak memory and time, and exit.")
+@click.option("--resume", type=click.Path(dir_okay=False), default=None, cls=RichOption, panel="Resume",
               help="Continue an interrupted run from its OUTPUT_STEM.ckpt.pt (its settings are used).")
 @click_options(RunOptions)
 def image(content: str, styles: tuple[str, ...], output: str, dry_run: bool, resume: str | None, **values) -> None:
@@ -47,11 +58,13 @@ def image(content: str, styles: tuple[str, ...], output: str, dry_run: bool, res
     run = build(RunOptions, values)
     values["style_masks"] = tuple(values.get("style_masks") or ()) or None
     job = ImageJob(content, styles, output, build(ImageStyleConfig, values), options=build(ImageOutput, values),
-                   overwrite=run.overwrite, resume=resume)
+                   overwrite=run.overwrite, resume=resume, full_paths=run.full_paths)
     if dry_run:
         enable_fast_kernels()
         job.check_output()
         _dry_run(job)
+        for line in job.notes():
+            click.echo(line)
         return
     job.check()
     job.load()       # every input is read before any long work, so a bad file fails at once with its name

@@ -92,65 +92,75 @@ class ImageStyleConfig:
         Each scale's first iteration waits for compilation (tens of seconds), so it pays only for long runs at
         a fixed size. Tiled scales stay uncompiled; on the CPU the compiled network cannot use the Winograd
         convolutions and is slower. If compilation fails, the run warns and goes on uncompiled.
+
+    Examples
+    --------
+    >>> config = ImageStyleConfig(size=256, style_weight=10)
+    >>> config.style_weight, config.content_layers
+    (10, {'relu4_2': 1.0})
+    >>> ImageStyleConfig(size=-1)
+    Traceback (most recent call last):
+    ...
+    stylekit.errors.ConfigError: ...
     """
 
     size: int | None = option(None, type=int, help="Long edge of the output in pixels.",
                               show=lambda v: "384 on the CPU, 512 on a GPU" if v is None else str(v))
     iterations: int = option(60, type=int, help="Iterations at the finest scale.")
     coarse_iterations: int = option(60, type=int, help="Iterations at each coarser scale.")
-    optimizer: str = option("lbfgs", type=click.Choice(OPTIMIZERS), help="Optimiser.", group="Optimisation")
-    lr: float | None = option(None, type=float, help="Step size.", group="Optimisation",
+    optimizer: str = option("lbfgs", type=click.Choice(OPTIMIZERS), help="Optimiser.")
+    lr: float | None = option(None, type=float, help="Step size.",
                               show=lambda v: "1 for L-BFGS, 0.02 for Adam" if v is None else f"{v:g}")
-    content_weight: float = option(1.0, type=float, help="Weight of the content term.", group="Losses")
-    style_weight: float = option(5.0, type=float, help="Weight of the style term.", group="Losses")
+    content_weight: float = option(1.0, type=float, help="Weight of the content term.", group="Strength")
+    style_weight: float = option(5.0, type=float, help="Weight of the style term.", group="Strength")
     tv_weight: float = option(0.0, type=float, help="Weight of the total-variation (smoothness) term.",
-                              group="Losses")
+                              group="Strength")
     style_blend: tuple[float, ...] | None = option(
-        None, parse=lambda t: parse_floats(t, "--style-blend"), metavar="W1,W2,...", group="Style",
+        None, parse=lambda t: parse_floats(t, "--style-blend"), metavar="W1,W2,...", group="Strength",
         help="Weights of the style images, e.g. 0.7,0.3.", show=lambda v: "equal" if v is None else str(v))
     style_scale: float = option(1.0, type=float, help="Style image long edge relative to the output's.",
-                                group="Style")
+                                group="Strength")
     content_layers: Mapping[str, float] = option(
         default_factory=lambda: dict(DEFAULT_CONTENT_LAYERS), parse=parse_layers, show=format_layers,
-        metavar="LAYER[:W],...", help="Content layers, comma-separated layer[:weight].", group="Losses")
+        metavar="LAYER[:W],...", help="Content layers, comma-separated layer[:weight].", group="Strength")
     style_layers: Mapping[str, float] = option(
         default_factory=lambda: dict(DEFAULT_STYLE_LAYERS), parse=parse_layers, show=format_layers,
-        metavar="LAYER[:W],...", help="Style layers, comma-separated layer[:weight].", group="Losses")
-    style_loss: str = option("gram", type=click.Choice(STYLE_LOSS_NAMES), group="Losses",
+        metavar="LAYER[:W],...", help="Style layers, comma-separated layer[:weight].", group="Strength")
+    style_loss: str = option("gram", type=click.Choice(STYLE_LOSS_NAMES), group="Strength",
                              help="Style statistics to match: Gram matrices, channel mean/std, Gaussian W2, "
                                   "sliced Wasserstein (sw) or channel histograms.")
     style_masks: tuple[str, ...] | None = option(
-        None, parse=_parse_paths, flag="--style-mask", metavar="PATH", group="Style",
+        None, parse=_parse_paths, flag="--style-mask", metavar="PATH", path=True, group="Input and output",
         help="Where a style goes (white: here, black: not here); once per style, in style order.",
         show=lambda v: "none" if v is None else ",".join(v))
-    content_mask: str | None = option(None, metavar="PATH", group="Style",
+    content_mask: str | None = option(None, metavar="PATH", path=True, group="Input and output",
                                       help="Where the content is kept (white: full weight, black: free).",
                                       show=lambda v: "none" if v is None else v)
-    mask_resize: str = option("strict", type=click.Choice(MASK_RESIZE), group="Style",
+    mask_resize: str = option("strict", type=click.Choice(MASK_RESIZE), group="Input and output",
                               help="strict: masks must have the content's aspect ratio (within 1%); stretch: fit any.")
-    pooling: str = option("max", type=click.Choice(POOLING), help="Pooling of the network.", group="Network")
-    init: str = option("content", help="Start from the content, from noise, or from an image file.")
+    pooling: str = option("max", type=click.Choice(POOLING), help="Pooling of the network.")
+    init: str = option("content", path=INITS, help="Start from the content, from noise, or from an image file.")
     scales: int = option(3, type=int, help="Coarse-to-fine levels (1 = single scale).")
     min_size: int = option(160, type=int, help="Long edge of the coarsest scale.")
-    preserve_color: str = option("none", type=click.Choice(PRESERVE_COLOR), group="Style",
+    preserve_color: str = option("none", type=click.Choice(PRESERVE_COLOR), group="Colour",
                                  help="Keep the content's colours: transfer on luminance, or recolour the style.")
-    weights: str = option("caffe", help="Network weights: caffe, torchvision, or a state_dict path.",
-                          group="Network")
-    preprocessing: str | None = option(None, type=click.Choice(["caffe", "torchvision"]), group="Network",
+    weights: str = option("caffe", path=("caffe", "torchvision"),
+                          help="Network weights: caffe, torchvision, or a state_dict path.")
+    preprocessing: str | None = option(None, type=click.Choice(["caffe", "torchvision"]),
                                        help="Input preprocessing of a --weights PATH.",
                                        show=lambda v: "that of the named weights" if v is None else v)
-    device: str = option("auto", metavar=DEVICE_METAVAR, group="Performance",
+    device: str = option("auto", metavar=DEVICE_METAVAR, group="Device",
                          help="Where to run: auto picks CUDA, then MPS, then the CPU.")
     seed: int = option(0, type=int, help="Random seed.")
-    precision: str = option("auto", type=click.Choice(PRECISIONS), group="Performance",
+    precision: str = option("auto", type=click.Choice(PRECISIONS), group="Quality and speed",
                             help="Convolution precision: auto = TF32 on CUDA, fp32 on the CPU; Grams stay fp32.")
-    tile: int | str = option("auto", parse=parse_tile, group="Performance",
+    tile: int | str = option("auto", parse=parse_tile, group="Device",
                              help="auto (tile only when the image would not fit in memory), off, or a tile size "
                                   "in pixels: exact tiled optimisation for outputs of any size.")
-    max_memory: float | None = option(None, type=float, group="Performance",
+    max_memory: float | None = option(None, type=float, group="Device",
                                       help="Memory budget in GB for tiling and the fit check.",
                                       show=lambda v: "80% of free memory" if v is None else f"{v:g}")
-    compile: bool = option(False, is_flag=True, group="Performance",
+    compile: bool = option(False, is_flag=True, group="Quality and speed",
                            help="Compile the objective with torch.compile (CUDA graphs on CUDA): for long runs "
                                 "on a GPU; each scale first waits for compilation.")
 

@@ -31,6 +31,13 @@ TILE_CHOICES = (2048, 1536, 1024, 768, 512, 384, 256, 192, 128)
 
 
 def format_bytes(n: float) -> str:
+    """A byte count for people: GB or MB with two decimals, else kB.
+
+    Examples
+    --------
+    >>> format_bytes(3 * 1024 ** 3), format_bytes(5 * 1024 ** 2), format_bytes(2048)
+    ('3.00 GB', '5.00 MB', '2 kB')
+    """
     for unit, size in (("GB", 1024 ** 3), ("MB", 1024 ** 2)):
         if n >= size:
             return f"{n / size:.2f} {unit}"
@@ -39,7 +46,13 @@ def format_bytes(n: float) -> str:
 
 def conv_flops(height: int, width: int, layers: Sequence[str], *, backward: bool = True) -> float:
     """Floating-point operations of the convolutions up to the deepest layer for one ``height x width``
-    image: the forward pass, plus the backward pass to the input when ``backward`` (no weight gradients)."""
+    image: the forward pass, plus the backward pass to the input when ``backward`` (no weight gradients).
+
+    Examples
+    --------
+    >>> conv_flops(64, 64, ["relu1_1"], backward=False) == 2 * 9 * 3 * 64 * 64 * 64    # conv1_1 alone
+    True
+    """
     deepest = LAYER_NAMES.index(max(layers, key=LAYER_NAMES.index))
     h, w, c_in, total = height, width, 3, 0.0
     for i, name in enumerate(LAYER_NAMES[: deepest + 1]):
@@ -57,7 +70,15 @@ _SAVED_CACHE: dict = {}
 
 
 def saved_bytes_per_pixel(extractor: torch.nn.Module, device: torch.device, *, side: int = 128) -> float:
-    """Bytes autograd keeps for the backward pass per input pixel, measured on one ``side x side`` pass."""
+    """Bytes autograd keeps for the backward pass per input pixel, measured on one ``side x side`` pass.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from stylekit.features import VGG19Features
+    >>> saved_bytes_per_pixel(VGG19Features(["relu1_1"]), torch.device("cpu"), side=32) > 0
+    True
+    """
     # The bytes depend on the architecture, not the weights' values: one measurement per process per set-up.
     key = (type(extractor).__name__, tuple(getattr(extractor, "layers", ())), getattr(extractor, "pooling", None),
            str(device), side) if hasattr(extractor, "layers") else (id(extractor), str(device), side)
@@ -83,7 +104,14 @@ def saved_bytes_per_pixel(extractor: torch.nn.Module, device: torch.device, *, s
 
 
 def available_memory(device: torch.device) -> int:
-    """Free memory on ``device`` in bytes (CUDA: free device memory; CPU: the kernel's MemAvailable)."""
+    """Free memory on ``device`` in bytes (CUDA: free device memory; CPU: the kernel's MemAvailable).
+
+    Examples
+    --------
+    >>> import torch
+    >>> available_memory(torch.device("cpu")) > 0
+    True
+    """
     if device.type == "cuda":
         return int(torch.cuda.mem_get_info(device)[0])
     try:
@@ -101,7 +129,14 @@ def available_memory(device: torch.device) -> int:
 
 def memory_budget(device: torch.device, max_memory_gb: float | None = None) -> float:
     """Bytes a run may use: ``max_memory_gb`` when given, else 80% of the free memory; on the CPU plus what the
-    process holds already, since the CPU estimates count it."""
+    process holds already, since the CPU estimates count it.
+
+    Examples
+    --------
+    >>> import torch
+    >>> memory_budget(torch.device("cpu"), 2.0) == 2 * 1024 ** 3
+    True
+    """
     if max_memory_gb:
         return max_memory_gb * 1024 ** 3
     return 0.8 * available_memory(device) + (process_rss() if device.type == "cpu" else 0)
@@ -109,7 +144,15 @@ def memory_budget(device: torch.device, max_memory_gb: float | None = None) -> f
 
 @dataclass
 class RunEstimate:
-    """What :func:`estimate_run` predicts for one run."""
+    """What :func:`estimate_run` predicts for one run.
+
+    Examples
+    --------
+    >>> from stylekit.image.pipeline import estimate_image_run
+    >>> estimate = estimate_image_run((768, 1024), size=1024, device="cpu", calibrate=False)
+    >>> isinstance(estimate, RunEstimate), "GB" in estimate.describe() or "MB" in estimate.describe()
+    (True, True)
+    """
 
     device: str
     peak_bytes: float
@@ -169,7 +212,18 @@ def estimate_run(extractor: torch.nn.Module, device: torch.device, shapes: Seque
                  steps: Sequence[int], *, layers: Sequence[str], content_layers: Sequence[str],
                  optimizer: str = "lbfgs", tiles: Sequence[int | None] | None = None,
                  calibrate: bool = True) -> RunEstimate:
-    """Predict peak memory (and, with ``calibrate``, time) of a coarse-to-fine run over ``shapes``."""
+    """Predict peak memory (and, with ``calibrate``, time) of a coarse-to-fine run over ``shapes``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from stylekit.features import VGG19Features
+    >>> net = VGG19Features(["relu1_1", "relu2_1"])
+    >>> e = estimate_run(net, torch.device("cpu"), [(64, 64), (128, 128)], [10, 10], layers=["relu1_1", "relu2_1"],
+    ...                  content_layers=["relu2_1"], optimizer="lbfgs", calibrate=False)
+    >>> e.shapes, e.peak_bytes > 0
+    ([(64, 64), (128, 128)], True)
+    """
     tiles = list(tiles) if tiles is not None else [None] * len(shapes)
     per_px = saved_bytes_per_pixel(extractor, device)
     worst: dict[str, float] = {}
@@ -211,6 +265,15 @@ def choose_tile(extractor: torch.nn.Module, device: torch.device, hw: tuple[int,
     estimate includes what the process holds already on the CPU).
 
     Raises :class:`ConfigError` with the estimate when not even the smallest tile fits.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from stylekit.features import VGG19Features
+    >>> net = VGG19Features(["relu1_1", "relu2_1"])
+    >>> choose_tile(net, torch.device("cpu"), (256, 256), layers=["relu1_1", "relu2_1"], content_layers=["relu2_1"],
+    ...             optimizer="lbfgs", budget=64 * 1024 ** 3) is None          # fits whole: no tiles
+    True
     """
     per_px = saved_bytes_per_pixel(extractor, device)
     whole = sum(_memory(extractor, device, hw, None, layers, content_layers, optimizer, per_px).values())

@@ -53,6 +53,16 @@ def load_image(path: str | os.PathLike, *, long_edge: int | None = None) -> torc
     image is resized (Lanczos) so its longer side has that many pixels.
 
     Raises :class:`InputError` naming the file for anything unreadable.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> import torch
+    >>> path = save_image(torch.rand(1, 3, 24, 32), folder / "noise.png")
+    >>> load_image(path).shape, load_image(path, long_edge=16).shape
+    (torch.Size([1, 3, 24, 32]), torch.Size([1, 3, 12, 16]))
     """
     p = Path(path)
     if not p.exists():
@@ -86,7 +96,14 @@ def load_image(path: str | os.PathLike, *, long_edge: int | None = None) -> torc
 
 
 def resize_long_edge(x: torch.Tensor, long_edge: int) -> torch.Tensor:
-    """Resize ``(N, C, H, W)`` so that ``max(H, W) == long_edge``, keeping the aspect ratio (antialiased)."""
+    """Resize ``(N, C, H, W)`` so that ``max(H, W) == long_edge``, keeping the aspect ratio (antialiased).
+
+    Examples
+    --------
+    >>> import torch
+    >>> resize_long_edge(torch.rand(1, 3, 24, 32), 16).shape
+    torch.Size([1, 3, 12, 16])
+    """
     h, w = x.shape[-2:]
     s = long_edge / max(h, w)
     hw = (max(1, round(h * s)), max(1, round(w * s)))
@@ -94,7 +111,14 @@ def resize_long_edge(x: torch.Tensor, long_edge: int) -> torch.Tensor:
 
 
 def resize(x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
-    """Antialiased bicubic resize of ``(N, C, H, W)`` in [0, 1] to ``hw``."""
+    """Antialiased bicubic resize of ``(N, C, H, W)`` in [0, 1] to ``hw``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> resize(torch.rand(1, 3, 24, 32), (12, 20)).shape
+    torch.Size([1, 3, 12, 20])
+    """
     if tuple(x.shape[-2:]) == tuple(hw):
         return x
     return F.interpolate(x, size=tuple(hw), mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
@@ -145,6 +169,19 @@ def save_image(x: torch.Tensor, path: str | os.PathLike, *, metadata: dict | Non
     ``metadata`` (JSON-serialisable settings) is embedded: a PNG text chunk, the JPEG comment, or the TIFF
     ImageDescription, under the key ``stylekit``; :func:`read_metadata` reads it back. ``bit_depth=16`` is
     available for TIFF.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> import torch
+    >>> save_image(torch.rand(1, 3, 24, 32), folder / "noise.png", metadata={"seed": 0}).name
+    'noise.png'
+    >>> save_image(torch.rand(1, 3, 24, 32), folder / "noise.png")
+    Traceback (most recent call last):
+    ...
+    stylekit.errors.ConfigError: ...noise.png: already exists (use --overwrite to replace it)
     """
     p = Path(path)
     fmt = OUTPUT_FORMATS.get(p.suffix.lower())
@@ -176,7 +213,18 @@ def save_image(x: torch.Tensor, path: str | os.PathLike, *, metadata: dict | Non
 
 
 def read_metadata(path: str | os.PathLike) -> dict:
-    """The settings :func:`save_image` embedded in an output file (``{}`` when there are none)."""
+    """The settings :func:`save_image` embedded in an output file (``{}`` when there are none).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> import torch
+    >>> path = save_image(torch.rand(1, 3, 8, 8), folder / "out.png", metadata={"seed": 0})
+    >>> read_metadata(path)
+    {'seed': 0}
+    """
     with Image.open(path) as img:
         text = img.info.get(METADATA_KEY) or img.info.get("comment")
         if text is None and hasattr(img, "tag_v2"):

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from .._io import check_output_path
-from .._job import Job
+from .._job import Job, plot_path
 from .._options import option
 from ..errors import ConfigError, InputError
 from .config import OUTPUT_FORMATS, ImageStyleConfig
@@ -21,14 +21,20 @@ CHECKPOINT_FORMAT = "stylekit-image-checkpoint/1"
 
 @dataclass(frozen=True)
 class ImageOutput:
-    """What an image job writes besides the picture's pixels."""
+    """What an image job writes besides the picture's pixels.
 
-    bit_depth: int = option(8, type=click.Choice(["8", "16"]), parse=int, group="Output",
+    Examples
+    --------
+    >>> ImageOutput(bit_depth=16).bit_depth
+    16
+    """
+
+    bit_depth: int = option(8, type=click.Choice(["8", "16"]), parse=int, group="Input and output",
                             help="Bits per channel; 16 for TIFF only.")
-    save_every: int = option(0, type=int, group="Output",
+    save_every: int = option(0, type=int, group="Input and output",
                              help="Also save the current result every N iterations (OUTPUT_STEM.stepNNNNN).")
-    plot: bool = option(False, is_flag=True, group="Output",
-                        help="Write OUTPUT_STEM.loss.png, the loss terms over iterations.")
+    plot: bool = option(False, is_flag=True, group="Input and output",
+                        help="Also write OUTPUT_STEM.plot.png: the loss terms over the iterations.")
 
     def __post_init__(self) -> None:
         if self.bit_depth not in (8, 16):
@@ -45,6 +51,22 @@ class ImageJob(Job):
     """One stylized picture: ``content`` painted in the style of ``styles`` under an :class:`ImageStyleConfig`.
 
     ``options`` is an :class:`ImageOutput` (bit depth, snapshots, loss plot).
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from pathlib import Path
+    >>> from stylekit.image.io import save_image
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> photo, painting = save_image(torch.rand(1, 3, 24, 32), folder / "photo.png"), save_image(torch.rand(1, 3, 32, 32), folder / "painting.png")
+    >>> from stylekit.image.config import ImageStyleConfig
+    >>> job = ImageJob(photo, [painting], folder / "out.png", ImageStyleConfig(size=32, scales=1, iterations=1))
+    >>> job.check()                             # every output it will write is checked before any work
+    >>> job.status()[0]
+    'new'
+    >>> result = job.run()
+    >>> job.status()[0], (folder / "out.png").exists()
+    ('done', True)
     """
 
     medium = "image"
@@ -74,7 +96,7 @@ class ImageJob(Job):
         return paths + ([Path(self.config.content_mask)] if self.config.content_mask else [])
 
     def extra_outputs(self) -> list[Path]:
-        return [_sibling(self.output, "loss", ".png")] if self.options.plot else []
+        return [plot_path(self.output)] if self.options.plot else []
 
     def output_settings(self) -> dict:
         return {"bit_depth": self.options.bit_depth} if self.options.bit_depth != 8 else {}
@@ -97,12 +119,28 @@ class ImageJob(Job):
     def steps_done(self, state: dict) -> int:
         return int(state["scale"]) * self.config.coarse_iterations + int(state["step"])
 
-    def total_steps(self) -> int:
+    def scale_shapes(self) -> list[tuple[int, int]]:
+        """``(height, width)`` of each scale the run goes through, coarse to fine: fewer than ``scales`` when
+        the output size leaves no room for them above ``min_size``."""
         from .._device import resolve_device
         from .pipeline import _shapes
         size = self.config.resolved_size(resolve_device(self.config.device))
-        n = len(_shapes(self.config, tuple(self.load()[0].shape[-2:]), size))
+        h, w = self.load()[0].shape[-2:]
+        s = size / max(h, w)        # the content at the output size, as the pipeline resizes it
+        return _shapes(self.config, (max(1, round(h * s)), max(1, round(w * s))), size)
+
+    def total_steps(self) -> int:
+        n = len(self.scale_shapes())
         return self.config.coarse_iterations * (n - 1) + self.config.iterations
+
+    def notes(self) -> list[str]:
+        n, asked = len(self.scale_shapes()), self.config.scales
+        if n >= asked:
+            return []
+        from .._device import resolve_device
+        size = self.config.resolved_size(resolve_device(self.config.device))
+        return [f"note: {n} of --scales {asked} will run: a {size} px output leaves no room for more above "
+                f"--min-size {self.config.min_size} (lower --min-size, or raise --size)"]
 
     def describe_step(self, p) -> str:
         return f"scale {p.scale}/{p.n_scales} {p.image.shape[-1]}x{p.image.shape[-2]}"
@@ -162,6 +200,8 @@ class ImageJob(Job):
         from .._device import resolve_device
         meta = super().metadata(seconds, **extra)
         meta["device"] = str(resolve_device(self.config.device))
+        if self._content_img is not None:     # the scales that ran, which a small size can make fewer
+            meta["scales_run"] = [f"{w}x{h}" for h, w in self.scale_shapes()]
         if self.history and "interrupted_at" not in extra:
             meta.update(iterations_run=len(self.history), final_loss=sum(self.history[-1][2].values()))
         return meta
@@ -170,7 +210,7 @@ class ImageJob(Job):
         from .io import save_image
         save_image(result.data, path, metadata=metadata, overwrite=overwrite, bit_depth=self.options.bit_depth)
         if self.options.plot and self.history:
-            _plot_losses(self.history, _sibling(self.output, "loss", ".png"), overwrite=True)
+            _plot_losses(self.history, plot_path(self.output), overwrite=True)
 
     @classmethod
     def read_metadata(cls, path: Path) -> dict:
@@ -179,12 +219,31 @@ class ImageJob(Job):
 
 
 def _plot_losses(history: list[tuple[int, int, dict]], path: Path, overwrite: bool) -> None:
-    """A PNG of the weighted loss terms over all iterations (dotted lines between scales)."""
+    """A PNG of the weighted loss terms over all iterations (:func:`loss_figure`)."""
+    from .._io import atomic_write
+
+    fig = loss_figure(history)
+    import matplotlib.pyplot as plt
+    try:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"), overwrite=overwrite)
+    finally:
+        plt.close(fig)
+
+
+def loss_figure(history: list[tuple[int, int, dict]]):
+    """The matplotlib figure of ``--plot``: each weighted loss term and their total over the iterations of all
+    scales (dotted lines between scales), on integer iteration ticks.
+
+    The y axis is logarithmic above the smallest non-zero value and linear below it (``symlog``), so a term
+    that starts at 0 (the content term of a run that starts from the content) is drawn from its real value,
+    not from wherever it first becomes positive.
+    """
+    import math
+
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from .._io import atomic_write
+    from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
     names = sorted({k for _, _, t in history for k in t})
@@ -195,13 +254,14 @@ def _plot_losses(history: list[tuple[int, int, dict]], path: Path, overwrite: bo
     for i in range(1, len(history)):
         if history[i][0] != history[i - 1][0]:
             ax.axvline(i + 0.5, color="gray", ls=":", lw=1)
-    ax.set_yscale("log")
+    positive = [v for _, _, t in history for v in t.values() if v > 0]
+    # linear below the power of ten under the smallest positive value: one decade of axis from 0 up to it
+    ax.set_yscale("symlog", linthresh=10.0 ** math.floor(math.log10(min(positive))) if positive else 1.0)
+    ax.set_ylim(bottom=0.0)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("iteration (all scales; dotted lines: next scale)")
     ax.set_ylabel("weighted loss")
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    try:
-        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"), overwrite=overwrite)
-    finally:
-        plt.close(fig)
+    return fig

@@ -24,7 +24,14 @@ _LUMA = (0.299, 0.587, 0.114)
 
 def as_mask(x: torch.Tensor, what: str = "mask") -> torch.Tensor:
     """A mask tensor ``(H, W)``, ``(1, H, W)``, ``(1, 1, H, W)`` or RGB ``(1, 3, H, W)`` as ``(1, 1, H, W)``
-    float32 in [0, 1] (RGB is reduced to its luma)."""
+    float32 in [0, 1] (RGB is reduced to its luma).
+
+    Examples
+    --------
+    >>> import torch
+    >>> as_mask(torch.ones(4, 6)).shape, as_mask(torch.ones(1, 3, 4, 6)).shape
+    (torch.Size([1, 1, 4, 6]), torch.Size([1, 1, 4, 6]))
+    """
     t = x.detach().float().cpu()
     t = t.reshape(1, *t.shape[-3:]) if t.dim() >= 3 else t.reshape(1, 1, *t.shape[-2:])
     if t.dim() != 4 or t.shape[1] not in (1, 3):
@@ -62,6 +69,16 @@ def load_masks(cfg: ImageStyleConfig, hw: tuple[int, int], n_styles: int, *, sha
     :class:`ConfigError` for a count that differs from the number of styles, a style mask that is black
     everywhere, or an aspect ratio more than 1% from the content's (unless ``mask_resize="stretch"``), and
     :class:`~stylekit.errors.InputError` for a file that is not an image.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from stylekit.image.config import ImageStyleConfig
+    >>> left = torch.zeros(24, 32)
+    >>> left[:, :16] = 1
+    >>> styles, content = load_masks(ImageStyleConfig(), (24, 32), 2, style_masks=[left, 1 - left])
+    >>> styles.shape, content
+    (torch.Size([2, 1, 24, 32]), None)
     """
     stretch = cfg.mask_resize == "stretch"
     shape = tuple(shape or hw)

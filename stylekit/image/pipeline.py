@@ -44,6 +44,13 @@ class ImageResult:
         The settings that made it (``size`` resolved).
     interrupted : bool
         True for the best result so far of a stopped run (carried by :class:`~stylekit.StylizeInterrupted`).
+
+    Examples
+    --------
+    >>> import torch
+    >>> result = stylize_image(torch.rand(1, 3, 24, 32), [torch.rand(1, 3, 32, 32)], size=32, scales=1, iterations=1)
+    >>> result.data.shape, result.interrupted
+    (torch.Size([1, 3, 24, 32]), False)
     """
 
     data: torch.Tensor = field(repr=False)
@@ -71,6 +78,13 @@ class StyleTargets:
 
     ``images`` are the style images, ``names`` their names in messages, and ``features`` the style features of
     each scale already computed, keyed by everything they depend on (kept on the CPU).
+
+    Examples
+    --------
+    >>> import torch
+    >>> targets = style_targets([torch.rand(1, 3, 32, 32)])
+    >>> len(targets.images), targets.names
+    (1, ['style image 1'])
     """
 
     images: list[torch.Tensor] = field(repr=False)
@@ -216,7 +230,17 @@ def reuse_networks():
     """Inside the block, every run with the same network settings (layers, weights, pooling, preprocessing,
     device) shares one frozen network, built once: what video does for its frames. Outside it each call builds
     its own and frees it on return, so a library user's memory (the network, and the CPU backend's kept filter
-    transforms) is not held after a call that did not ask for it."""
+    transforms) is not held after a call that did not ask for it.
+
+    Examples
+    --------
+    >>> import torch
+    >>> with reuse_networks():                 # the frames of a video: one network for every call
+    ...     results = [stylize_image(torch.rand(1, 3, 24, 32), [torch.rand(1, 3, 32, 32)], size=32, scales=1,
+    ...                              iterations=1) for _ in range(2)]
+    >>> len(results)
+    2
+    """
     token = _shared_networks.set({})
     try:
         yield
@@ -303,6 +327,14 @@ def style_targets(styles, *, config: ImageStyleConfig | None = None, style_names
     computing them again, which is what a batch or the web preview does. Other settings compute what they
     need and keep it in the targets too. With ``preserve_color`` other than ``"none"`` the styles depend on
     the content and nothing is reused.
+
+    Examples
+    --------
+    >>> import torch
+    >>> targets = style_targets([torch.rand(1, 3, 32, 32)])      # read (and extracted) once ...
+    >>> results = [stylize_image(torch.rand(1, 3, 24, 32), targets, size=32, scales=1, iterations=1) for _ in range(2)]
+    >>> len(results)                                             # ... for several contents
+    2
     """
     cfg = dataclasses.replace(config or ImageStyleConfig(), **options)
     device = resolve_device(cfg.device)
@@ -325,6 +357,12 @@ def estimate_image_run(content, *, config: ImageStyleConfig | None = None, calib
     ``content`` is a path, a ``(1, 3, H, W)`` tensor or an ``(H, W)`` shape. Returns a
     :class:`stylekit.image.estimate.RunEstimate` (``.describe()`` gives the text ``stylekit image --dry-run`` prints).
     Raises :class:`ConfigError` with the estimate when the run cannot fit even in tiles.
+
+    Examples
+    --------
+    >>> estimate = estimate_image_run((768, 1024), size=1024, device="cpu", calibrate=False)
+    >>> estimate.peak_bytes > 0, len(estimate.shapes)
+    (True, 3)
     """
     from .estimate import estimate_run
     cfg = dataclasses.replace(config or ImageStyleConfig(), **options)
@@ -351,7 +389,15 @@ def _is_tensor_mask(v) -> bool:
 
 def finish_image(x: torch.Tensor, content: torch.Tensor, preserve_color: str = "none") -> torch.Tensor:
     """An iterate as an output image: resized to ``content``'s size, clamped to [0, 1], and given the content's
-    colours back where ``preserve_color`` asks for it (:func:`stylekit.image.color.restore_color`)."""
+    colours back where ``preserve_color`` asks for it (:func:`stylekit.image.color.restore_color`).
+
+    Examples
+    --------
+    >>> import torch
+    >>> out = finish_image(torch.full((1, 3, 12, 16), 1.5), torch.rand(1, 3, 24, 32))
+    >>> out.shape, float(out.max())                               # the content's size, clamped to [0, 1]
+    (torch.Size([1, 3, 24, 32]), 1.0)
+    """
     x = resize(x.detach().float().cpu(), tuple(content.shape[-2:])).clamp(0, 1)
     return restore_color(x, content, preserve_color)
 
@@ -484,7 +530,13 @@ def stylize_image(content, styles, *, config: ImageStyleConfig | None = None,
 
     Example
     -------
-    >>> out = stylize_image("photo.jpg", ["starry_night.jpg"], size=256, iterations=50).data
+    Files (``stylize_image("photo.jpg", ["starry_night.jpg"], size=256)``) or tensors:
+
+    >>> import torch
+    >>> photo, painting = torch.rand(1, 3, 48, 64), torch.rand(1, 3, 40, 40)
+    >>> result = stylize_image(photo, [painting], size=32, scales=1, iterations=2)
+    >>> result.data.shape, result.config.size
+    (torch.Size([1, 3, 24, 32]), 32)
     """
     tensors = {k: options.pop(k) for k in ("style_masks", "content_mask") if _is_tensor_mask(options.get(k))}
     cfg = dataclasses.replace(config or ImageStyleConfig(), **options)

@@ -43,7 +43,13 @@ __all__ = ["receptive_field", "layer_stride", "halo_for", "Tile", "tile_grid", "
 
 
 def receptive_field(layer: str) -> int:
-    """Receptive field, in input pixels, of one position of a VGG19 layer (3x3 convolutions, 2x2 pools)."""
+    """Receptive field, in input pixels, of one position of a VGG19 layer (3x3 convolutions, 2x2 pools).
+
+    Examples
+    --------
+    >>> receptive_field("conv1_1"), receptive_field("relu1_2"), receptive_field("pool1")
+    (3, 5, 6)
+    """
     size, jump = 1, 1
     for name in LAYER_NAMES[: LAYER_NAMES.index(layer) + 1]:
         if name.startswith("conv"):
@@ -55,12 +61,24 @@ def receptive_field(layer: str) -> int:
 
 
 def layer_stride(layer: str) -> int:
-    """Input pixels per feature position of a layer: ``2 ** (pooling layers up to it)``."""
+    """Input pixels per feature position of a layer: ``2 ** (pooling layers up to it)``.
+
+    Examples
+    --------
+    >>> layer_stride("relu1_1"), layer_stride("relu3_1"), layer_stride("pool5")
+    (1, 4, 32)
+    """
     return 2 ** sum(1 for n in LAYER_NAMES[: LAYER_NAMES.index(layer) + 1] if n.startswith("pool"))
 
 
 def halo_for(layers: Sequence[str]) -> int:
-    """Halo width (pixels, a multiple of the deepest stride) that makes every core position exact."""
+    """Halo width (pixels, a multiple of the deepest stride) that makes every core position exact.
+
+    Examples
+    --------
+    >>> halo_for(["relu1_1"]) <= halo_for(["relu3_1"]) <= halo_for(["relu5_1"])
+    True
+    """
     deepest = max(layers, key=LAYER_NAMES.index)
     stride = max(layer_stride(n) for n in layers)
     need = receptive_field(deepest) // 2 + stride
@@ -70,7 +88,14 @@ def halo_for(layers: Sequence[str]) -> int:
 @dataclass(frozen=True)
 class Tile:
     """One tile: ``region`` is the input window (core plus halo, clipped to the image); ``core`` is the part
-    of the image this tile owns. Both are ``(y0, y1, x0, x1)`` in input pixels."""
+    of the image this tile owns. Both are ``(y0, y1, x0, x1)`` in input pixels.
+
+    Examples
+    --------
+    >>> tile, last_row, last_column = tile_grid(64, 64, 32, layers=["relu2_1"])[0]
+    >>> tile.core, last_row, last_column
+    ((0, 32, 0, 32), False, False)
+    """
 
     region: tuple[int, int, int, int]
     core: tuple[int, int, int, int]
@@ -87,6 +112,12 @@ def tile_grid(height: int, width: int, tile: int, *, layers: Sequence[str]) -> l
     """Cut an image into tiles of (at most) ``tile`` pixels a side, with the halo ``layers`` need.
 
     Returns ``(tile, is_last_row, is_last_column)`` triples; the cores cover the image exactly once.
+
+    Examples
+    --------
+    >>> grid = tile_grid(64, 96, 32, layers=["relu2_1"])
+    >>> len(grid), sum((t.core[1] - t.core[0]) * (t.core[3] - t.core[2]) for t, _, _ in grid) == 64 * 96
+    (6, True)
     """
     stride = max(layer_stride(n) for n in layers)
     halo = halo_for(layers)
@@ -128,7 +159,17 @@ def _unnormalised_gram(f: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def tiled_grams(extractor: nn.Module, image: torch.Tensor, layers: Sequence[str], tile: int) -> dict[str, torch.Tensor]:
     """Gram matrices ``{layer: (B, C, C)}`` of a whole image (as :func:`stylekit.losses.gram_matrix` gives
-    them), computed tile by tile in bounded memory."""
+    them), computed tile by tile in bounded memory.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from stylekit.features import VGG19Features
+    >>> from stylekit.losses import gram_matrix
+    >>> net, image = VGG19Features(["relu2_1"], winograd=False), torch.rand(1, 3, 48, 48)
+    >>> torch.allclose(tiled_grams(net, image, ["relu2_1"], 24)["relu2_1"], gram_matrix(net(image)["relu2_1"]), rtol=1e-4)
+    True
+    """
     sums: dict[str, torch.Tensor] = {}
     counts = dict.fromkeys(layers, 0)
     for t, ly, lx in tile_grid(image.shape[-2], image.shape[-1], tile, layers=layers):
@@ -144,7 +185,17 @@ def tiled_moments(extractor: nn.Module, image: torch.Tensor, layers: Sequence[st
                   ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """Means ``(1, C)`` and second moments ``(1, C, C)`` of a whole image's features (as
     :func:`stylekit.losses.weighted_moments` gives them), computed tile by tile: the style statistics of the
-    moment-based losses (gram, mean-std, w2) for an image too large for memory."""
+    moment-based losses (gram, mean-std, w2) for an image too large for memory.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from stylekit.features import VGG19Features
+    >>> net = VGG19Features(["relu2_1"], winograd=False)
+    >>> mean, second = tiled_moments(net, torch.rand(1, 3, 48, 48), ["relu2_1"], 24)["relu2_1"]
+    >>> mean.shape, second.shape
+    (torch.Size([1, 128]), torch.Size([1, 128, 128]))
+    """
     sums: dict[str, list] = {}
     counts = dict.fromkeys(layers, 0)
     for t, ly, lx in tile_grid(image.shape[-2], image.shape[-1], tile, layers=layers):
@@ -203,6 +254,20 @@ class TiledStyleTransferLoss(nn.Module):
     Exact tiling needs losses that are functions of sums over positions: ``gram``, ``mean-std`` and ``w2``
     (the weighted mean and second moment, accumulated over tiles; with style masks, one pair per style over
     its mask). ``sw`` and ``hist`` sort every position of a layer at once, so they are refused.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from stylekit.features import VGG19Features
+    >>> net = VGG19Features(["relu1_1", "relu2_1"], winograd=False).double()
+    >>> args = dict(content_layers=["relu2_1"], style_layers=["relu1_1", "relu2_1"], style_weight=5.0)
+    >>> plain, tiled = StyleTransferLoss(net, **args), TiledStyleTransferLoss(net, tile=16, **args)
+    >>> content, style, x = (torch.rand(1, 3, 32, 40, dtype=torch.float64) for _ in range(3))
+    >>> for loss in (plain, tiled):
+    ...     loss.set_content(content)
+    ...     loss.set_style_features(net(style))
+    >>> torch.allclose(plain(x)[0], tiled(x)[0])                  # the same objective, tile by tile
+    True
     """
 
     def __init__(self, extractor: nn.Module, *, tile: int, content_layers: Mapping[str, float] | None = None,

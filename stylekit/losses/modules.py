@@ -6,16 +6,20 @@ are computed once under ``no_grad`` and registered as buffers, so ``.to(device)`
 """
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Mapping, Sequence
+from typing import TypeAlias
 
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, InputError
 from . import functional as Fn
 
 __all__ = ["ContentLoss", "GramStyleLoss", "GuidedGramStyleLoss", "MeanStdStyleLoss", "W2StyleLoss",
-           "SlicedWassersteinStyleLoss", "HistogramStyleLoss", "TVLoss", "StyleTransferLoss", "STYLE_LOSSES"]
+           "SlicedWassersteinStyleLoss", "HistogramStyleLoss", "TVLoss", "StyleTransferLoss", "STYLE_LOSSES",
+           "DEFAULT_CONTENT_LAYERS", "DEFAULT_STYLE_LAYERS", "REDUCTIONS", "LayerWeights", "check_image"]
 
 Features = Mapping[str, torch.Tensor]
 
@@ -60,6 +64,13 @@ class ContentLoss(nn.Module):
     normalize : MSE (False) or squared error relative to ``||target||^2`` (True).
     mask : ``(1, 1, H, W)`` in [0, 1], any resolution: where the content counts (full weight where 1, none
         where 0); area-averaged to the target's resolution once.
+
+    Examples
+    --------
+    >>> import torch
+    >>> target = torch.rand(1, 4, 6, 6)
+    >>> ContentLoss(target)(target), ContentLoss(target)(torch.zeros(1, 4, 6, 6)) > 0
+    (tensor(0.), tensor(True))
     """
 
     def __init__(self, target: torch.Tensor, *, normalize: bool = False, mask: torch.Tensor | None = None) -> None:
@@ -183,9 +194,13 @@ class _StyleLossBase(nn.Module):
     def _moment_loss(self, mean: torch.Tensor, second: torch.Tensor, target: dict[str, torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
 
-    def forward(self, features: Features) -> torch.Tensor:
+    def weighted(self, features: Features) -> torch.Tensor:
+        """The loss: per-layer losses weighted by ``layer_weights`` and summed (batch mean)."""
         losses = self.layer_losses(features)
         return sum(self.layer_weights[k] * v for k, v in losses.items())
+
+    def forward(self, features: Features) -> torch.Tensor:
+        return self.weighted(features)
 
 
 def _as_moments(f) -> tuple[torch.Tensor, torch.Tensor]:
@@ -212,6 +227,14 @@ class GramStyleLoss(_StyleLossBase):
     weighted sum of per-style losses (the two differ by a constant), at the cost of one target per layer.
     :meth:`from_grams` builds the loss from Gram matrices computed elsewhere (for example tile by tile, see
     :mod:`stylekit.image.tiling`).
+
+    Examples
+    --------
+    >>> import torch
+    >>> style = {"relu1_1": torch.rand(1, 4, 6, 6), "relu2_1": torch.rand(1, 8, 3, 3)}
+    >>> loss = GramStyleLoss(style, normalize=True)
+    >>> loss(style), loss({k: 2 * v for k, v in style.items()})      # Grams scale by 4: error 9 relative
+    (tensor(0.), tensor(9.))
     """
 
     moment_based = True
@@ -255,6 +278,16 @@ class GuidedGramStyleLoss(GramStyleLoss):
     they are area-averaged to each layer's feature map). Overlapping or partial masks are normalised by
     :func:`stylekit.losses.functional.normalize_masks`. Usable as a training loss: the masks broadcast over
     the batch.
+
+    Examples
+    --------
+    >>> import torch
+    >>> styles = [{"relu1_1": torch.rand(1, 4, 8, 8)}, {"relu1_1": torch.rand(1, 4, 8, 8)}]
+    >>> left = torch.zeros(8, 8)
+    >>> left[:, :4] = 1
+    >>> loss = GuidedGramStyleLoss(styles, [left, 1 - left])      # style 1 on the left, style 2 on the right
+    >>> loss({"relu1_1": torch.rand(2, 4, 8, 8)}).shape
+    torch.Size([])
     """
 
     def __init__(self, targets: Features | Sequence[Features], masks, *, layer_weights=None, blend=None,
@@ -268,6 +301,13 @@ class MeanStdStyleLoss(_StyleLossBase):
     """Style loss on per-channel mean and standard deviation of features (cheaper than Grams, O(C) not O(C^2)).
 
     Same parameters as :class:`GramStyleLoss`; blended styles average their statistics.
+
+    Examples
+    --------
+    >>> import torch
+    >>> style = {"relu1_1": torch.rand(1, 4, 6, 6)}
+    >>> MeanStdStyleLoss(style)(style)
+    tensor(0.)
     """
 
     moment_based = True
@@ -296,6 +336,13 @@ class W2StyleLoss(_StyleLossBase):
 
     Same parameters as :class:`GramStyleLoss`. Blended styles are fitted as their mixture (the mean and second
     moment averaged with the blend weights), so blends match what a tiled run computes.
+
+    Examples
+    --------
+    >>> import torch
+    >>> style = {"relu1_1": torch.rand(1, 4, 6, 6)}
+    >>> float(W2StyleLoss(style)(style)) < 1e-3
+    True
     """
 
     moment_based = True
@@ -320,7 +367,7 @@ class W2StyleLoss(_StyleLossBase):
 
 class SlicedWassersteinStyleLoss(_StyleLossBase):
     """Sliced Wasserstein style loss (Heitz et al., CVPR 2021): the features' full distribution, compared
-    along random directions that are drawn again for every evaluation.
+    along random directions that change from one evaluation to the next.
 
     Same parameters as :class:`GramStyleLoss`, plus ``projections`` (directions per layer; default as many as
     the layer has channels, as in the paper) and ``seed``. Draws are deterministic: evaluation ``n`` of a loss
@@ -330,23 +377,39 @@ class SlicedWassersteinStyleLoss(_StyleLossBase):
 
     Notes
     -----
-    The style's features are kept (their projections change every step); a style image larger than the
-    output costs memory in proportion.
+    Heitz et al. draw new directions at every step. Here each key selects one of ``bank`` sets of directions
+    drawn from the seed, so that the style's side (its projections, sorted: as costly as the output's) is
+    computed once per set and reused, while the output still sees ``bank`` times as many directions as a
+    layer has channels over a run. A style with more than ``max_quantiles`` positions is kept as that many
+    quantiles per direction. The style's features are kept; a style image larger than the output costs memory
+    in proportion.
+
+    Example
+    -------
+    >>> import torch
+    >>> style = {"relu1_1": torch.rand(1, 4, 8, 8)}
+    >>> loss = SlicedWassersteinStyleLoss(style, seed=0)
+    >>> float(loss(style)) == 0.0
+    True
     """
+
+    #: At most this many style positions are kept per layer (a fixed, seeded subset).
+    max_target_positions = 16384
+    #: The number of direction sets a loss cycles through (see the notes).
+    bank = 8
+    #: The style's sorted projections are kept as at most this many quantiles per direction.
+    max_quantiles = 4096
 
     def __init__(self, targets, *, layer_weights=None, blend=None, normalize: bool = False, masks=None,
                  projections: int | None = None, seed: int = 0) -> None:
         super().__init__(targets, layer_weights=layer_weights, blend=blend, normalize=normalize, masks=masks)
         self.n_projections, self.seed = projections, int(seed)
-        self.auto_redraw, self.calls = True, 0
+        self.auto_redraw, self.calls, self.drawn = True, 0, -1
+        self._sorted: dict[tuple, tuple[torch.Tensor, torch.Tensor | None]] = {}
         for k in self.layer_weights:
             c = self.target(k, 0 if self.masked else None)["features"].shape[1]
             self.register_buffer(f"proj_{k}", torch.zeros(c, projections or c))
         self.redraw(0)
-
-    #: At most this many style positions are kept per layer (a fixed, seeded subset): the style's projections
-    #: are sorted at every step, and its quantile function needs far fewer samples than a large layer has.
-    max_target_positions = 16384
 
     def _targets(self, features, blend):
         flat = [self._subsample(Fn._flatten(f).float()[:1]) for f in features]
@@ -364,23 +427,56 @@ class SlicedWassersteinStyleLoss(_StyleLossBase):
 
     @torch.no_grad()
     def redraw(self, key: int) -> None:
-        """Draw new directions, a function of ``(seed, key)`` only (drawn on the CPU, the same on any device)."""
-        g = torch.Generator().manual_seed((self.seed * 1_000_003 + int(key)) % (2 ** 63))
+        """Take the directions of ``key``: set ``key mod bank``, a function of ``(seed, set)`` only (drawn on
+        the CPU, the same on any device)."""
+        if int(key) % self.bank == self.drawn:
+            return                  # these directions are in place
+        self.drawn = int(key) % self.bank
+        g = torch.Generator().manual_seed((self.seed * 1_000_003 + self.drawn) % (2 ** 63))
         for k in self.layer_weights:
             buf = getattr(self, f"proj_{k}")
             p = torch.randn(buf.shape, generator=g)
             buf.copy_(p / p.norm(dim=0, keepdim=True))
 
+    @torch.no_grad()
+    def _style_side(self, layer: str, target: dict, n: int | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The style's projections on the current directions, sorted (or as quantiles; resampled to ``n``
+        levels, the output's positions, when given), and their mean square (the ``normalize`` scale); computed
+        once per layer, style, direction set and ``n``."""
+        t, w = target["features"], target["weights"]
+        key = (layer, t.data_ptr(), t.device, self.drawn)
+        if n is not None and (*key, n) not in self._sorted:
+            ts, scale = self._style_side(layer, target, None)
+            self._sorted[(*key, n)] = Fn.resample_sorted(ts, n), scale
+        if n is not None:
+            return self._sorted[(*key, n)]
+        if key not in self._sorted:
+            tp = getattr(self, f"proj_{layer}").to(t.dtype).t() @ t[0]           # (K, M)
+            if w.numel():
+                ts = Fn.channel_quantiles(tp[None], min(tp.shape[-1], self.max_quantiles), weights=w)
+                scale = (tp.pow(2) * w.to(tp.dtype)).sum(-1).mean() / w.sum().to(tp.dtype)
+            else:
+                ts = tp.sort(-1).values if tp.shape[-1] <= self.max_quantiles else \
+                    Fn.channel_quantiles(tp[None], self.max_quantiles)
+                scale = tp.pow(2).mean()
+            self._sorted[key] = ts, (scale if self.normalize else None)
+        return self._sorted[key]
+
+    def _apply(self, fn, *args, **kwargs):
+        self._sorted.clear()        # moved or cast: computed again on the new device
+        return super()._apply(fn, *args, **kwargs)
+
     def _loss(self, layer, features, target, mask):
-        w = target["weights"]
-        return Fn.sliced_wasserstein_loss(features, target["features"], getattr(self, f"proj_{layer}"), mask=mask,
-                                          target_weights=w if w.numel() else None, normalize=self.normalize)
+        # Unmasked, every output position weighs the same: the style's side is resampled once to their count.
+        ts, scale = self._style_side(layer, target, features[0, 0].numel() if mask is None else None)
+        return Fn.sliced_wasserstein_from_sorted(features, getattr(self, f"proj_{layer}"), ts, mask=mask,
+                                                 scale=scale)
 
     def forward(self, features: Features) -> torch.Tensor:
         if self.auto_redraw:
             self.redraw(self.calls)
             self.calls += 1
-        return super().forward(features)
+        return self.weighted(features)
 
 
 class HistogramStyleLoss(_StyleLossBase):
@@ -388,6 +484,13 @@ class HistogramStyleLoss(_StyleLossBase):
     to the style's, stored as ``levels`` quantiles (an equal-mass histogram; 256 bins as in the paper).
 
     Same parameters as :class:`GramStyleLoss` plus ``levels``. Blended styles are matched as their mixture.
+
+    Examples
+    --------
+    >>> import torch
+    >>> style = {"relu1_1": torch.rand(1, 4, 16, 16)}
+    >>> float(HistogramStyleLoss(style)(style)) < 1e-6
+    True
     """
 
     def __init__(self, targets, *, layer_weights=None, blend=None, normalize: bool = False, masks=None,
@@ -405,7 +508,14 @@ class HistogramStyleLoss(_StyleLossBase):
 
 
 class TVLoss(nn.Module):
-    """Total-variation smoothness loss of an image; ``exponent`` 2 (default) or e.g. 1."""
+    """Total-variation smoothness loss of an image; ``exponent`` 2 (default) or e.g. 1.
+
+    Examples
+    --------
+    >>> import torch
+    >>> TVLoss()(torch.tensor([[[[0.0, 1.0], [2.0, 4.0]]]])), TVLoss(exponent=1)(torch.zeros(1, 3, 4, 4))
+    (tensor(9.), tensor(0.0002))
+    """
 
     def __init__(self, *, exponent: float = 2.0) -> None:
         super().__init__()
@@ -423,19 +533,110 @@ STYLE_LOSSES = {"gram": GramStyleLoss, "mean-std": MeanStdStyleLoss, "w2": W2Sty
 _ALIASES = {"mean_std": "mean-std"}
 
 
+#: The default layers and weights of :class:`StyleTransferLoss`: those of ``stylekit image``
+#: (:class:`stylekit.ImageStyleConfig`; a test keeps the two equal).
+DEFAULT_CONTENT_LAYERS: dict[str, float] = {"relu4_2": 1.0}
+DEFAULT_STYLE_LAYERS: dict[str, float] = {k: 0.2 for k in ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")}
+#: How :class:`StyleTransferLoss` reduces over the batch: the mean or the sum of the per-sample losses, or
+#: none (one value per sample).
+REDUCTIONS = ("mean", "sum", "none")
+
+#: Layers as ``{layer: weight}``, or a layer name or list of names (equal weights that sum to 1).
+LayerWeights: TypeAlias = Mapping[str, float] | Sequence[str] | str
+
+
+_compiling = getattr(torch.compiler, "is_compiling", lambda: False)
+
+
+def _device_of(module: nn.Module) -> torch.device | None:
+    for t in module.buffers():
+        return t.device
+    for t in module.parameters():
+        return t.device
+    return None
+
+
+def check_image(x: object, *, what: str = "image", extractor: nn.Module | None = None,
+                values: bool = True) -> None:
+    """Refuse what an extractor cannot take, with one line that says what to do.
+
+    ``x`` must be a float tensor ``(B, C, H, W)``, with the channel count the extractor declares
+    (``extractor.in_channels``; 3 for :class:`~stylekit.features.VGG19Features`) and on its device. With
+    ``values``, NaN and infinities are refused, and so are values far outside the extractor's
+    ``input_range`` ([0, 1] for VGG19Features): a 0-255 image, or one already normalised by ImageNet's mean
+    and std. This reads the tensor's minimum and maximum (one device synchronisation).
+
+    >>> import torch
+    >>> check_image(torch.rand(1, 3, 8, 8))
+    >>> check_image(torch.zeros(1, 3, 8, 8, dtype=torch.uint8))
+    Traceback (most recent call last):
+    stylekit.errors.InputError: image must be a float tensor with values in [0, 1], got torch.uint8 (convert with x.float() / 255)
+    """
+    if _compiling():     # checked once in eager mode; inside torch.compile the checks would split the graph
+        return
+    if not isinstance(x, torch.Tensor):
+        raise InputError(f"{what} must be a torch.Tensor (B, C, H, W), got {type(x).__name__}")
+    if not x.is_floating_point():
+        hint = " (convert with x.float() / 255)" if x.dtype == torch.uint8 else ""
+        raise InputError(f"{what} must be a float tensor with values in [0, 1], got {x.dtype}{hint}")
+    channels = getattr(extractor, "in_channels", None)
+    if (x.dim() != 4 and (extractor is None or channels is not None)) or not x.numel():
+        raise InputError(f"{what} must be a non-empty (B, C, H, W) batch, got shape {tuple(x.shape)}")
+    if channels is not None and x.shape[1] != channels:
+        hint = " (RGBA? keep RGB with x[:, :3])" if (channels, x.shape[1]) == (3, 4) else ""
+        raise InputError(f"{what} has {x.shape[1]} channels, the extractor takes {channels}{hint}")
+    device = _device_of(extractor) if extractor is not None else None
+    if device is not None and x.device != device:
+        raise InputError(f"{what} is on {x.device} but the loss is on {device}: move one of them "
+                         f"(loss.to({str(x.device)!r}))")
+    if values:
+        _check_values(x, what, getattr(extractor, "input_range", (0.0, 1.0) if extractor is None else None))
+
+
+def _check_values(x: torch.Tensor, what: str, expected: tuple[float, float] | None) -> None:
+    lo, hi = (float(v) for v in torch.aminmax(x.detach().float()))
+    if math.isnan(lo) or math.isnan(hi):
+        raise InputError(f"{what} contains NaN")
+    if math.isinf(lo) or math.isinf(hi):
+        raise InputError(f"{what} contains infinite values")
+    if expected is None:
+        return
+    # Slack for resampling overshoot and for an output that strays a little during optimisation.
+    a, b = expected
+    slack = 0.5 * (b - a)
+    if lo >= a - slack and hi <= b + slack:
+        return
+    if lo >= a - slack and hi <= 255.5:
+        hint = ": a 0-255 image? divide it by 255"
+    elif lo < a:
+        hint = ": normalised? pass the image unnormalised, the extractor applies its own mean and std"
+    else:
+        hint = ""
+    raise InputError(f"{what} has values from {lo:.4g} to {hi:.4g}, expected [{a:g}, {b:g}]{hint}")
+
+
 class StyleTransferLoss(nn.Module):
     """The Gatys et al. objective: weighted content, style and TV terms on one extractor's features.
 
-    Call it as ``loss(image)`` or ``loss(image, content=batch)`` (see :meth:`forward`); it returns
-    ``(total, terms)``. ``terms`` holds the weighted scalar of each term whose weight is above zero
+    ``StyleTransferLoss(style=painting)`` builds its own VGG19 extractor (:class:`stylekit.features.VGG19Features`
+    with the content and style layers, the original caffe weights) and sets its style target, as
+    ``lpips.LPIPS(net="vgg")`` does. Call it as ``loss(image)`` or ``loss(image, content)`` (see :meth:`forward`);
+    it returns ``(total, terms)``. ``terms`` holds the weighted value of each term whose weight is above zero
     (``"content"``, ``"style"``, ``"tv"``; with the default ``tv_weight=0`` there is no ``"tv"``).
+    :meth:`total` is the tensor-only form, like a ``torch.nn`` loss.
 
     Parameters
     ----------
     extractor : a module mapping an image batch to ``{layer: features}`` with a ``layers`` attribute, e.g.
-        :class:`stylekit.features.VGG19Features` built with (at least) the content and style layers.
+        :class:`stylekit.features.VGG19Features` built with (at least) the content and style layers. Default:
+        a VGG19Features of exactly those layers, with ``weights`` and ``pooling``.
+    style : a style image ``(1, 3, H, W)`` in [0, 1], or a list of them (blended equally); the same as calling
+        :meth:`set_style` after construction.
     content_layers, style_layers : ``{layer: weight}``, or a list of layer names (equal weights summing to 1).
-    content_weight, style_weight, tv_weight : weights of the three terms.
+        Default: ``relu4_2``, and ``relu1_1`` ... ``relu5_1`` at 0.2 each, as ``stylekit image``.
+    content_weight, style_weight, tv_weight : weights of the three terms; the defaults (1, 5, 0) are those of
+        ``stylekit image``. That command multiplies the style weight of ``style_loss="sw"`` by 5
+        (``stylekit.image.pipeline.STYLE_LOSS_SCALE``); this module takes the weights as given.
     tv_exponent : exponent of the TV term.
     normalize : use scale-free (relative) content and style distances, so the same weights work for any
         weights source, pooling and image size (default True).
@@ -443,42 +644,86 @@ class StyleTransferLoss(nn.Module):
         Wasserstein) or ``"hist"`` (per-channel histograms); see :data:`STYLE_LOSSES`.
     style_options : further keyword arguments of the style module (``seed`` and ``projections`` for ``"sw"``,
         ``levels`` for ``"hist"``).
+    reduction : ``"mean"`` (default) or ``"sum"`` over the batch, or ``"none"``: each term and the total are
+        ``(B,)``, one value per sample (each sample's loss is the loss of a batch of one).
+    weights, pooling : of the extractor built when none is given: ``"caffe"`` (default) or ``"torchvision"``
+        or a state_dict path, and ``"max"`` (default) or ``"avg"``.
 
     Notes
     -----
     Gatys et al. use unnormalised sums with a content/style weight ratio tuned per image size and network;
     the relative distances here make that ratio meaningful across sizes and weights sources.
+
+    Inputs are checked (:func:`check_image`): a non-float tensor, a wrong channel count or device are refused
+    everywhere; the style and content images are also refused when they hold NaN or values outside [0, 1]
+    (0-255 images). The image being optimised or trained (one that requires grad) is not value-checked: a NaN
+    there gives a NaN loss, which :func:`stylekit.optim.optimize` recovers from.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from stylekit.losses import StyleTransferLoss
+    >>> painting, photo = torch.rand(1, 3, 64, 64), torch.rand(2, 3, 64, 64)
+    >>> loss = StyleTransferLoss(style=painting)
+    >>> total, terms = loss(photo.clone().requires_grad_(), photo)
+    >>> sorted(terms), total.shape
+    (['content', 'style'], torch.Size([]))
+    >>> StyleTransferLoss(style=painting, reduction="none").total(photo, photo).shape
+    torch.Size([2])
     """
 
-    def __init__(self, extractor: nn.Module, *, content_layers: Mapping[str, float] | None = None,
-                 style_layers: Mapping[str, float] | None = None, content_weight: float = 1.0,
-                 style_weight: float = 10.0, tv_weight: float = 0.0, tv_exponent: float = 2.0,
-                 normalize: bool = True, style_loss: str = "gram", style_options: Mapping | None = None) -> None:
+    def __init__(self, extractor: nn.Module | None = None, *, style: torch.Tensor | Sequence[torch.Tensor] | None = None,
+                 content_layers: LayerWeights | None = None, style_layers: LayerWeights | None = None,
+                 content_weight: float = 1.0, style_weight: float = 5.0, tv_weight: float = 0.0,
+                 tv_exponent: float = 2.0, normalize: bool = True, style_loss: str = "gram",
+                 style_options: Mapping[str, object] | None = None, reduction: str = "mean",
+                 weights: str | os.PathLike[str] | None = None, pooling: str | None = None) -> None:
         super().__init__()
         style_loss = _ALIASES.get(style_loss, style_loss)
         if style_loss not in STYLE_LOSSES:
             raise ConfigError(f"unknown style loss {style_loss!r}: choose {', '.join(STYLE_LOSSES)}")
+        if reduction not in REDUCTIONS:
+            raise ConfigError(f"unknown reduction {reduction!r}: choose {', '.join(REDUCTIONS)}")
         self.style_options = dict(style_options or {})
-        self.extractor = extractor
-        self.content_layers = _check_weights(content_layers or {"relu4_2": 1.0}, "content layer")
-        self.style_layers = _check_weights(
-            style_layers or {k: 0.2 for k in ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")}, "style layer")
+        self.content_layers = _check_weights(content_layers or DEFAULT_CONTENT_LAYERS, "content layer")
+        self.style_layers = _check_weights(style_layers or DEFAULT_STYLE_LAYERS, "style layer")
         for name, w in {"content": content_weight, "style": style_weight, "tv": tv_weight}.items():
             if not float(w) >= 0 or float(w) == float("inf"):
                 raise ConfigError(f"{name} weight must be a finite number >= 0, got {w}")
-        have = set(getattr(extractor, "layers", ()))
-        needed = [*(self.content_layers if float(content_weight) > 0 else ()),
-                  *(self.style_layers if float(style_weight) > 0 else ())]
-        missing = [k for k in needed if k not in have]
-        if missing:
-            raise ConfigError(f"the extractor does not compute layer {missing[0]!r} (it has {sorted(have)})")
         self.weights = {"content": float(content_weight), "style": float(style_weight), "tv": float(tv_weight)}
+        needed = [*(self.content_layers if self.weights["content"] > 0 else ()),
+                  *(self.style_layers if self.weights["style"] > 0 else ())]
+        self.extractor = self._extractor(extractor, needed, weights=weights, pooling=pooling)
         self.normalize = normalize
+        self.reduction = reduction
         self.style_loss_kind = style_loss
         self.tv = TVLoss(exponent=tv_exponent)
         self.content: nn.ModuleDict = nn.ModuleDict()
         self.content_mask: torch.Tensor | None = None
         self.style: nn.Module | None = None
+        if style is not None:
+            self.set_style(style)
+
+    def _extractor(self, extractor: nn.Module | None, needed: list[str], *, weights, pooling) -> nn.Module:
+        """The given extractor (checked to compute the needed layers), or a VGG19Features of those layers."""
+        if extractor is None:
+            from ..features import LAYER_NAMES, VGG19Features
+            layers = sorted(dict.fromkeys([*self.content_layers, *self.style_layers]), key=LAYER_NAMES.index) \
+                if all(k in LAYER_NAMES for k in [*self.content_layers, *self.style_layers]) else None
+            if layers is None:
+                bad = next(k for k in [*self.content_layers, *self.style_layers] if k not in LAYER_NAMES)
+                raise ConfigError(f"unknown VGG19 layer {bad!r}; layers are named conv1_1 ... relu5_4 and "
+                                  "pool1 ... pool5")
+            return VGG19Features(layers, weights=weights if weights is not None else "caffe",
+                                 pooling=pooling if pooling is not None else "max")
+        if weights is not None or pooling is not None:
+            raise ConfigError("weights= and pooling= configure the extractor StyleTransferLoss builds; "
+                              "with your own extractor, set them on it")
+        have = set(getattr(extractor, "layers", ()))
+        missing = [k for k in needed if k not in have]
+        if missing:
+            raise ConfigError(f"the extractor does not compute layer {missing[0]!r} (it has {sorted(have)})")
+        return extractor
 
     @torch.no_grad()
     def set_content(self, image: torch.Tensor, *, mask: torch.Tensor | None = None) -> None:
@@ -487,6 +732,7 @@ class StyleTransferLoss(nn.Module):
         ``mask`` ``(1, 1, H, W)`` in [0, 1]: where the content term applies (full weight where 1, none where 0);
         it also applies to the ``content=`` targets of :meth:`forward`.
         """
+        check_image(image, what="content image", extractor=self.extractor)
         feats = self.extractor(image)
         self.content_mask = mask
         self.content = nn.ModuleDict({k: ContentLoss(feats[k], normalize=self.normalize, mask=mask)
@@ -494,50 +740,94 @@ class StyleTransferLoss(nn.Module):
 
     @torch.no_grad()
     def set_style(self, images: torch.Tensor | Sequence[torch.Tensor], *, blend: Sequence[float] | None = None,
-                  masks=None) -> None:
+                  masks: torch.Tensor | Sequence[torch.Tensor] | None = None) -> None:
         """Compute and store the style target from one image or a list of images (sizes may differ);
         ``masks``: one per style, where each style goes (see :class:`GuidedGramStyleLoss`)."""
         if isinstance(images, torch.Tensor):
             images = [images]
+        for i, img in enumerate(images):
+            check_image(img, what="style image" if len(images) == 1 else f"style image {i + 1}",
+                        extractor=self.extractor)
         feats = [{k: v for k, v in self.extractor(img).items() if k in self.style_layers} for img in images]
         self.set_style_features(feats, blend=blend, masks=masks)
 
     def set_style_features(self, features: Features | Sequence[Features], *, blend: Sequence[float] | None = None,
-                           masks=None) -> None:
+                           masks: torch.Tensor | Sequence[torch.Tensor] | None = None) -> None:
         """Store a style target from already-extracted features (e.g. shared across a batch job), or, for the
         moment-based losses (gram, mean-std, w2), from ``{layer: (mean, second moment)}`` statistics."""
         self.style = STYLE_LOSSES[self.style_loss_kind](features, layer_weights=self.style_layers, blend=blend,
                                                         normalize=self.normalize, masks=masks, **self.style_options)
 
-    def forward(self, image: torch.Tensor, *, content: torch.Tensor | None = None,
+    def forward(self, image: torch.Tensor, content: torch.Tensor | None = None,
                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The objective of an image batch ``(B, 3, H, W)``: ``(total, terms)``.
 
         ``content``, a ``(B, 3, H, W)`` batch, is this call's content target (how the loss serves as a training
         loss for a feed-forward stylizer); without it the target set by :meth:`set_content` is used. The style
-        target (:meth:`set_style`) broadcasts over any batch size. ``total`` is a differentiable scalar;
-        ``terms`` maps each term with a weight above zero to its weighted value.
+        target (:meth:`set_style`) broadcasts over any batch size. ``total`` is differentiable; it and each
+        value of ``terms`` (the terms with a weight above zero, weighted) are scalars, or ``(B,)`` with
+        ``reduction="none"``.
         """
+        check_image(image, extractor=self.extractor, values=not getattr(image, "requires_grad", False))
+        if content is not None:
+            check_image(content, what="content", extractor=self.extractor)
+            if content.shape[0] not in (1, image.shape[0]):
+                raise InputError(f"content has {content.shape[0]} images for {image.shape[0]} outputs")
+        if self.weights["content"] > 0 and content is None and not len(self.content):
+            raise ConfigError("no content target: call set_content() or pass content=")
+        if self.weights["style"] > 0 and self.style is None:
+            raise ConfigError("no style target: pass style= or call set_style() first")
         feats = self.extractor(image)
+        targets = None
+        if content is not None and self.weights["content"] > 0:
+            with torch.no_grad():
+                targets = self.extractor(content)
+        if self.reduction != "none":
+            total, terms = self._terms(image, feats, targets)
+            if self.reduction == "sum":   # every term is a batch mean of per-sample values
+                n = image.shape[0]
+                total, terms = total * n, {k: v * n for k, v in terms.items()}
+            return total, terms
+        if self.style is not None and getattr(self.style, "auto_redraw", False):
+            self.style.redraw(self.style.calls)   # one draw of the sliced-Wasserstein directions for all samples
+            self.style.calls += 1
+        per = [self._terms(image[i:i + 1], {k: v[i:i + 1] for k, v in feats.items()},
+                           None if targets is None else {k: _sample(v, i) for k, v in targets.items()},
+                           sample=i, redraw=False)
+               for i in range(image.shape[0])]
+        return torch.stack([t for t, _ in per]), {k: torch.stack([d[k] for _, d in per]) for k in per[0][1]}
+
+    def total(self, image: torch.Tensor, content: torch.Tensor | None = None) -> torch.Tensor:
+        """The total alone, as a tensor (a scalar, or ``(B,)`` with ``reduction="none"``): the loss in the form
+        of a ``torch.nn`` loss, ``loss.total(output, content)``."""
+        return self.forward(image, content)[0]
+
+    def _terms(self, image: torch.Tensor, feats: Features, targets: Features | None, *, sample: int | None = None,
+               redraw: bool = True) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """``(total, terms)`` of a batch (the batch mean of each term); ``sample`` picks that sample of a
+        stored batch of content targets."""
         acc = torch.float64 if image.dtype == torch.float64 else torch.float32
-        zero = image.new_zeros((), dtype=acc)
         terms: dict[str, torch.Tensor] = {}
         if self.weights["content"] > 0:
-            if content is not None:
-                with torch.no_grad():
-                    targets = self.extractor(content)
-                c = sum(w * Fn.content_loss(feats[k], targets[k], normalize=self.normalize, mask=self.content_mask)
+            if targets is not None:
+                mask = self.content_mask if sample is None else _sample(self.content_mask, sample)
+                c = sum(w * Fn.content_loss(feats[k], targets[k], normalize=self.normalize, mask=mask)
                         for k, w in self.content_layers.items())
-            elif len(self.content):
+            elif sample is None:
                 c = sum(w * self.content[k](feats[k]) for k, w in self.content_layers.items())
             else:
-                raise ConfigError("no content target: call set_content() or pass content=")
+                c = sum(w * Fn.content_loss(feats[k], _sample(self.content[k].target, sample),
+                                            normalize=self.normalize, mask=_sample(self.content[k].mask, sample))
+                        for k, w in self.content_layers.items())
             terms["content"] = self.weights["content"] * c
         if self.weights["style"] > 0:
-            if self.style is None:
-                raise ConfigError("no style target: call set_style() first")
-            terms["style"] = self.weights["style"] * self.style(feats)
+            style = self.style if redraw or not isinstance(self.style, _StyleLossBase) else self.style.weighted
+            terms["style"] = self.weights["style"] * style(feats)
         if self.weights["tv"] > 0:
             terms["tv"] = self.weights["tv"] * self.tv(image).to(acc)
-        total = sum(terms.values(), zero)
-        return total, terms
+        return sum(terms.values(), image.new_zeros((), dtype=acc)), terms
+
+
+def _sample(t: torch.Tensor | None, i: int) -> torch.Tensor | None:
+    """Sample ``i`` of a batch of targets or masks, or the tensor itself when it is shared (batch of one)."""
+    return t if t is None or t.shape[0] == 1 else t[i:i + 1]

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from .._options import option
 from .._validate import check_float, check_int, fold_seed
 from ..errors import ConfigError
 
-__all__ = ["SpectralSTFTConfig", "SynthConfig", "TrainConfig", "MODEL_NAMES", "parse_int_list", "gm_family",
-           "DEFAULT_SOUNDFONTS", "FAMILIES", "SOURCES", "SPLITS", "check_int", "check_float", "fold_seed"]
+__all__ = ["SpectralSTFTConfig", "SynthConfig", "TrainConfig", "NoteFilter", "MODEL_NAMES", "parse_int_list",
+           "gm_family", "DEFAULT_SOUNDFONTS", "DEFAULT_PROGRAMS", "FAMILIES", "SOURCES", "SPLITS", "check_int",
+           "check_float", "fold_seed"]
 
 #: Names of the five models, in the order of :data:`stylekit.spectral.models.MODELS`.
 MODEL_NAMES = ("pca", "ae", "dae", "lstm", "vae")
@@ -28,6 +30,12 @@ SOURCES = ("acoustic", "electronic", "synthetic")
 SPLITS = ("train", "valid", "test")
 #: Soundfonts rendered when none is given (Debian/Ubuntu ``fluid-soundfont-gm`` and ``timgm6mb-soundfont``).
 DEFAULT_SOUNDFONTS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf2/TimGM6mb.sf2")
+#: GM programs rendered by default: every program 0-119 that sounds (peak above -60 dBFS) at MIDI pitches 36,
+#: 60 and 84 in both default soundfonts; 43, 58, 67, 78 are silent at one of them in one soundfont.
+DEFAULT_PROGRAMS = tuple(p for p in range(120) if p not in (43, 58, 67, 78))
+#: Default pitches (every third MIDI note of the piano range) and velocities of the generator.
+DEFAULT_PITCHES = tuple(range(21, 109, 3))
+DEFAULT_VELOCITIES = (20, 40, 60, 80, 100, 127)
 #: Upper bounds of the settings (for the command line and for what a checkpoint stores alike).
 MAX_SAMPLE_RATE = 384_000
 MAX_N_FFT = 65_536
@@ -36,6 +44,7 @@ MAX_GRIFFIN_LIM_ITERS = 10_000
 MAX_LATENT = 4096
 MAX_EPOCHS = 100_000
 MAX_BATCH_FRAMES = 1 << 20
+MAX_FRAMES = 1 << 28
 MAX_LR = 10.0
 MAX_BETA = 1e6
 
@@ -61,6 +70,12 @@ class SpectralSTFTConfig:
         Dynamic range kept below 0 dB; also the scale between feature units and dB.
     griffin_lim_iters : int
         Griffin-Lim iterations used by :func:`stylekit.spectral.features.to_audio` when no phase is given.
+
+    Examples
+    --------
+    >>> cfg = SpectralSTFTConfig()
+    >>> cfg.sample_rate, cfg.n_fft // 2 + 1                     # 16 kHz, 513 bins a frame
+    (16000, 513)
     """
 
     sample_rate: int = 16000
@@ -103,14 +118,38 @@ class SpectralSTFTConfig:
 def gm_family(program: int) -> str:
     """NSynth family of a GM program (0-119) from its group of 8: 0-7 keyboard, 8-15 mallet, 16-23 organ,
     24-31 guitar, 32-39 bass, 40-55 string, 56-63 brass, 64-71 reed, 72-79 flute, 80-103 synth_lead (leads,
-    pads, synth effects), 104-111 string (ethnic: sitar, banjo, koto...), 112-119 mallet (percussive)."""
+    pads, synth effects), 104-111 string (ethnic: sitar, banjo, koto...), 112-119 mallet (percussive).
+
+    Examples
+    --------
+    >>> gm_family(0), gm_family(40), gm_family(73)
+    ('keyboard', 'string', 'flute')
+    """
     if not 0 <= program < 120:
         raise ConfigError(f"GM program {program} not supported (0-119; 120-127 are sound effects)")
     return _GROUP_FAMILY[program // 8]
 
 
+def format_int_list(values) -> str:
+    """The inverse of :func:`parse_int_list` for runs of step 1: ``(0, 1, 2, 5)`` -> ``"0-2,5"``."""
+    vals, parts, i = sorted(set(values)), [], 0
+    while i < len(vals):
+        j = i
+        while j + 1 < len(vals) and vals[j + 1] == vals[j] + 1:
+            j += 1
+        parts.append(str(vals[i]) if i == j else f"{vals[i]}-{vals[j]}")
+        i = j + 1
+    return ",".join(parts)
+
+
 def parse_int_list(text: str, *, lo: int, hi: int, name: str) -> tuple[int, ...]:
-    """Parse ``"21-108"``, ``"36-84:4"`` (with a step) or ``"60,64,67"`` (mixable) into sorted unique ints."""
+    """Parse ``"21-108"``, ``"36-84:4"`` (with a step) or ``"60,64,67"`` (mixable) into sorted unique ints.
+
+    Examples
+    --------
+    >>> parse_int_list("60,64,67", lo=0, hi=127, name="--pitches"), parse_int_list("36-48:6", lo=0, hi=127, name="--pitches")
+    ((60, 64, 67), (36, 42, 48))
+    """
     out: set[int] = set()
     try:
         for part in text.split(","):
@@ -158,11 +197,16 @@ class SynthConfig:
         Seed of the instrument split.
     gain : float
         FluidSynth master gain (its default, 0.2, leaves many notes far below full scale).
+
+    Examples
+    --------
+    >>> SynthConfig(programs=(0, 40), pitches=(60,)).programs
+    (0, 40)
     """
 
-    programs: tuple[int, ...] = tuple(range(0, 120, 8))
-    pitches: tuple[int, ...] = tuple(range(21, 109))
-    velocities: tuple[int, ...] = (25, 50, 75, 100, 127)
+    programs: tuple[int, ...] = DEFAULT_PROGRAMS
+    pitches: tuple[int, ...] = DEFAULT_PITCHES
+    velocities: tuple[int, ...] = DEFAULT_VELOCITIES
     soundfonts: tuple[str, ...] = DEFAULT_SOUNDFONTS
     valid_fraction: float = 0.1
     test_fraction: float = 0.1
@@ -210,6 +254,19 @@ class TrainConfig:
         Non-overlapping segments drawn at random from each note (0 = all): bounds memory and time.
     beta : float
         VAE only: KL weight.
+    patience : int
+        Early stopping: training stops after this many epochs without a lower loss on the valid split, and the
+        weights of the best epoch are kept (0 = off; also off when the data set has no valid split).
+    max_frames : int
+        Most training frames held in memory: segments are drawn by reservoir sampling while the notes are
+        streamed, so memory is bounded (``max_frames * n_bins * 4`` bytes) whatever the number of notes. The
+        valid split gets an eighth of it.
+
+    Examples
+    --------
+    >>> config = TrainConfig(model="vae", latent=8)
+    >>> config.model, config.latent
+    ('vae', 8)
     """
 
     model: str = "dae"
@@ -221,9 +278,13 @@ class TrainConfig:
     seq_len: int = 16
     segments_per_note: int = 2
     beta: float = 1e-3
+    patience: int = 5
+    max_frames: int = 1 << 18
 
     def __post_init__(self) -> None:
         check_int("latent", self.latent, 1, MAX_LATENT)
+        check_int("patience", self.patience, 0, MAX_EPOCHS)
+        check_int("max_frames", self.max_frames, 1, MAX_FRAMES)
         check_int("epochs", self.epochs, 1, MAX_EPOCHS)
         check_int("batch_frames", self.batch_frames, 1, MAX_BATCH_FRAMES)
         check_int("seq_len", self.seq_len, 1, MAX_BATCH_FRAMES)
@@ -234,6 +295,93 @@ class TrainConfig:
         object.__setattr__(self, "seed", fold_seed(self.seed))
         if self.batch_frames < self.seq_len:
             raise ConfigError("batch_frames must be >= seq_len")
+        if self.max_frames < self.seq_len:
+            raise ConfigError("max_frames must be >= seq_len")
 
     def model_kwargs(self) -> dict:
         return {"beta": self.beta} if self.model == "vae" else {}
+
+
+def _names(allowed: tuple[str, ...], what: str):
+    def parse(text: str) -> tuple[str, ...]:
+        names = tuple(sorted({v.strip() for v in text.split(",") if v.strip()}))
+        bad = [v for v in names if v not in allowed]
+        if bad or not names:
+            raise ConfigError(f"--{what}: unknown {what} {bad[0] if bad else text!r}; expected some of "
+                              f"{', '.join(allowed)}")
+        return names
+    return parse
+
+
+def _ints(name: str, lo: int, hi: int):
+    return lambda text: parse_int_list(text, lo=lo, hi=hi, name=name)
+
+
+def _show_all(v) -> str:
+    return "all" if v is None else ",".join(map(str, v))
+
+
+_SEL = "Note selection"
+
+
+@dataclass(frozen=True)
+class NoteFilter:
+    """Which notes of a split a command reads (``train``, ``eval``, ``encode`` take it as options).
+
+    Parameters
+    ----------
+    families, sources : tuple of str or None
+        NSynth family / source names to keep (:data:`FAMILIES`, :data:`SOURCES`); None keeps all.
+    pitches, velocities : tuple of int or None
+        MIDI pitches / velocities to keep; None keeps all.
+    max_notes : int or None
+        At most this many of the kept notes, evenly spaced through them in ``note_str`` order (deterministic,
+        and it spreads over instruments, since ``note_str`` starts with the instrument); None or 0 keeps all.
+
+    Examples
+    --------
+    >>> NoteFilter(families=("keyboard",), pitches=(60, 62)).families
+    ('keyboard',)
+    """
+
+    families: tuple[str, ...] | None = option(None, parse=_names(FAMILIES, "families"), show=_show_all,
+                                               group=_SEL, metavar="NAMES",
+                                               help="Instrument families to keep, e.g. string,brass.")
+    sources: tuple[str, ...] | None = option(None, parse=_names(SOURCES, "sources"), show=_show_all,
+                                              group=_SEL, metavar="NAMES",
+                                              help="Instrument sources to keep (acoustic,electronic,synthetic).")
+    pitches: tuple[int, ...] | None = option(None, parse=_ints("--pitches", 0, 127), show=_show_all, group=_SEL,
+                                             metavar="LIST", help="MIDI pitches to keep, e.g. 21-108, 36-84:4.")
+    velocities: tuple[int, ...] | None = option(None, parse=_ints("--velocities", 0, 127), show=_show_all,
+                                                group=_SEL, metavar="LIST", help="MIDI velocities to keep.")
+    max_notes: int | None = option(None, type=int, show=lambda v: "all" if not v else str(v), group=_SEL,
+                                   help="At most this many notes, evenly spaced through the selection.")
+
+    def __post_init__(self) -> None:
+        for name, allowed in (("families", FAMILIES), ("sources", SOURCES)):
+            vals = getattr(self, name)
+            if vals is not None:
+                bad = [v for v in vals if v not in allowed]
+                if bad or not vals:
+                    raise ConfigError(f"{name}: unknown value {bad[0] if bad else vals!r}; expected some of "
+                                      f"{', '.join(allowed)}")
+                object.__setattr__(self, name, tuple(vals))
+        for name in ("pitches", "velocities"):
+            vals = getattr(self, name)
+            if vals is not None:
+                if not vals or any(isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 127
+                                   for v in vals):
+                    raise ConfigError(f"{name} must be MIDI values 0-127, got {vals!r}")
+                object.__setattr__(self, name, tuple(vals))
+        if self.max_notes is not None:
+            check_int("max_notes", self.max_notes, 0, 1 << 40)
+
+    @property
+    def is_all(self) -> bool:
+        """Whether the filter keeps every note."""
+        return all(getattr(self, k) is None for k in ("families", "sources", "pitches", "velocities")) \
+            and not self.max_notes
+
+    def to_dict(self) -> dict:
+        """Plain dict (recorded in checkpoints and results)."""
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}

@@ -49,7 +49,16 @@ CHECKPOINT_FORMAT = "stylekit.spectral.checkpoint/1"
 
 
 class SpectralModel(nn.Module):
-    """Base of the five models; subclasses set ``name`` and implement ``encode``/``decode``."""
+    """Base of the five models; subclasses set ``name`` and implement ``encode``/``decode``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> model = build_model("dae", n_bins=129, latent=8)
+    >>> x = torch.rand(5, 129)
+    >>> model.encode(x).shape, model(x).shape, sorted(model.loss(x)[1])
+    (torch.Size([5, 8]), torch.Size([5, 129]), ['mse'])
+    """
 
     name: ClassVar[str] = ""
 
@@ -89,6 +98,14 @@ class PCA(SpectralModel):
 
     ``encode(x) = (x - mean) @ components.T``, ``decode(z) = z @ components + mean`` with orthonormal
     ``components`` of shape (latent, n_bins): the right singular vectors of the centred training frames.
+
+    Examples
+    --------
+    >>> import torch
+    >>> frames = torch.rand(200, 16)
+    >>> pca = PCA(16, 16).fit(frames)                     # all components: exact reconstruction
+    >>> torch.allclose(pca(frames), frames, atol=1e-4)
+    True
     """
 
     name = "pca"
@@ -133,25 +150,66 @@ def _mlp(sizes: list[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+#: Output non-linearities of the shallow AE: ``sigmoid`` (default: the features lie in [0, 1], and a linear
+#: decoder trained with a squared error could at best reach PCA's subspace) or ``linear`` (the layout of
+#: checkpoints made before the option existed, which stored no ``output``).
+AE_OUTPUTS = ("sigmoid", "linear")
+
+
 class ShallowAE(SpectralModel):
-    """n_bins -> latent (sigmoid) -> n_bins (linear): one hidden layer, the code."""
+    """n_bins -> latent (sigmoid) -> n_bins (sigmoid, or linear): one hidden layer, the code.
+
+    Notes
+    -----
+    With a linear output the best a squared-error fit can reach is PCA's subspace, so "PCA beats the shallow
+    AE" would hold by construction; the sigmoid output makes the decoder non-linear and the comparison a test.
+
+    Examples
+    --------
+    >>> import torch
+    >>> ShallowAE(129, 8)(torch.rand(4, 129)).shape
+    torch.Size([4, 129])
+    """
 
     name = "ae"
 
-    def __init__(self, n_bins: int, latent: int) -> None:
+    def __init__(self, n_bins: int, latent: int, output: str = "sigmoid") -> None:
         super().__init__(n_bins, latent)
+        if output not in AE_OUTPUTS:
+            raise ConfigError(f"output must be one of {', '.join(AE_OUTPUTS)}, got {output!r}")
+        self.output = output
         self.enc = nn.Linear(n_bins, latent)
         self.dec = nn.Linear(latent, n_bins)
+
+    def config(self) -> dict:
+        return {**super().config(), "output": self.output}
+
+    @torch.no_grad()
+    def init_from_data(self, frames: torch.Tensor) -> None:
+        """Start the sigmoid output at the training frames' mean (its bias = logit of the mean per bin), as
+        PCA starts from the mean: from a zero bias every bin would start at 0.5 (40 dB off for a silent bin)
+        and take thousands of steps to get down, which would make the comparison a test of the budget."""
+        if self.output == "sigmoid":
+            mean = frames.reshape(-1, self.n_bins).mean(0).clamp(1e-3, 1 - 1e-3)
+            self.dec.bias.copy_(torch.logit(mean))
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.enc(x))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.dec(z)
+        y = self.dec(z)
+        return torch.sigmoid(y) if self.output == "sigmoid" else y
 
 
 class DeepAE(SpectralModel):
-    """n_bins -> hidden... -> latent -> reversed hidden -> n_bins, ReLU between layers, linear code and output."""
+    """n_bins -> hidden... -> latent -> reversed hidden -> n_bins, ReLU between layers, linear code and output.
+
+    Examples
+    --------
+    >>> import torch
+    >>> DeepAE(129, 8, hidden=(64, 32)).encode(torch.rand(4, 129)).shape
+    torch.Size([4, 8])
+    """
 
     name = "dae"
 
@@ -172,24 +230,41 @@ class DeepAE(SpectralModel):
 
 
 class LSTMAE(SpectralModel):
-    """Recurrent AE: LSTM(n_bins -> hidden) + linear -> latent per frame; LSTM(latent -> hidden) + linear.
+    """Recurrent AE sized like the deep AE: its layer widths (``hidden``, default 256, 128) with the innermost
+    layer on each side an LSTM.
 
-    Inputs are frame sequences ``(batch, time, n_bins)`` or ``(time, n_bins)``; the latent sequence has the
-    same time axis. The LSTMs are causal (unidirectional), so a frame's code depends on the frames before it.
+    Encoder: ``n_bins -> 256`` (ReLU) ``-> LSTM(128) -> latent`` per frame; decoder: ``latent -> LSTM(128) ->
+    256`` (ReLU) ``-> n_bins``. Inputs are frame sequences ``(batch, time, n_bins)`` or ``(time, n_bins)``; the
+    latent sequence has the same time axis. The LSTMs are causal (unidirectional), so a frame's code depends on
+    the frames before it. ``hidden`` as one int (``128``) is the one-LSTM layout of checkpoints made before the
+    widths were matched to the deep AE.
+
+    Examples
+    --------
+    >>> import torch
+    >>> LSTMAE(129, 8, hidden=32)(torch.rand(2, 10, 129)).shape          # (batch, frames, bins)
+    torch.Size([2, 10, 129])
     """
 
     name = "lstm"
 
-    def __init__(self, n_bins: int, latent: int, hidden: int = 128) -> None:
+    def __init__(self, n_bins: int, latent: int, hidden: int | tuple[int, ...] | list[int] = (256, 128)) -> None:
         super().__init__(n_bins, latent)
-        self.hidden = check_int("hidden", hidden, 1, MAX_HIDDEN)
-        self.enc_rnn = nn.LSTM(n_bins, self.hidden, batch_first=True)
-        self.enc_out = nn.Linear(self.hidden, latent)
-        self.dec_rnn = nn.LSTM(latent, self.hidden, batch_first=True)
-        self.dec_out = nn.Linear(self.hidden, n_bins)
+        self.legacy = isinstance(hidden, int) and not isinstance(hidden, bool)
+        widths = _hidden([hidden] if self.legacy else hidden)
+        if not widths:
+            raise ConfigError("the LSTM-AE needs at least one hidden layer")
+        self.hidden = widths
+        *dense, rnn = widths
+        self.enc_hidden = _mlp_relu([n_bins, *dense])
+        self.enc_rnn = nn.LSTM(dense[-1] if dense else n_bins, rnn, batch_first=True)
+        self.enc_out = nn.Linear(rnn, latent)
+        self.dec_rnn = nn.LSTM(latent, rnn, batch_first=True)
+        self.dec_hidden = _mlp_relu([rnn, *reversed(dense)])
+        self.dec_out = nn.Linear(dense[0] if dense else rnn, n_bins)
 
     def config(self) -> dict:
-        return {**super().config(), "hidden": self.hidden}
+        return {**super().config(), "hidden": self.hidden[0] if self.legacy else list(self.hidden)}
 
     @staticmethod
     def _seq(x: torch.Tensor) -> tuple[torch.Tensor, bool]:
@@ -201,19 +276,35 @@ class LSTMAE(SpectralModel):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         x, squeeze = self._seq(x)
-        z = self.enc_out(self.enc_rnn(x)[0])
+        z = self.enc_out(self.enc_rnn(self.enc_hidden(x))[0])
         return z.squeeze(0) if squeeze else z
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         z, squeeze = self._seq(z)
-        x = self.dec_out(self.dec_rnn(z)[0])
+        x = self.dec_out(self.dec_hidden(self.dec_rnn(z)[0]))
         return x.squeeze(0) if squeeze else x
+
+
+def _mlp_relu(sizes: list[int]) -> nn.Sequential:
+    """Linear + ReLU for each consecutive pair of ``sizes`` (empty for fewer than two sizes)."""
+    layers: list[nn.Module] = []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        layers += [nn.Linear(a, b), nn.ReLU()]
+    return nn.Sequential(*layers)
 
 
 class VAE(SpectralModel):
     """Variational AE with the deep AE's layout; ``beta`` weighs the KL term.
 
     ``encode`` returns the posterior mean; :meth:`posterior` returns ``(mean, logvar)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> vae = VAE(129, 8, hidden=(64,))
+    >>> loss, terms = vae.loss(torch.rand(4, 129), generator=torch.Generator().manual_seed(0))
+    >>> sorted(terms)
+    ['kl', 'mse']
     """
 
     name = "vae"
@@ -255,7 +346,13 @@ MODELS: dict[str, type[SpectralModel]] = {m.name: m for m in (PCA, ShallowAE, De
 
 
 def build_model(name: str, *, n_bins: int, latent: int, **kwargs) -> SpectralModel:
-    """Construct a model by name (``pca``, ``ae``, ``dae``, ``lstm``, ``vae``)."""
+    """Construct a model by name (``pca``, ``ae``, ``dae``, ``lstm``, ``vae``).
+
+    Examples
+    --------
+    >>> type(build_model("pca", n_bins=129, latent=8)).__name__
+    'PCA'
+    """
     if name not in MODELS:
         raise ConfigError(f"unknown model {name!r}; expected one of {', '.join(MODELS)}")
     return MODELS[name](n_bins=n_bins, latent=latent, **kwargs)
@@ -280,6 +377,15 @@ def save_model(path: str | os.PathLike, model: SpectralModel, stft: SpectralSTFT
     and every tensor's bytes) let :func:`load_model` refuse a corrupt or hand-edited file; anyone can recompute
     them, so they are no protection against a deliberately crafted one (that is what the bounded,
     ``weights_only`` loader and the validation of every stored setting are for).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from stylekit.spectral.config import SpectralSTFTConfig
+    >>> path = save_model(Path(tempfile.mkdtemp()) / "ae.pt", ShallowAE(129, 8), SpectralSTFTConfig(n_fft=256))
+    >>> path.suffix
+    '.pt'
     """
     header = {"format": CHECKPOINT_FORMAT, "model": model.name, "config": model.config(),
               "stft": stft.to_dict(), "meta": meta or {}}
@@ -315,6 +421,16 @@ def load_model(path: str | os.PathLike, *, with_extra: bool = False):
         compressed or oversized entries, objects that need unpickling); a foreign checkpoint; a digest mismatch
         (corrupt or edited); NaN weights; stored settings out of the bounds of the options they mirror; or
         weights that do not fit the stored architecture.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from stylekit.spectral.config import SpectralSTFTConfig
+    >>> path = save_model(Path(tempfile.mkdtemp()) / "ae.pt", ShallowAE(129, 8), SpectralSTFTConfig(n_fft=256))
+    >>> model, stft, meta = load_model(path)
+    >>> type(model).__name__, stft.n_fft
+    ('ShallowAE', 256)
     """
     p = Path(path)
     if not p.is_file():
@@ -331,7 +447,10 @@ def load_model(path: str | os.PathLike, *, with_extra: bool = False):
         stft = SpectralSTFTConfig.from_dict(header["stft"])
         if not isinstance(header["config"], dict):
             raise ConfigError("the model config is not a mapping")
-        model = build_model(header["model"], **header["config"])
+        config = dict(header["config"])
+        if header["model"] == "ae":     # made before the output option: a linear decoder
+            config.setdefault("output", "linear")
+        model = build_model(header["model"], **config)
         model.load_state_dict(state, strict=True)
     except (ConfigError, TypeError, RuntimeError) as e:
         raise WeightsError(f"{p}: checkpoint does not match its architecture ({str(e).splitlines()[0]})") from None

@@ -20,8 +20,8 @@ import numpy as np
 from ..errors import ConfigError, InputError
 from .config import FAMILIES, SOURCES, SPLITS
 
-__all__ = ["FAMILIES", "SOURCES", "SPLITS", "NSynthNote", "split_dir", "read_split", "filter_notes",
-           "load_audio", "NOTE_SECONDS"]
+__all__ = ["FAMILIES", "SOURCES", "SPLITS", "NSynthNote", "split_dir", "resolve_split", "read_split",
+           "filter_notes", "select_notes", "load_audio", "NOTE_SECONDS"]
 
 NOTE_SECONDS = 4.0
 
@@ -32,7 +32,30 @@ _REQUIRED = {"note": int, "note_str": str, "instrument": int, "instrument_str": 
 
 @dataclass(frozen=True)
 class NSynthNote:
-    """One note record of ``examples.json`` plus the path of its WAV file."""
+    """One note record of ``examples.json`` plus the path of its WAV file.
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> import numpy as np
+    >>> from pathlib import Path
+    >>> from stylekit.spectral.resynth import write_wav
+    >>> root = Path(tempfile.mkdtemp())                  # a tiny NSynth-format data set: two 4 s notes per split
+    >>> for split in ("train", "valid", "test"):
+    ...     (root / f"nsynth-{split}" / "audio").mkdir(parents=True)
+    ...     notes = {f"keyboard_synthetic_000-0{p}-100": p for p in (57, 69)}
+    ...     for name, p in notes.items():
+    ...         _ = write_wav(root / f"nsynth-{split}" / "audio" / f"{name}.wav",
+    ...                       0.3 * np.sin(2 * np.pi * 440 * 2 ** ((p - 69) / 12) * np.arange(64000) / 16000), 16000)
+    ...     _ = (root / f"nsynth-{split}" / "examples.json").write_text(json.dumps({name: dict(
+    ...         note=p, note_str=name, instrument=0, instrument_str=name[:-8], pitch=p, velocity=100,
+    ...         sample_rate=16000, qualities=[0] * 10, qualities_str=[], instrument_family=4,
+    ...         instrument_family_str="keyboard", instrument_source=2, instrument_source_str="synthetic")
+    ...         for name, p in notes.items()}))
+    >>> note = read_split(root, "test")[0]
+    >>> note.note_str, note.pitch, note.instrument_family_str, note.path.name
+    ('keyboard_synthetic_000-057-100', 57, 'keyboard', 'keyboard_synthetic_000-057-100.wav')
+    """
 
     note: int
     note_str: str
@@ -58,20 +81,65 @@ class NSynthNote:
 
 
 def split_dir(root: str | os.PathLike, split: str) -> Path:
-    """``root/nsynth-<split>``; ``split`` must be one of :data:`SPLITS`."""
+    """``root/nsynth-<split>``; ``split`` must be one of :data:`SPLITS`.
+
+    Examples
+    --------
+    >>> split_dir("data", "valid").as_posix()
+    'data/nsynth-valid'
+    """
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
     return Path(root) / f"nsynth-{split}"
 
 
-def read_split(root: str | os.PathLike, split: str, *, check_files: bool = True) -> list[NSynthNote]:
+def resolve_split(data: str | os.PathLike, split: str | None = None) -> Path:
+    """The folder of one split: ``data`` itself when it holds an ``examples.json`` (a split folder such as
+    ``nsynth-test/``), else ``data/nsynth-<split>`` (``split`` None means ``"test"``).
+
+    A split folder named ``nsynth-<s>`` given with another explicit ``split`` is a :class:`ConfigError`: the
+    two disagree and guessing would score the wrong notes.
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> import numpy as np
+    >>> from pathlib import Path
+    >>> from stylekit.spectral.resynth import write_wav
+    >>> root = Path(tempfile.mkdtemp())                  # a tiny NSynth-format data set: two 4 s notes per split
+    >>> for split in ("train", "valid", "test"):
+    ...     (root / f"nsynth-{split}" / "audio").mkdir(parents=True)
+    ...     notes = {f"keyboard_synthetic_000-0{p}-100": p for p in (57, 69)}
+    ...     for name, p in notes.items():
+    ...         _ = write_wav(root / f"nsynth-{split}" / "audio" / f"{name}.wav",
+    ...                       0.3 * np.sin(2 * np.pi * 440 * 2 ** ((p - 69) / 12) * np.arange(64000) / 16000), 16000)
+    ...     _ = (root / f"nsynth-{split}" / "examples.json").write_text(json.dumps({name: dict(
+    ...         note=p, note_str=name, instrument=0, instrument_str=name[:-8], pitch=p, velocity=100,
+    ...         sample_rate=16000, qualities=[0] * 10, qualities_str=[], instrument_family=4,
+    ...         instrument_family_str="keyboard", instrument_source=2, instrument_source_str="synthetic")
+    ...         for name, p in notes.items()}))
+    >>> resolve_split(root).name, resolve_split(root / "nsynth-valid").name
+    ('nsynth-test', 'nsynth-valid')
+    """
+    d = Path(data)
+    if (d / "examples.json").is_file():
+        named = d.name[len("nsynth-"):] if d.name.startswith("nsynth-") else None
+        if split is not None and named in SPLITS and named != split:
+            raise ConfigError(f"{d}: is the {named!r} split folder but --split {split} was given; pass the "
+                              "data set's root folder, or drop --split")
+        return d
+    return split_dir(d, split or "test")
+
+
+def read_split(root: str | os.PathLike, split: str | None, *, check_files: bool = True) -> list[NSynthNote]:
     """Read one split's ``examples.json``.
 
     Parameters
     ----------
     root : path
-        Folder holding ``nsynth-train``, ``nsynth-valid``, ``nsynth-test``.
-    split : {"train", "valid", "test"}
+        Folder holding ``nsynth-train``, ``nsynth-valid``, ``nsynth-test``, or one such split folder
+        (see :func:`resolve_split`).
+    split : {"train", "valid", "test"} or None
     check_files : bool
         Also check that every WAV file exists (a missing one is an :class:`InputError` naming it).
 
@@ -84,8 +152,29 @@ def read_split(root: str | os.PathLike, split: str, *, check_files: bool = True)
     ------
     InputError
         When the folder or ``examples.json`` is missing, the JSON is corrupt, or a record lacks a field.
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> import numpy as np
+    >>> from pathlib import Path
+    >>> from stylekit.spectral.resynth import write_wav
+    >>> root = Path(tempfile.mkdtemp())                  # a tiny NSynth-format data set: two 4 s notes per split
+    >>> for split in ("train", "valid", "test"):
+    ...     (root / f"nsynth-{split}" / "audio").mkdir(parents=True)
+    ...     notes = {f"keyboard_synthetic_000-0{p}-100": p for p in (57, 69)}
+    ...     for name, p in notes.items():
+    ...         _ = write_wav(root / f"nsynth-{split}" / "audio" / f"{name}.wav",
+    ...                       0.3 * np.sin(2 * np.pi * 440 * 2 ** ((p - 69) / 12) * np.arange(64000) / 16000), 16000)
+    ...     _ = (root / f"nsynth-{split}" / "examples.json").write_text(json.dumps({name: dict(
+    ...         note=p, note_str=name, instrument=0, instrument_str=name[:-8], pitch=p, velocity=100,
+    ...         sample_rate=16000, qualities=[0] * 10, qualities_str=[], instrument_family=4,
+    ...         instrument_family_str="keyboard", instrument_source=2, instrument_source_str="synthetic")
+    ...         for name, p in notes.items()}))
+    >>> [n.pitch for n in read_split(root, "train")]
+    [57, 69]
     """
-    d = split_dir(root, split)
+    d = resolve_split(root, split)
     path = d / "examples.json"
     if not path.is_file():
         raise InputError(f"{path}: missing (not an NSynth-format data set?)")
@@ -107,18 +196,45 @@ def read_split(root: str | os.PathLike, split: str, *, check_files: bool = True)
                 raise InputError(f"{path}: record {key!r} lacks field {field!r} of type {typ.__name__}")
         if rec["note_str"] != key:
             raise InputError(f"{path}: record {key!r} has note_str {rec['note_str']!r}")
+        q, qs = rec.get("qualities", []), rec.get("qualities_str", [])
+        if not (isinstance(q, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in q)
+                and isinstance(qs, list) and all(isinstance(v, str) for v in qs)):
+            raise InputError(f"{path}: record {key!r} has qualities that are not a list of 0/1 flags and "
+                             "qualities_str that is not a list of names")
         wav = d / "audio" / f"{key}.wav"
         if check_files and not wav.is_file():
             raise InputError(f"{wav}: missing WAV file listed in {path}")
-        notes.append(NSynthNote(**{k: rec[k] for k in _REQUIRED}, qualities=tuple(rec.get("qualities", ())),
-                                qualities_str=tuple(rec.get("qualities_str", ())), path=wav))
+        notes.append(NSynthNote(**{k: rec[k] for k in _REQUIRED}, qualities=tuple(q), qualities_str=tuple(qs),
+                                path=wav))
     return notes
 
 
 def filter_notes(notes: Iterable[NSynthNote], *, families: Sequence[str] | None = None,
                  sources: Sequence[str] | None = None, pitches: Sequence[int] | None = None,
                  velocities: Sequence[int] | None = None) -> list[NSynthNote]:
-    """Keep the notes whose family, source, pitch and velocity are in the given sets (``None`` keeps all)."""
+    """Keep the notes whose family, source, pitch and velocity are in the given sets (``None`` keeps all).
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> import numpy as np
+    >>> from pathlib import Path
+    >>> from stylekit.spectral.resynth import write_wav
+    >>> root = Path(tempfile.mkdtemp())                  # a tiny NSynth-format data set: two 4 s notes per split
+    >>> for split in ("train", "valid", "test"):
+    ...     (root / f"nsynth-{split}" / "audio").mkdir(parents=True)
+    ...     notes = {f"keyboard_synthetic_000-0{p}-100": p for p in (57, 69)}
+    ...     for name, p in notes.items():
+    ...         _ = write_wav(root / f"nsynth-{split}" / "audio" / f"{name}.wav",
+    ...                       0.3 * np.sin(2 * np.pi * 440 * 2 ** ((p - 69) / 12) * np.arange(64000) / 16000), 16000)
+    ...     _ = (root / f"nsynth-{split}" / "examples.json").write_text(json.dumps({name: dict(
+    ...         note=p, note_str=name, instrument=0, instrument_str=name[:-8], pitch=p, velocity=100,
+    ...         sample_rate=16000, qualities=[0] * 10, qualities_str=[], instrument_family=4,
+    ...         instrument_family_str="keyboard", instrument_source=2, instrument_source_str="synthetic")
+    ...         for name, p in notes.items()}))
+    >>> [n.pitch for n in filter_notes(read_split(root, "test"), pitches=[69])]
+    [69]
+    """
     for name, vals, allowed in (("family", families, FAMILIES), ("source", sources, SOURCES)):
         bad = [v for v in (vals or ()) if v not in allowed]
         if bad:
@@ -132,6 +248,41 @@ def filter_notes(notes: Iterable[NSynthNote], *, families: Sequence[str] | None 
             and (pit is None or n.pitch in pit) and (vel is None or n.velocity in vel)]
 
 
+def select_notes(notes: Sequence[NSynthNote], flt) -> list[NSynthNote]:
+    """The notes a :class:`~stylekit.spectral.config.NoteFilter` keeps: :func:`filter_notes`, then at most
+    ``flt.max_notes`` of them evenly spaced through the ``note_str`` order (deterministic: the same notes for
+    every model and seed).
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> import numpy as np
+    >>> from pathlib import Path
+    >>> from stylekit.spectral.resynth import write_wav
+    >>> root = Path(tempfile.mkdtemp())                  # a tiny NSynth-format data set: two 4 s notes per split
+    >>> for split in ("train", "valid", "test"):
+    ...     (root / f"nsynth-{split}" / "audio").mkdir(parents=True)
+    ...     notes = {f"keyboard_synthetic_000-0{p}-100": p for p in (57, 69)}
+    ...     for name, p in notes.items():
+    ...         _ = write_wav(root / f"nsynth-{split}" / "audio" / f"{name}.wav",
+    ...                       0.3 * np.sin(2 * np.pi * 440 * 2 ** ((p - 69) / 12) * np.arange(64000) / 16000), 16000)
+    ...     _ = (root / f"nsynth-{split}" / "examples.json").write_text(json.dumps({name: dict(
+    ...         note=p, note_str=name, instrument=0, instrument_str=name[:-8], pitch=p, velocity=100,
+    ...         sample_rate=16000, qualities=[0] * 10, qualities_str=[], instrument_family=4,
+    ...         instrument_family_str="keyboard", instrument_source=2, instrument_source_str="synthetic")
+    ...         for name, p in notes.items()}))
+    >>> from stylekit.spectral.config import NoteFilter
+    >>> len(select_notes(read_split(root, "test"), NoteFilter(max_notes=1)))
+    1
+    """
+    kept = filter_notes(notes, families=flt.families, sources=flt.sources, pitches=flt.pitches,
+                        velocities=flt.velocities)
+    if flt.max_notes and len(kept) > flt.max_notes:
+        idx = np.unique(np.linspace(0, len(kept) - 1, flt.max_notes).round().astype(int))
+        kept = [kept[i] for i in idx]
+    return kept
+
+
 def load_audio(path: str | os.PathLike, *, sample_rate: int) -> np.ndarray:
     """Read a mono WAV file as float32 in [-1, 1].
 
@@ -142,6 +293,27 @@ def load_audio(path: str | os.PathLike, *, sample_rate: int) -> np.ndarray:
     Returns
     -------
     ndarray, shape (n_samples,), float32
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> import numpy as np
+    >>> from pathlib import Path
+    >>> from stylekit.spectral.resynth import write_wav
+    >>> root = Path(tempfile.mkdtemp())                  # a tiny NSynth-format data set: two 4 s notes per split
+    >>> for split in ("train", "valid", "test"):
+    ...     (root / f"nsynth-{split}" / "audio").mkdir(parents=True)
+    ...     notes = {f"keyboard_synthetic_000-0{p}-100": p for p in (57, 69)}
+    ...     for name, p in notes.items():
+    ...         _ = write_wav(root / f"nsynth-{split}" / "audio" / f"{name}.wav",
+    ...                       0.3 * np.sin(2 * np.pi * 440 * 2 ** ((p - 69) / 12) * np.arange(64000) / 16000), 16000)
+    ...     _ = (root / f"nsynth-{split}" / "examples.json").write_text(json.dumps({name: dict(
+    ...         note=p, note_str=name, instrument=0, instrument_str=name[:-8], pitch=p, velocity=100,
+    ...         sample_rate=16000, qualities=[0] * 10, qualities_str=[], instrument_family=4,
+    ...         instrument_family_str="keyboard", instrument_source=2, instrument_source_str="synthetic")
+    ...         for name, p in notes.items()}))
+    >>> load_audio(read_split(root, "test")[0].path, sample_rate=16000).shape
+    (64000,)
     """
     from ..audio.io import read_audio
     p = Path(path)

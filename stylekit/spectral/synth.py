@@ -47,7 +47,13 @@ _SILENT_PEAK = 10 ** (-60 / 20)
 
 @dataclass
 class SynthReport:
-    """What :func:`synthesize` wrote: notes per split, instruments per split, and dropped silent notes."""
+    """What :func:`synthesize` wrote: notes per split, instruments per split, and dropped silent notes.
+
+    Examples
+    --------
+    >>> SynthReport(notes={"train": 12}).notes["train"]
+    12
+    """
 
     notes: dict[str, int] = field(default_factory=dict)
     instruments: dict[str, list[str]] = field(default_factory=dict)

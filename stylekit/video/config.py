@@ -34,6 +34,12 @@ class VideoStyleConfig(ImageStyleConfig):
     The temporal term is a mean over pixels of squared RGB differences in [0, 1] (Ruder et al.'s
     ``1/D sum c (x - w)^2``), while the content and style terms here are relative distances: the default weight
     is set for those, not Ruder et al.'s 200.
+
+    Examples
+    --------
+    >>> config = VideoStyleConfig(size=256, temporal_weight=100)
+    >>> config.temporal_weight, config.image_config().size
+    (100, 256)
     """
 
     temporal_weight: float = option(

@@ -45,6 +45,15 @@ def optical_flow(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """The flow ``f`` from ``src`` to ``dst`` ((H, W, 3) uint8 RGB): ``src(p) ~ dst(p + f(p))``.
 
     Returns ``(H, W, 2)`` float32 ``(dx, dy)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> frame = (rng.random((32, 32, 3)) * 255).astype(np.uint8)
+    >>> flow = optical_flow(frame, frame)
+    >>> flow.shape, float(np.abs(flow).max()) < 0.5          # no motion
+    ((32, 32, 2), True)
     """
     cv2 = _cv2()
     a, b = _grey(src), _grey(dst)
@@ -56,7 +65,16 @@ def optical_flow(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 
 def warp_flow(field: np.ndarray, flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``field`` ((H, W, C)) sampled at ``p + flow(p)`` (bilinear), and a mask of the pixels whose sample
-    lies inside the frame."""
+    lies inside the frame.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> field = np.arange(16, dtype=np.float32).reshape(4, 4, 1)
+    >>> shifted, inside = warp_flow(field, np.tile(np.float32([1, 0]), (4, 4, 1)))     # one pixel to the right
+    >>> shifted[0, :3, 0], inside[0]
+    (array([1., 2., 3.], dtype=float32), array([ True,  True,  True, False]))
+    """
     cv2 = _cv2()
     h, w = flow.shape[:2]
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -80,6 +98,13 @@ def reliable(backward: np.ndarray, forward: np.ndarray) -> np.ndarray:
     Ruder et al. check the forward flow against the backward one to build the weights of the backward warp;
     this is that same test, written for the warp that is used (``forward`` sampled where ``backward`` points).
     Samples from outside the frame are excluded too: the border has nothing to carry over.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> still = np.zeros((8, 8, 2), np.float32)
+    >>> float(reliable(still, still).min())                   # no motion: every pixel can be trusted
+    1.0
     """
     fwd, inside = warp_flow(forward, backward)
     a, c = OCCLUSION

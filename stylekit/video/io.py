@@ -52,6 +52,19 @@ class VideoInfo:
     ``width`` and ``height`` are the stored frame's (before rotation); ``rotation`` is the display rotation in
     degrees, counterclockwise (a multiple of 90); ``pts`` the timestamps of the frames in ``time_base``;
     ``audio`` the codec names of the audio tracks.
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from fractions import Fraction
+    >>> from pathlib import Path
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> frames = (torch.rand(3, 16, 24, 3) * 255).to(torch.uint8)               # three 24 x 16 RGB frames
+    >>> info = VideoInfo(path="", codec="h264", width=24, height=16, frames=3, pts=(0, 1, 2),
+    ...                  time_base=Fraction(1, 10), rate=Fraction(10))
+    >>> clip = write_video(frames, folder / "clip.mp4", info=info, metadata={"seed": 0})
+    >>> probe_video(clip).frames, probe_video(clip).display_size
+    (3, (16, 24))
     """
 
     path: str
@@ -85,7 +98,13 @@ class VideoInfo:
 
 def frame_shape(height: int, width: int, size: int) -> tuple[int, int]:
     """``(h, w)`` of frames of a ``height x width`` video scaled to long edge ``size``, each rounded down to an
-    even number (H.264 in 4:2:0 needs even sides)."""
+    even number (H.264 in 4:2:0 needs even sides).
+
+    Examples
+    --------
+    >>> frame_shape(1080, 1920, 256)
+    (144, 256)
+    """
     s = size / max(height, width)
     return max(2, int(round(height * s)) // 2 * 2), max(2, int(round(width * s)) // 2 * 2)
 
@@ -158,7 +177,21 @@ def _decode(path: str | os.PathLike, on_frame: Callable) -> VideoInfo:
 
 
 def probe_video(path: str | os.PathLike) -> VideoInfo:
-    """Decode ``path`` once and say what it holds (InputError for a file that is not a usable video)."""
+    """Decode ``path`` once and say what it holds (InputError for a file that is not a usable video).
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from fractions import Fraction
+    >>> from pathlib import Path
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> frames = (torch.rand(3, 16, 24, 3) * 255).to(torch.uint8)               # three 24 x 16 RGB frames
+    >>> info = VideoInfo(path="", codec="h264", width=24, height=16, frames=3, pts=(0, 1, 2),
+    ...                  time_base=Fraction(1, 10), rate=Fraction(10))
+    >>> clip = write_video(frames, folder / "clip.mp4", info=info, metadata={"seed": 0})
+    >>> probe_video(clip).codec, probe_video(clip).rate
+    ('h264', Fraction(10, 1))
+    """
     return _decode(path, lambda frame: None)
 
 
@@ -175,6 +208,20 @@ def read_video(path: str | os.PathLike, *, size: int | None = None) -> tuple[tor
     ------
     InputError
         not a video; no video stream; no frames; corrupt data (the frame after which it is).
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from fractions import Fraction
+    >>> from pathlib import Path
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> frames = (torch.rand(3, 16, 24, 3) * 255).to(torch.uint8)               # three 24 x 16 RGB frames
+    >>> info = VideoInfo(path="", codec="h264", width=24, height=16, frames=3, pts=(0, 1, 2),
+    ...                  time_base=Fraction(1, 10), rate=Fraction(10))
+    >>> clip = write_video(frames, folder / "clip.mp4", info=info, metadata={"seed": 0})
+    >>> frames, info = read_video(clip, size=12)      # long edge 12, sides even
+    >>> frames.shape, frames.dtype
+    (torch.Size([3, 8, 12, 3]), torch.uint8)
     """
     from ..image.io import resize
     out: list[torch.Tensor] = []
@@ -210,6 +257,19 @@ def write_video(frames: torch.Tensor, path: str | os.PathLike, *, info: VideoInf
 
     The first N timestamps, the rotation and the pixel aspect ratio of ``info`` are kept; every audio track of
     ``audio_from`` is copied unchanged; ``metadata`` is stored as JSON in the container's ``stylekit`` tag.
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from fractions import Fraction
+    >>> from pathlib import Path
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> frames = (torch.rand(3, 16, 24, 3) * 255).to(torch.uint8)               # three 24 x 16 RGB frames
+    >>> info = VideoInfo(path="", codec="h264", width=24, height=16, frames=3, pts=(0, 1, 2),
+    ...                  time_base=Fraction(1, 10), rate=Fraction(10))
+    >>> clip = write_video(frames, folder / "clip.mp4", info=info, metadata={"seed": 0})
+    >>> clip.name, read_video(clip)[0].shape
+    ('clip.mp4', torch.Size([3, 16, 24, 3]))
     """
     av = _av()
     if frames.dim() != 4 or frames.shape[-1] != 3 or frames.dtype != torch.uint8 or not len(frames):
@@ -250,7 +310,20 @@ def _video_stream(out, frames: torch.Tensor, info: VideoInfo, crf: int):
 
 
 def mp4_audio_check(info: VideoInfo) -> None:
-    """Refuse, with ConfigError, a video whose audio an MP4 cannot hold unchanged."""
+    """Refuse, with ConfigError, a video whose audio an MP4 cannot hold unchanged.
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from fractions import Fraction
+    >>> from pathlib import Path
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> frames = (torch.rand(3, 16, 24, 3) * 255).to(torch.uint8)               # three 24 x 16 RGB frames
+    >>> info = VideoInfo(path="", codec="h264", width=24, height=16, frames=3, pts=(0, 1, 2),
+    ...                  time_base=Fraction(1, 10), rate=Fraction(10))
+    >>> clip = write_video(frames, folder / "clip.mp4", info=info, metadata={"seed": 0})
+    >>> mp4_audio_check(probe_video(clip))      # no audio track: nothing to refuse
+    """
     if not info.audio:
         return
     import io
@@ -285,7 +358,16 @@ def _copy_audio(out, source, streams: list) -> None:
 
 
 def is_frames_folder(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a folder of frames this module wrote: only ``frame_NNNNNN.png`` files in it."""
+    """Whether ``path`` is a folder of frames this module wrote: only ``frame_NNNNNN.png`` files in it.
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from pathlib import Path
+    >>> folder = write_frames(torch.zeros(2, 8, 8, 3, dtype=torch.uint8), Path(tempfile.mkdtemp()) / "frames")
+    >>> is_frames_folder(folder), is_frames_folder(folder.parent)
+    (True, False)
+    """
     import re
     p = Path(path)
     return p.is_dir() and all(re.fullmatch(r"frame_\d{6}\.png", n) for n in os.listdir(p))
@@ -295,7 +377,16 @@ def write_frames(frames: torch.Tensor, folder: str | os.PathLike, *, metadata: d
                  overwrite: bool = False) -> Path:
     """Write ``frames`` ((N, H, W, 3) uint8) as ``folder/frame_000001.png``, ..., each with ``metadata``
     embedded. The folder appears whole or not at all; with ``overwrite`` it replaces a folder of frames (never
-    any other folder)."""
+    any other folder).
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from pathlib import Path
+    >>> folder = write_frames(torch.zeros(2, 8, 8, 3, dtype=torch.uint8), Path(tempfile.mkdtemp()) / "frames")
+    >>> sorted(p.name for p in folder.iterdir())
+    ['frame_000001.png', 'frame_000002.png']
+    """
     from ..image.io import save_image
     out = Path(folder)
     if out.exists() and not (overwrite and is_frames_folder(out)):
@@ -327,7 +418,21 @@ def _umask() -> int:
 
 def read_metadata(path: str | os.PathLike) -> dict:
     """The settings stored in a video written by :func:`write_video` or a folder by :func:`write_frames`
-    (``{}`` when there are none)."""
+    (``{}`` when there are none).
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from fractions import Fraction
+    >>> from pathlib import Path
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> frames = (torch.rand(3, 16, 24, 3) * 255).to(torch.uint8)               # three 24 x 16 RGB frames
+    >>> info = VideoInfo(path="", codec="h264", width=24, height=16, frames=3, pts=(0, 1, 2),
+    ...                  time_base=Fraction(1, 10), rate=Fraction(10))
+    >>> clip = write_video(frames, folder / "clip.mp4", info=info, metadata={"seed": 0})
+    >>> read_metadata(clip)
+    {'seed': 0}
+    """
     p = Path(path)
     if p.is_dir():
         from ..image.io import read_metadata as read_png

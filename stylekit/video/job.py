@@ -39,12 +39,23 @@ OUTPUT_SUFFIXES = (".mp4", "")
 
 @dataclass(frozen=True)
 class VideoOutput:
-    """What a video job writes besides the frames' pixels."""
+    """What a video job writes besides the frames' pixels.
+
+    Examples
+    --------
+    >>> VideoOutput(crf=23).crf
+    23
+    >>> VideoOutput(crf=60)
+    Traceback (most recent call last):
+    ...
+    stylekit.errors.ConfigError: --crf must be an integer from 0 to 51, got 60
+    """
 
     crf: int = option(18, type=int, group="Input and output",
                       help="H.264 quality, 0-51: lower is better and larger (constant rate factor).")
     frames_dir: str | None = option(None, group="Input and output", metavar="DIR",
-                                    show=lambda v: "none" if v is None else v, help="Also write the stylized frames to DIR as PNG files.")
+                                    show=lambda v: "none" if v is None else v,
+                                    help="Also write the stylized frames to DIR as PNG files.")
 
     def __post_init__(self) -> None:
         if isinstance(self.crf, bool) or not isinstance(self.crf, int) or not 0 <= self.crf <= 51:
@@ -53,7 +64,26 @@ class VideoOutput:
 
 class VideoJob(Job):
     """One stylized clip: ``content`` (a video file) painted in the style of ``styles`` (images) under a
-    :class:`VideoStyleConfig`; ``options`` is a :class:`VideoOutput`."""
+    :class:`VideoStyleConfig`; ``options`` is a :class:`VideoOutput`.
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from fractions import Fraction
+    >>> from pathlib import Path
+    >>> from stylekit.image.io import save_image
+    >>> from stylekit.video.io import VideoInfo, write_video
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> info = VideoInfo(path="", codec="h264", width=32, height=24, frames=2, pts=(0, 1),
+    ...                  time_base=Fraction(1, 10), rate=Fraction(10))
+    >>> clip = write_video((torch.rand(2, 24, 32, 3) * 255).to(torch.uint8), folder / "clip.mp4", info=info)
+    >>> painting = save_image(torch.rand(1, 3, 32, 32), folder / "painting.png")
+    >>> job = VideoJob(clip, [painting], folder / "out.mp4", VideoStyleConfig(iterations=1, scales=1))
+    >>> job.check()
+    >>> _ = job.run()
+    >>> job.status()[0]
+    'done'
+    """
 
     medium = "video"
     checkpoint_format = CHECKPOINT_FORMAT

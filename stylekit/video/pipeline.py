@@ -35,6 +35,14 @@ class VideoResult:
         The time each frame took.
     interrupted : bool
         True for the frames finished before a run was stopped.
+
+    Examples
+    --------
+    >>> import torch
+    >>> frames = (torch.rand(2, 24, 32, 3) * 255).to(torch.uint8)
+    >>> result = stylize_video(frames, [torch.rand(1, 3, 32, 32)], iterations=1, scales=1)
+    >>> result.data.shape, result.data.dtype, result.interrupted
+    (torch.Size([2, 24, 32, 3]), torch.uint8, False)
     """
 
     data: torch.Tensor = field(repr=False)
@@ -56,7 +64,18 @@ class VideoResult:
 @dataclass(frozen=True)
 class FrameProgress:
     """What ``on_frame`` receives after each finished frame: ``frame`` (1-based) of ``frames``, the
-    seconds it took, its loss terms, and the result ``image`` (``(1, 3, H, W)`` in [0, 1])."""
+    seconds it took, its loss terms, and the result ``image`` (``(1, 3, H, W)`` in [0, 1]).
+
+    Examples
+    --------
+    >>> import torch
+    >>> seen = []
+    >>> frames = (torch.rand(2, 24, 32, 3) * 255).to(torch.uint8)
+    >>> _ = stylize_video(frames, [torch.rand(1, 3, 32, 32)], iterations=1, scales=1,
+    ...                   on_frame=lambda p: seen.append((p.frame, p.frames)))
+    >>> seen
+    [(1, 2), (2, 2)]
+    """
 
     frame: int
     frames: int
@@ -66,18 +85,42 @@ class FrameProgress:
 
 
 def to_image(frame: torch.Tensor) -> torch.Tensor:
-    """An ``(H, W, 3)`` uint8 frame as a ``(1, 3, H, W)`` float image in [0, 1]."""
+    """An ``(H, W, 3)`` uint8 frame as a ``(1, 3, H, W)`` float image in [0, 1].
+
+    Examples
+    --------
+    >>> import torch
+    >>> to_image(torch.full((4, 6, 3), 255, dtype=torch.uint8)).shape
+    torch.Size([1, 3, 4, 6])
+    """
     return frame.permute(2, 0, 1)[None].float() / 255
 
 
 def to_frame(image: torch.Tensor) -> torch.Tensor:
-    """A ``(1, 3, H, W)`` image in [0, 1] as an ``(H, W, 3)`` uint8 frame."""
+    """A ``(1, 3, H, W)`` image in [0, 1] as an ``(H, W, 3)`` uint8 frame.
+
+    Examples
+    --------
+    >>> import torch
+    >>> frame = torch.randint(0, 256, (4, 6, 3), dtype=torch.uint8)
+    >>> torch.equal(to_frame(to_image(frame)), frame)
+    True
+    """
     return (image[0].detach().cpu().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).contiguous()
 
 
 def video_style_targets(styles, config: VideoStyleConfig, size: int,
                         names: Sequence[str] | None = None) -> StyleTargets:
-    """The style features of every scale a run of frames with long edge ``size`` uses (computed once)."""
+    """The style features of every scale a run of frames with long edge ``size`` uses (computed once).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from stylekit.video.config import VideoStyleConfig
+    >>> targets = video_style_targets([torch.rand(1, 3, 32, 32)], VideoStyleConfig(scales=1), 32)
+    >>> len(targets.images)
+    1
+    """
     if isinstance(styles, StyleTargets):
         return styles
     return style_targets(styles, config=dataclasses.replace(config.image_config(), size=size), style_names=names)
@@ -165,7 +208,13 @@ def stylize_video(content, styles, *, config: VideoStyleConfig | None = None,
 
     Example
     -------
-    >>> out = stylize_video("clip.mp4", ["starry_night.jpg"], size=256, temporal_weight=100).data
+    A file (``stylize_video("clip.mp4", ["starry_night.jpg"], size=256)``), or frames:
+
+    >>> import torch
+    >>> frames = (torch.rand(2, 24, 32, 3) * 255).to(torch.uint8)       # two RGB frames
+    >>> result = stylize_video(frames, [torch.rand(1, 3, 32, 32)], iterations=2, scales=1)
+    >>> result.data.shape
+    torch.Size([2, 24, 32, 3])
     """
     cfg = dataclasses.replace(config or VideoStyleConfig(), **options)
     frames = _frames(content, cfg)

@@ -20,7 +20,14 @@ __all__ = ["warp", "temporal_loss", "TemporalTerm", "flow_tensor"]
 
 
 def flow_tensor(flow: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """An ``(H, W, 2)`` flow (numpy, as from :func:`~stylekit.video.flow.optical_flow`) as ``(1, 2, H, W)``."""
+    """An ``(H, W, 2)`` flow (numpy, as from :func:`~stylekit.video.flow.optical_flow`) as ``(1, 2, H, W)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> flow_tensor(np.zeros((16, 24, 2), np.float32)).shape
+    torch.Size([1, 2, 16, 24])
+    """
     f = torch.as_tensor(np.ascontiguousarray(flow) if isinstance(flow, np.ndarray) else flow, dtype=torch.float32)
     return f.permute(2, 0, 1)[None] if f.dim() == 3 else f
 
@@ -43,6 +50,13 @@ def warp(image: torch.Tensor, flow: torch.Tensor | np.ndarray) -> torch.Tensor:
     Bicubic rather than Ruder et al.'s bilinear: the result is warped again at every frame, and each bilinear
     resampling at a fractional shift blurs it a little more; the warm iterations then start, and the temporal
     term pulls, towards a softer picture.
+
+    Examples
+    --------
+    >>> import torch
+    >>> image = torch.rand(1, 3, 8, 8)
+    >>> torch.allclose(warp(image, torch.zeros(1, 2, 8, 8)), image, atol=1e-5)     # no motion, no change
+    True
     """
     f = flow_tensor(flow).to(image)
     n, _, h, w = image.shape
@@ -59,6 +73,13 @@ def temporal_loss(x: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> 
     """``1/D * sum(mask * (x - target)^2)``, ``D`` the number of elements of ``x``.
 
     ``x`` and ``target`` are ``(N, C, H, W)``; ``mask`` broadcasts to them (``(N or 1, 1, H, W)``, in [0, 1]).
+
+    Examples
+    --------
+    >>> import torch
+    >>> x, target = torch.ones(1, 3, 2, 2), torch.zeros(1, 3, 2, 2)
+    >>> temporal_loss(x, target, torch.ones(1, 1, 2, 2)), temporal_loss(x, target, torch.zeros(1, 1, 2, 2))
+    (tensor(1.), tensor(0.))
     """
     return (mask * (x - target) ** 2).sum() / x.numel()
 
@@ -69,6 +90,15 @@ class TemporalTerm:
     ``TemporalTerm(target, mask, weight)(criterion, (h, w))`` is a criterion returning ``(total, terms)`` with a
     ``"temporal"`` term; ``target`` (``(1, 3, H, W)``) and ``mask`` (``(1, 1, H, W)`` or ``(H, W)``) are resized
     to ``(h, w)`` once.
+
+    Examples
+    --------
+    >>> import torch
+    >>> term = TemporalTerm(torch.zeros(1, 3, 8, 8), torch.ones(8, 8), weight=2.0)
+    >>> criterion = term(lambda x: (x.sum() * 0, {}), (4, 4))       # one scale's criterion, plus the term
+    >>> total, terms = criterion(torch.ones(1, 3, 4, 4))
+    >>> terms["temporal"]
+    tensor(2.)
     """
 
     def __init__(self, target: torch.Tensor, mask: torch.Tensor | np.ndarray, weight: float) -> None:

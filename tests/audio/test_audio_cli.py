@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -29,9 +30,9 @@ def style_wav(tmp_path):
     return write(tmp_path / "style.wav", textureish(0.8))
 
 
-def _check_output(path, n, rate):
+def _check_output(path, n, rate, channels=None):
     y, sr = sf.read(str(path))
-    assert sr == rate and y.shape == (n,)
+    assert sr == rate and y.shape == ((n,) if channels is None else (n, channels))
     assert np.isfinite(y).all() and np.abs(y).max() < 1.0
     assert np.sqrt(np.mean(y ** 2)) > 1e-3        # not silent
     return y
@@ -56,7 +57,7 @@ def test_output_keeps_the_contents_own_rate_and_sample_count(tmp_path, style_wav
     out = tmp_path / "out.wav"
     r = run(content, style_wav, "-o", out, "--float", *FAST)
     assert r.exit_code == 0, r.output
-    _check_output(out, int(0.5 * 44100), 44100)
+    _check_output(out, int(0.5 * 44100), 44100, channels=2)     # the content's channels are kept
     assert sf.info(str(out)).subtype == "FLOAT"
 
 
@@ -72,8 +73,8 @@ def test_style_shorter_than_content_and_several_styles(tmp_path, content_wav):
 
 
 def test_plot_writes_png(tmp_path, content_wav, style_wav):
-    out, png = tmp_path / "out.wav", tmp_path / "spec.png"
-    r = run(content_wav, style_wav, "-o", out, "--plot", png, *FAST)
+    out, png = tmp_path / "out.wav", tmp_path / "out.plot.png"     # --plot is a switch, as for images
+    r = run(content_wav, style_wav, "-o", out, "--plot", *FAST)
     assert r.exit_code == 0, r.output
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -138,7 +139,40 @@ def test_awkward_but_valid_inputs_work(tmp_path, style_wav, kind):
     out = tmp_path / "out.wav"
     r = run(content, style_wav, "-o", out, *FAST)
     assert r.exit_code == 0, r.output
-    _check_output(out, y.shape[0], rate)
+    _check_output(out, y.shape[0], rate, channels=y.shape[1] if y.ndim == 2 else None)
+
+
+@pytest.mark.parametrize("kind", ["9ch", "7kHz", "200kHz", "short style"])
+def test_bad_inputs_are_one_line_errors_and_write_nothing(tmp_path, content_wav, style_wav, kind):
+    content, style = content_wav, style_wav
+    if kind == "9ch":
+        content = write(tmp_path / "nine.wav", np.stack([voiceish(0.5)] * 9, axis=1))
+        expect = "9 channels"
+    elif kind == "7kHz":
+        content = write(tmp_path / "low.wav", voiceish(0.5, sr=7000), 7000)
+        expect = "7000 Hz"
+    elif kind == "200kHz":
+        style = write(tmp_path / "high.wav", textureish(0.5, sr=200_000), 200_000)
+        expect = "200000 Hz"
+    else:     # 0.12 s passes the general minimum but is shorter than one window of n_fft 4096 at 22,050 Hz
+        style = write(tmp_path / "short.wav", textureish(0.12))
+        expect = "one analysis window"
+    out = tmp_path / "o.wav"
+    extra = ["--n-fft", "4096"] if kind == "short style" else []
+    line = one_line_error(run(content, style, "-o", out, *extra, *FAST))
+    assert expect in line
+    assert not out.exists() and not list(tmp_path.glob("*.tmp*"))
+
+
+def test_stereo_content_keeps_its_image_and_mono_style_works(tmp_path, style_wav):
+    v = voiceish(0.8, sr=44100)
+    content = write(tmp_path / "left.wav", np.stack([0.9 * v, 0.2 * v], axis=1), 44100)   # panned left
+    out = tmp_path / "out.wav"
+    assert run(content, style_wav, "-o", out, *FAST).exit_code == 0
+    y = _check_output(out, len(v), 44100, channels=2)
+    share = (y ** 2).sum(0) / (y ** 2).sum()
+    assert share[0] == pytest.approx(0.81 / (0.81 + 0.04), abs=0.02)      # the content's pan
+    assert np.corrcoef(y[:, 0], y[:, 1])[0, 1] > 0.98                     # and its (narrow) width
 
 
 def test_bad_options(tmp_path, content_wav, style_wav):
@@ -191,7 +225,7 @@ def test_cli_defaults_are_the_config_defaults():
     assert build(AudioStyleConfig, {}) == cfg
     assert build(AudioStyleConfig, {name: None for name in names}) == cfg
     assert build_config(**{name: None for name in names}) == cfg
-    help_text = run("--help").output
+    help_text = " ".join(re.sub("[│╭╮╰╯─]", " ", run("--help").output).split())     # rich's boxes undone
     assert f"[default: {cfg.steps}]" in help_text and f"[default: {cfg.network}]" in help_text
     # --threads 0 keeps torch's own thread setting
     assert build(AudioStyleConfig, {"threads": 0}).threads is None
@@ -224,5 +258,5 @@ def test_job_status_knows_its_own_output_and_ignores_runtime_settings(tmp_path, 
     as_float = AudioJob(content_wav, [style_wav], out, cfg, options=AudioOutput(float_output=True))
     assert as_float.status()[0] == "conflict" and as_float.output_settings() == {"float": True}
     assert AudioJob(content_wav, [style_wav], out, cfg).output_settings() == {}
-    with pytest.raises(ConfigError, match="png"):
-        AudioOutput(plot="spec.jpg")
+    with pytest.raises(ConfigError, match="plot must be true or false"):
+        AudioOutput(plot="spec.png")

@@ -125,7 +125,7 @@ def test_both_networks_run_end_to_end(network):
 
 def test_rhythm_term_and_noise_init_run():
     log = []
-    r = stylize_audio((voiceish(0.5), SR), (textureish(0.6), SR), rhythm_weight=1.0, init="noise", steps=4,
+    r = stylize_audio((voiceish(0.5), SR), (textureish(0.6), SR), rhythm_weight=1.0, init="noise", steps=6,
                       griffin_lim_iters=2, callback=lambda p: log.append(p))
     assert np.isfinite(r.samples).all()
     assert len(log) >= 2 and all(np.isfinite(p.loss) and "rhythm" in p.terms for p in log)
@@ -186,7 +186,8 @@ def test_cells_far_above_both_inputs_are_cut_before_reconstruction(monkeypatch):
         x[..., 30:38, mid - 1:mid + 2] = 1.0
         return x
 
-    kw = dict(steps=3, griffin_lim_iters=8, threads=1)
+    # words=0: the figures below were measured with the style terms at full weight (a result far from the content)
+    kw = dict(steps=3, griffin_lim_iters=8, threads=1, words=0.0)
     content, style = (voiceish(1.0), SR), (textureish(1.0), SR)
     plain = stylize_audio(content, style, **kw).samples
     monkeypatch.setattr(optim, "optimize", overshoot)

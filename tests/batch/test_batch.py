@@ -523,7 +523,7 @@ def test_ray_task_functions_on_sounds(tmp_path, sounds):
     out = _ray._ray_stylize(item.job(), src.read_bytes(), targets, 1, False)
     assert out["status"] == "done", out
     (tmp_path / "c.wav").write_bytes(out["data"])
-    assert aio.read_metadata(tmp_path / "c.wav")["content"] == str(src)  # the driver's name, not the copy's
+    assert aio.read_metadata(tmp_path / "c.wav")["content"] == src.name  # the driver's name, not the copy's
     single = stylize_audio(src, [style], config=cfg)
     aio.write_audio(tmp_path / "single.wav", single.data, single.sample_rate)
     assert np.array_equal(read_wav(tmp_path / "c.wav")[0], read_wav(tmp_path / "single.wav")[0])

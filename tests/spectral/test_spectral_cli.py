@@ -62,17 +62,14 @@ def test_train_eval_compare(data, tmp_path):
     assert (m.name, m.latent, stft, meta["train"]["epochs"]) == ("dae", 4, SpectralSTFTConfig(), 1)
     try:
         import visqol  # noqa: F401
-        n_perc = 1
-    except ImportError:  # the perceptual score is optional: its absence must name the package to install
+    except ImportError:  # ViSQOL is optional: its absence must name the package to install
         with pytest.raises(ConfigError, match="pip install visqol-python"):
-            CliRunner().invoke(cli, ["spectral", "eval", str(tmp_path / "pca.pt"), str(data)],
-                               catch_exceptions=False)
-        n_perc = 0
-    out = _run("eval", tmp_path / "pca.pt", data, "--perceptual-notes", n_perc, "--json", tmp_path / "pca.json")
+            CliRunner().invoke(cli, ["spectral", "eval", str(tmp_path / "pca.pt"), str(data), "--perceptual",
+                                     "visqol"], catch_exceptions=False)
+    out = _run("eval", tmp_path / "pca.pt", data, "--perceptual-notes", 1, "--json", tmp_path / "pca.json")
     r = load_result(tmp_path / "pca.json")
     assert f"RMSE {r.rmse_db:.3f} dB" in out and r.n_notes == len(read_split(data, "test"))
-    if n_perc:
-        assert 1.0 <= r.moslqo <= 5.0 and r.n_perceptual == 1
+    assert 0.0 < r.psm < 1.0 and r.n_perceptual == 1 and r.moslqo is None  # the default score: PEMO-Q-like
     # The RMSE recomputed by hand: pooled over every frame and bin of every test note, in dB.
     pca = load_model(tmp_path / "pca.pt")[0]
     sq = []

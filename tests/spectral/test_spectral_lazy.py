@@ -21,7 +21,8 @@ def _heavy_modules_loaded(body: str) -> str:
     return out.stdout.split("\n")[-2]
 
 
-@pytest.mark.parametrize("sub", ["", "synth", "train", "eval", "compare", "encode", "decode", "morph"])
+@pytest.mark.parametrize("sub", ["", "synth", "train", "eval", "compare", "encode", "decode", "morph", "sample",
+                                 "sweep"])
 def test_help_imports_neither_numpy_nor_torch(sub):
     body = ("from stylekit.spectral.cli import spectral\n"
             f"try:\n    spectral.main({[*sub.split(), '--help']!r}, prog_name='spectral')\n"
