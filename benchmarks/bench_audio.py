@@ -221,8 +221,9 @@ def _pghi_audio(mag, cfg, length: int, gl_iters: int, phase0=None):
     import torch
 
     from stylekit.audio.phase import griffin_lim, istft
-    ph = np.angle(pghipy.pghi(mag.T.astype(np.float64), win_length=cfg.n_fft, hop_length=cfg.hop_length,
-                              gamma=0.25645 * cfg.n_fft ** 2)).T
+    # pghi returns the phase itself (radians, frames x bins); 0.25645 L^2 is the Hann window's gamma (Prusa 2017)
+    ph = pghipy.pghi(mag.T.astype(np.float64), win_length=cfg.n_fft, hop_length=cfg.hop_length,
+                     gamma=0.25645 * cfg.n_fft ** 2).T
     if gl_iters:
         return griffin_lim(mag, n_fft=cfg.n_fft, hop_length=cfg.hop_length, length=length, n_iter=gl_iters,
                            init_phase=ph.astype(np.float32))

@@ -36,7 +36,7 @@ def option(default: Any = dataclasses.MISSING, *, help: str, default_factory: An
            type: Any = None, parse: Callable[[str], Any] | None = None, show: Callable[[Any], str] | None = None,
            flag: str | tuple[str, ...] | None = None, is_flag: bool = False, group: str = "Quality and speed",
            nested: bool = False, cli: bool = True, metavar: str | None = None,
-           path: bool | tuple[str, ...] = False) -> Any:
+           path: bool | tuple[str, ...] = False, multiple: bool = False) -> Any:
     """A dataclass field that is also a command-line option.
 
     Parameters
@@ -52,9 +52,13 @@ def option(default: Any = dataclasses.MISSING, *, help: str, default_factory: An
     path : the value names input files (a path, or a tuple of paths); a tuple of words lists the values that
         are not paths (``init``'s ``"content"``). An output records such a value as a file name only, unless
         asked for full paths, and the settings digest compares it as an absolute path (:mod:`stylekit._job`).
+    multiple : the option is given once per value (``--style-mask A --style-mask B``) and the field holds their
+        tuple; a value is taken whole (a path may hold a comma), and ``parse`` applies only to one text value
+        (a manifest's column, a preset's string).
     """
     meta = {_KEY: {"help": help, "type": type, "parse": parse, "show": show, "flag": flag, "is_flag": is_flag,
-                   "group": group, "nested": nested, "cli": cli, "metavar": metavar, "path": path}}
+                   "group": group, "nested": nested, "cli": cli, "metavar": metavar, "path": path,
+                   "multiple": multiple}}
     return dataclasses.field(default=default, default_factory=default_factory, metadata=meta)
 
 
@@ -164,6 +168,9 @@ def _one_option(name: str, entries: list, prefix: Mapping) -> Callable:
                                             default=None if meta["is_flag"] else default)}
     if meta["is_flag"]:
         kw.update(is_flag=True, flag_value=True)
+    elif meta.get("multiple"):
+        kw.update(multiple=True, metavar=meta["metavar"] or "VALUE")
+        kw["default"] = ()
     else:
         kw["type"] = meta["type"]
         if meta["metavar"]:
@@ -190,6 +197,8 @@ def build(cls, values: Mapping[str, Any], base: Any = None, *, where: str = "") 
                 changes[f.name] = new
             continue
         v = values.get(f.name)
+        if meta.get("multiple") and isinstance(v, (list, tuple)):
+            v = tuple(v) or None         # given once per value; () when not given
         if v is None:
             continue
         if meta["parse"] is not None and isinstance(v, str):

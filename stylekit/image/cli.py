@@ -1,7 +1,6 @@
 """``stylekit image``: parse, build the config, run the :class:`~stylekit.image.job.ImageJob`, report."""
 from __future__ import annotations
 
-
 import click
 from rich_click import RichOption
 
@@ -15,18 +14,6 @@ from .job import ImageOutput
 __all__ = ["image"]
 
 
-def _repeatable(name: str):
-    """Make the option generated for the config field ``name`` repeatable (``--style-mask A --style-mask B``)."""
-    def decorate(cmd: click.Command) -> click.Command:
-        for i, p in enumerate(cmd.params):
-            if p.name == name:
-                cmd.params[i] = RichOption([*p.opts, name], multiple=True, type=p.type, metavar=p.metavar,
-                                           help=p.help, panel=p.panel)
-        return cmd
-    return decorate
-
-
-@_repeatable("style_masks")
 @command("image", examples=examples(
     "stylekit image photo.jpg painting.jpg -o out.png",
     "stylekit image photo.jpg painting.jpg -o out.png --size 768 --style-weight 10 --preserve-color luminance",
@@ -56,7 +43,6 @@ def image(content: str, styles: tuple[str, ...], output: str, dry_run: bool, res
     from .job import ImageJob
 
     run = build(RunOptions, values)
-    values["style_masks"] = tuple(values.get("style_masks") or ()) or None
     job = ImageJob(content, styles, output, build(ImageStyleConfig, values), options=build(ImageOutput, values),
                    overwrite=run.overwrite, resume=resume, full_paths=run.full_paths)
     if dry_run:

@@ -130,7 +130,8 @@ class ImageStyleConfig:
                              help="Style statistics to match: Gram matrices, channel mean/std, Gaussian W2, "
                                   "sliced Wasserstein (sw) or channel histograms.")
     style_masks: tuple[str, ...] | None = option(
-        None, parse=_parse_paths, flag="--style-mask", metavar="PATH", path=True, group="Input and output",
+        None, parse=_parse_paths, flag="--style-mask", metavar="PATH", path=True, multiple=True,
+        group="Input and output",
         help="Where a style goes (white: here, black: not here); once per style, in style order.",
         show=lambda v: "none" if v is None else ",".join(v))
     content_mask: str | None = option(None, metavar="PATH", path=True, group="Input and output",

@@ -45,8 +45,8 @@ def image_frame(x) -> Frame:
     Examples
     --------
     >>> import torch
-    >>> image_frame(torch.zeros(1, 3, 2, 2)).data
-    b'\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00'
+    >>> list(image_frame(torch.ones(1, 3, 1, 2)).data)          # two white pixels, RGB bytes
+    [255, 255, 255, 255, 255, 255]
     """
     if x.dim() == 4:
         x = x[0]

@@ -39,7 +39,13 @@ KEEP_FINISHED = 50
 
 
 class StopRequested(KeyboardInterrupt):
-    """Raised in a run's progress callback when the page asks it to stop: the pipelines take it as Ctrl-C."""
+    """Raised in a run's progress callback when the page asks it to stop: the pipelines take it as Ctrl-C.
+
+    Examples
+    --------
+    >>> isinstance(StopRequested(), KeyboardInterrupt)        # the pipelines stop as on Ctrl-C
+    True
+    """
 
 
 @dataclass(eq=False)

@@ -111,7 +111,14 @@ def parse_settings(medium: str, values: Any) -> Any:
 
 def with_masks(config: Any, *, content_mask: str | None, style_masks: list[str] | None) -> Any:
     """An image config with the masks of :mod:`stylekit.image.masks` set to the given (server-side) files;
-    validated as the command line's ``--content-mask`` / ``--style-mask`` are."""
+    validated as the command line's ``--content-mask`` / ``--style-mask`` are.
+
+    Examples
+    --------
+    >>> from stylekit.image.config import ImageStyleConfig
+    >>> with_masks(ImageStyleConfig(), content_mask="face.png", style_masks=None).content_mask
+    'face.png'
+    """
     changes: dict[str, Any] = {}
     if content_mask is not None:
         changes["content_mask"] = content_mask

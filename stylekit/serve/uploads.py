@@ -46,7 +46,14 @@ class UploadRefused(StylekitError):
 
 @dataclass(frozen=True)
 class Upload:
-    """One accepted file: ``info`` is what the page shows (size in pixels, or duration and rate)."""
+    """One accepted file: ``info`` is what the page shows (size in pixels, or duration and rate).
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> Upload(id="a1", kind="image", path=Path("a1.png"), info={"width": 64, "height": 48}).to_json()
+    {'id': 'a1', 'kind': 'image', 'width': 64, 'height': 48}
+    """
 
     id: str
     kind: str

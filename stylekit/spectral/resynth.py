@@ -334,7 +334,8 @@ def sweep_latents(z: torch.Tensor, *, dim: int, values) -> list[torch.Tensor]:
 
 
 def spectrogram_figure(panels, titles, stft, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
-    """A row of spectrograms (feature frames ``(n_frames, n_bins)`` each, 0-1) with titles; PNG/PDF/SVG.
+    """A row of spectrograms (feature frames ``(n_frames, n_bins)`` each, 0-1) with titles, in dB re full
+    scale on one colour scale from the floor to the loudest bin of all panels; PNG/PDF/SVG.
 
     Examples
     --------
@@ -351,15 +352,20 @@ def spectrogram_figure(panels, titles, stft, path: str | os.PathLike, *, overwri
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.2 * len(panels) + 1, 3), sharey=True, squeeze=False)
+    from .features import features_to_db
+    dbs = [features_to_db(np.asarray(x), stft) for x in panels]
+    loudest = max(float(d.max()) for d in dbs)
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.2 * len(panels) + 1.6, 3), sharey=True, squeeze=False,
+                             layout="constrained")
     top = stft.sample_rate / 2 / 1000
-    for ax, x, t in zip(axes[0], panels, titles):
-        dur = x.shape[0] * stft.hop_length / stft.sample_rate
-        ax.imshow(np.asarray(x).T, origin="lower", aspect="auto", cmap="magma", vmin=0, vmax=1,
-                  extent=(0, dur, 0, top))
+    im = None
+    for ax, d, t in zip(axes[0], dbs, titles):
+        dur = d.shape[0] * stft.hop_length / stft.sample_rate
+        im = ax.imshow(d.T, origin="lower", aspect="auto", cmap="magma", vmin=-stft.top_db,
+                       vmax=max(loudest, -stft.top_db + 1), extent=(0, dur, 0, top))
         ax.set(title=t, xlabel="s")
     axes[0, 0].set_ylabel("kHz")
-    fig.tight_layout()
+    fig.colorbar(im, ax=list(axes[0]), label="dB")
     try:
         return atomic_write(path, lambda t: fig.savefig(t, dpi=100), overwrite=overwrite)
     finally:

@@ -128,6 +128,20 @@ def test_masked_command_records_masks_and_accepts_stretch(tmp_path, content_png,
                 "--mask-resize", "stretch").exit_code == 0
 
 
+def test_batch_takes_one_style_mask_per_style_and_a_comma_in_a_mask_name(tmp_path, content_png, style_jpg,
+                                                                         style2_png):
+    left, right = (_save_mask(tmp_path / f"{n}.png", m.numpy()) for n, m in zip(["a,left", "right"], _halves(32, 48)))
+    out = tmp_path / "out"
+    r = CliRunner().invoke(cli, ["batch", str(content_png), "--style", str(style_jpg), "--style", str(style2_png),
+                                 "-o", str(out), *CLI_FAST, "--device", "cpu", "--workers", "0",
+                                 "--style-mask", str(left), "--style-mask", str(right)], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    from stylekit.image import read_metadata
+    written = [f for f in out.iterdir() if f.suffix == ".png"]
+    assert len(written) == 1
+    assert read_metadata(written[0])["config"]["style_masks"] == ["a,left.png", "right.png"]
+
+
 def test_bad_masks_and_losses_exit_2_with_one_line(tmp_path, content_png, style_jpg, style2_png):
     left, right = (_save_mask(tmp_path / f"{n}.png", m.numpy()) for n, m in zip("lr", _halves(32, 48)))
     black = _save_mask(tmp_path / "black.png", np.zeros((32, 48)))
