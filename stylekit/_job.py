@@ -1,9 +1,9 @@
 """The run protocol, written once: a :class:`Job` makes one output file from one content and its styles.
 
 Every medium has one Job (:class:`stylekit.image.job.ImageJob`, :class:`stylekit.audio.job.AudioJob`), and
-every caller runs it the same way: ``stylekit image`` / ``stylekit audio`` (through :func:`stylekit._command.run_job`),
-``stylekit batch`` (locally or on Ray), and the coming video and web preview. None of them re-implements a
-part of it. The protocol:
+every caller runs it the same way: ``stylekit image`` / ``stylekit audio`` / ``stylekit video`` (through
+:func:`stylekit._command.run_job`), ``stylekit batch`` (locally or on Ray) and the web preview (``stylekit serve``).
+None of them re-implements a part of it. The protocol:
 
 1. **Plan** (:meth:`Job.check`): the outputs it will write, refused before any work when one exists (without
    ``overwrite``), is an input, or sits in a missing or read-only folder.
