@@ -130,7 +130,7 @@ _BATCH = {"cls": RichOption, "panel": "Batch"}
               help="Times an input is retried after its worker died.")
 @click.option("--results", type=click.Path(dir_okay=False), default=None, **_IO,
               help="Results manifest, .jsonl or .csv. [default: OUT_DIR/results.jsonl]")
-@click_options(RunOptions, exclude=("full_paths",))
+@click_options(RunOptions)
 def batch(inputs, out_dir, styles, media, fmt, engine, address, workers, threads, max_retries, results, **values):
     """Stylize every image and sound of INPUTS (folders, glob patterns, files, or .csv/.jsonl manifests with
     columns input, style, output and setting overrides) with one config, writing OUT_DIR.
@@ -173,7 +173,7 @@ def batch(inputs, out_dir, styles, media, fmt, engine, address, workers, threads
         with batch_lock(out):       # a second batch on this folder is refused, not run twice over
             rows = run_batch(items, engine=engine, workers=workers, threads=threads, address=address,
                              overwrite=run.overwrite, max_retries=max_retries, results=results_path,
-                             on_result=progress)
+                             on_result=progress, full_paths=run.full_paths)
     except BatchInterrupted as e:
         progress.close()
         click.echo(_interrupted_line(e.rows), err=True)

@@ -217,7 +217,7 @@ def run_batch(items: Sequence[BatchItem], *, engine: str = "local", workers: int
               threads: int | None = None, address: str | None = None, overwrite: bool = False,
               max_retries: int = 2, results: str | os.PathLike | None = None,
               on_result: Callable[[dict], None] | None = None,
-              on_start: Callable[[int, int], None] | None = None) -> list[dict]:
+              on_start: Callable[[int, int], None] | None = None, full_paths: bool = False) -> list[dict]:
     """Stylize every item (see :func:`~stylekit.batch.collect_items`) and return one result row per item.
 
     Parameters
@@ -237,6 +237,7 @@ def run_batch(items: Sequence[BatchItem], *, engine: str = "local", workers: int
         the end (also on Ctrl-C); ``None`` writes none.
     on_result : called in this process with each row when its item is finished (done, skipped or error).
     on_start : local engine: called with ``(index, worker pid)`` when a worker starts an item.
+    full_paths : outputs record their inputs' absolute paths instead of their file names.
 
     Returns
     -------
@@ -280,7 +281,7 @@ def run_batch(items: Sequence[BatchItem], *, engine: str = "local", workers: int
     try:
         items = [_pinned(it, gpus) for it in items]
         # one Job per item, its class chosen once from the item's medium
-        jobs = {it.index: it.job(overwrite=overwrite) for it in items if it.error is None}
+        jobs = {it.index: it.job(overwrite=overwrite, full_paths=full_paths) for it in items if it.error is None}
         res = Results(items, {i: _settings(j) for i, j in jobs.items()}, results_path, on_result)
         try:
             todo = _plan(items, jobs, res, overwrite)

@@ -140,6 +140,14 @@ def test_batch_takes_one_style_mask_per_style_and_a_comma_in_a_mask_name(tmp_pat
     written = [f for f in out.iterdir() if f.suffix == ".png"]
     assert len(written) == 1
     assert read_metadata(written[0])["config"]["style_masks"] == ["a,left.png", "right.png"]
+    again = tmp_path / "again"
+    r = CliRunner().invoke(cli, ["batch", str(content_png), "--style", str(style_jpg), "--style", str(style2_png),
+                                 "-o", str(again), *CLI_FAST, "--device", "cpu", "--workers", "0", "--full-paths",
+                                 "--style-mask", str(left), "--style-mask", str(right)], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    meta = read_metadata(next(f for f in again.iterdir() if f.suffix == ".png"))
+    assert meta["config"]["style_masks"] == [str(left.resolve()), str(right.resolve())]
+    assert meta["content"] == str(content_png.resolve())
 
 
 def test_bad_masks_and_losses_exit_2_with_one_line(tmp_path, content_png, style_jpg, style2_png):
