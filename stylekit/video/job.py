@@ -245,6 +245,23 @@ class VideoJob(Job):
         # called when frame p.frame is finished: name the frame now under way (the bar counts the finished)
         return f"frame {min(p.frame + 1, p.frames)}/{p.frames}"
 
+    def scale_shapes(self) -> list[tuple[int, int]]:
+        """``(height, width)`` of each scale the first frame goes through (later frames run the last only):
+        fewer than ``scales`` when the frame size leaves no room for them above ``min_size``."""
+        import dataclasses
+
+        from ..image.pipeline import _shapes
+        hw = tuple(self.load()[0].shape[1:3])
+        return _shapes(dataclasses.replace(self.config.image_config(), size=max(hw)), hw, max(hw))
+
+    def notes(self) -> list[str]:
+        n, asked = len(self.scale_shapes()), self.config.scales
+        if n >= asked:
+            return []
+        size = max(self.load()[0].shape[1:3])
+        return [f"note: {n} of --scales {asked} will run on the first frame: {size} px frames leave no room for "
+                f"more above --min-size {self.config.min_size} (lower --min-size, or raise --size)"]
+
     def describe_result(self, result) -> str:
         kept = f"; the first {self.frames_kept} kept by an earlier run that was stopped" if self.frames_kept else ""
         return f"{result.frames} frames, {result.size[1]}x{result.size[0]}{kept}"
@@ -317,6 +334,8 @@ class VideoJob(Job):
         meta["device"] = str(resolve_device(self.config.device))
         if self._info is not None:
             meta["video"] = self._info.to_dict()
+        if self._frames is not None:
+            meta["scales_run"] = [f"{w}x{h}" for h, w in self.scale_shapes()]   # the first frame's
         return meta
 
     def write(self, result, path: Path, metadata: dict, *, overwrite: bool) -> None:

@@ -56,6 +56,7 @@ def test_mp4_output_keeps_count_rate_and_audio(tmp_path, clip, style):
     meta = read_metadata(out)
     assert meta["config"]["temporal_weight"] == 100 and meta["config"]["iterations"] == 3
     assert meta["video"]["frames"] == 4 and "interrupted_at" not in meta
+    assert meta["scales_run"] == ["32x20"]        # --scales 1
     assert png_frames(tmp_path / "frames").shape == (4, 20, 32, 3)
     assert not (tmp_path / "out.ckpt.pt").exists()
 
@@ -162,6 +163,16 @@ def test_a_folder_in_the_kept_frames_place_that_is_not_stylekits_is_refused(tmp_
     line = one_line_error(run(clip, style, "-o", tmp_path / "out.mp4", *FAST))
     assert "kept frames" in line and (work / "mine.txt").read_text() == "keep me"
     assert not (tmp_path / "out.mp4").exists()
+
+
+def test_fewer_scales_than_asked_are_said_and_recorded(tmp_path, clip, style):
+    out = tmp_path / "out.mp4"
+    args = [a for a in FAST if a != "-q"]
+    args[args.index("--scales") + 1] = "3"
+    r = CliRunner().invoke(cli, ["video", str(clip), str(style), "-o", str(out), *args], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert "note: 1 of --scales 3 will run on the first frame" in r.output
+    assert read_metadata(out)["scales_run"] == ["32x20"] and read_metadata(out)["config"]["scales"] == 3
 
 
 def test_interrupted_mp4_is_a_playable_partial_video(tmp_path, clip, style, monkeypatch):
