@@ -41,7 +41,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "audio"
-DOC_PAIRS = [f"{EXAMPLES / 'voice.wav'}:{EXAMPLES / f'texture_{t}.wav'}" for t in ("organ", "marimba", "strings", "rain")]
+DOC_PAIRS = [f"{EXAMPLES / 'voice.wav'}:{EXAMPLES / f'texture_{t}.wav'}"
+             for t in ("organ", "marimba", "strings", "rain")]
 WORDS = (0.0, 0.2, 0.35, 0.5, 0.65, 0.8, 0.9)
 VOCODER = [(nb, al) for nb in (6, 12, 24) for al in (0.25, 0.5, 0.75, 1.0)]
 
@@ -190,6 +191,14 @@ def _clip(path: Path, seconds: float, rate: int, stereo: bool, source: Path) -> 
     return path
 
 
+def _child_cpu() -> float:
+    """CPU seconds (user + system) of the finished child processes: on a shared machine this is what the run
+    itself cost, whatever the others' load made its wall time."""
+    import resource
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def cmd_time(args) -> None:
     print(f"# {machine()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -202,15 +211,19 @@ def cmd_time(args) -> None:
             settings["before (--words 0 --full-band false)"] = ["--words", "0", "--full-band", "false"]
         for name, content in cases.items():
             for label, extra in settings.items():
-                times = []
+                times, cpu = [], []
                 for i in range(args.repeats):
                     out = tmp / f"out{i}.wav"
-                    t0 = time.perf_counter()
+                    t0, c0 = time.perf_counter(), _child_cpu()
                     subprocess.run([sys.executable, "-m", "stylekit", "audio", str(content), str(style), "-o", str(out),
-                                    "-q", "--overwrite", *extra], check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                                    "-q", "--overwrite", *extra], check=True,
+                                   env={**os.environ, "OMP_NUM_THREADS": "1"})
                     times.append(time.perf_counter() - t0)
+                    cpu.append(_child_cpu() - c0)
                 print(json.dumps({"case": name, "settings": label, "seconds": [round(t, 1) for t in times],
-                                  "median": round(statistics.median(times), 1)}), flush=True)
+                                  "median": round(statistics.median(times), 1),
+                                  "cpu_seconds": [round(t, 1) for t in cpu], "load": round(os.getloadavg()[0], 1)}),
+                      flush=True)
 
 
 def _pghi_audio(mag, cfg, length: int, gl_iters: int, phase0=None):

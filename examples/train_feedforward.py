@@ -3,8 +3,9 @@
 
 What it shows
 -------------
-``stylekit.losses.StyleTransferLoss`` as the *training loss* of a network, on batches (B > 1): the style target
-is set once from a painting, and each batch is its own content target (``loss(output, content=batch)``). The
+``stylekit.losses.StyleTransferLoss`` as the *training loss* of a network, on batches (B > 1): the loss builds its
+own VGG19 and takes its style target from a painting once (``StyleTransferLoss(style=painting)``), and each batch
+is its own content target (``loss(output, batch)``). The
 network here is a small version of Johnson et al.'s transformer (strided convs, residual blocks, upsampling);
 a real one would train for hours on COCO, this demo trains for a few steps on crops of the bundled photo.
 
@@ -24,7 +25,6 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from stylekit.features import VGG19Features
 from stylekit.image import load_image, resize_long_edge
 from stylekit.losses import STYLE_LOSSES, StyleTransferLoss
 
@@ -80,11 +80,11 @@ def main() -> None:
 
     torch.manual_seed(0)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    net = VGG19Features(["relu1_1", "relu2_1", "relu2_2", "relu3_1", "relu4_1"]).to(device)
-    loss_fn = StyleTransferLoss(net, content_layers={"relu2_2": 1.0},
-                                style_layers={k: 0.25 for k in ("relu1_1", "relu2_1", "relu3_1", "relu4_1")},
-                                content_weight=1.0, style_weight=10.0, tv_weight=10.0, style_loss=args.style_loss)
-    loss_fn.set_style(load_image(args.style, long_edge=2 * args.size).to(device))
+    # The loss builds its own VGG19 (caffe weights) with these layers and takes the painting as its style.
+    loss_fn = StyleTransferLoss(style=load_image(args.style, long_edge=2 * args.size),
+                                content_layers=["relu2_2"], style_layers=["relu1_1", "relu2_1", "relu3_1", "relu4_1"],
+                                content_weight=1.0, style_weight=10.0, tv_weight=10.0,
+                                style_loss=args.style_loss).to(device)
     photo = resize_long_edge(load_image(args.content), 2 * args.size)
     model = TinyStylizer().to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -92,7 +92,7 @@ def main() -> None:
     first = None
     for step in range(1, args.steps + 1):
         batch = random_crops(photo, args.batch, args.size, gen).to(device)
-        total, terms = loss_fn(model(batch), content=batch)
+        total, terms = loss_fn(model(batch), batch)          # (output, content)
         opt.zero_grad()
         total.backward()
         opt.step()

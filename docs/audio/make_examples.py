@@ -105,8 +105,8 @@ def main(out: Path) -> None:
         s = made.get(style) or _copy_input(style, out)
         r = stylekit.stylize_audio(str(c), str(s), **options)
         sf.write(str(out / f"ex_{name}.wav"), r.data, r.sample_rate, subtype="PCM_16")
-        panels = [(f"content ({Path(c).stem[3:]})", *sf.read(str(c))), (f"style ({Path(s).stem[3:]})", *sf.read(str(s))),
-                  ("result", r.data, r.sample_rate)]
+        panels = [(f"content ({Path(c).stem[3:]})", *sf.read(str(c))),
+                  (f"style ({Path(s).stem[3:]})", *sf.read(str(s))), ("result", r.data, r.sample_rate)]
         figure(panels, out / f"ex_{name}.png", caption)
         print(name, r.sample_rate, r.data.shape, flush=True)
 

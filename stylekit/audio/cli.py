@@ -37,9 +37,9 @@ __all__ = ["audio"]
 def audio(content: str, styles: tuple[str, ...], output: str, resume: str | None, **values) -> None:
     """Put the texture of STYLE sound(s) onto the words and rhythm of CONTENT; write OUT.wav.
 
-    Reads WAV, FLAC, OGG (and MP3 where librosa can); inputs are mixed to mono, resampled to 22,050 Hz and
-    loudness-normalised. The output has the content's length, rate and loudness. Ctrl-C (or SIGTERM) saves
-    the best result so far to OUT.wav and a checkpoint to OUT_STEM.ckpt.pt, and exits with code 130;
+    Reads WAV, FLAC, OGG (and MP3 where librosa can), 8-192 kHz, up to 8 channels. The output has the content's
+    length, rate, channels and loudness; --words sets how much of the content's words is kept. Ctrl-C (or
+    SIGTERM) saves the best result so far to OUT.wav and a checkpoint to OUT_STEM.ckpt.pt, and exits with code 130;
     --resume continues from it to the result an uninterrupted run gives.
     """
     from .._command import run_job

@@ -2,7 +2,8 @@
 
 Reading (:func:`read_audio`) goes through soundfile (WAV, FLAC, OGG, and the other formats libsndfile knows)
 and falls back to librosa/audioread for MP3 and anything soundfile cannot open. For style transfer every file
-is checked (finite samples, long enough, not silent), mixed down to mono, resampled to the working rate,
+is checked (finite samples, long enough, not silent, at most :data:`MAX_CHANNELS` channels, a rate in
+:data:`RATE_RANGE`), mixed down to mono (a content also keeps its channels), resampled to the working rate,
 DC-free, and loudness-normalised before it reaches the spectrogram transform. Every failure a user can cause
 is an :class:`~stylekit.errors.InputError` whose one-line message names the file.
 

@@ -1,8 +1,9 @@
 """Audio style transfer end to end: :func:`stylize_audio`, driven by one frozen :class:`AudioStyleConfig`.
 
-file -> :mod:`.io` (mono, 22,050 Hz, loudness) -> :mod:`.transform` (log spectrogram, network scale)
--> :mod:`.networks` (features) -> :mod:`stylekit.losses` -> :mod:`stylekit.optim` -> :mod:`.transform`
-(mel to linear, Griffin-Lim from the content's phase) -> :mod:`.io` (length, loudness, peaks).
+file -> :mod:`.io` (the content's rate and channels, loudness) -> :mod:`.transform` (log spectrogram of the
+channels' mean, network scale) -> :mod:`.networks` (features) -> :mod:`stylekit.losses` -> :mod:`stylekit.optim`
+-> :mod:`.transform` (mel to linear, Griffin-Lim from the content's phase) -> :mod:`.stereo` (the content's
+channels and image) -> :mod:`.io` (length, loudness, peaks).
 
 A run is four steps, each its own function: the style side (:func:`style_targets`, computed once and
 reusable by every content of a batch), the criterion (:class:`_Criterion`), the chunk loop
@@ -720,7 +721,8 @@ def stylize_audio(content, styles, *, config: AudioStyleConfig | None = None, ca
     Parameters
     ----------
     content : path, AudioClip, AudioInput or (samples, sample_rate)
-        The sound whose words / rhythm are kept. Samples are (n,) or (n, channels).
+        The sound whose words / rhythm are kept. Samples are (n,) or (n, channels); the result has its rate
+        and channels.
     styles : path, AudioClip, (samples, sample_rate), a list of these, or :class:`AudioStyleTargets`
         The sound(s) whose texture is transferred; any length (shorter than the content is fine). The targets
         of :func:`style_targets` are reused as they are (a batch computes them once).

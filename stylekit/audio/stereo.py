@@ -111,7 +111,8 @@ def _upmix_piece(mono: np.ndarray, ch: np.ndarray, *, n_fft: int, hop_length: in
         for k in range(c):          # mean coherence of each channel with the others, pair by pair (memory)
             for m in range(k + 1, c):
                 cross = _smooth_complex(x[k] * x[m].conj()).abs()
-                cross = cross + _LONG_TERM * cross.mean(-1, keepdim=True) + _BROADBAND * cross.mean((-1, -2), keepdim=True)
+                cross = (cross + _LONG_TERM * cross.mean(-1, keepdim=True)
+                         + _BROADBAND * cross.mean((-1, -2), keepdim=True))
                 coh = ((cross / torch.sqrt(power[k] * power[m]) - bias) / (1 - bias)).clamp(0, 1)
                 common[k] += coh / (c - 1)
                 common[m] += coh / (c - 1)

@@ -272,7 +272,7 @@ class TiledStyleTransferLoss(nn.Module):
 
     def __init__(self, extractor: nn.Module, *, tile: int, content_layers: Mapping[str, float] | None = None,
                  style_layers: Mapping[str, float] | None = None, content_weight: float = 1.0,
-                 style_weight: float = 10.0, tv_weight: float = 0.0, tv_exponent: float = 2.0,
+                 style_weight: float = 5.0, tv_weight: float = 0.0, tv_exponent: float = 2.0,
                  normalize: bool = True, style_loss: str = "gram", style_options: Mapping | None = None) -> None:
         super().__init__()
         # The plain loss validates the settings and holds the style target and TV term.

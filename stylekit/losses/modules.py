@@ -557,14 +557,14 @@ def _device_of(module: nn.Module) -> torch.device | None:
 
 
 def check_image(x: object, *, what: str = "image", extractor: nn.Module | None = None,
-                values: bool = True) -> None:
+                values: bool = True, in_range: bool = True) -> None:
     """Refuse what an extractor cannot take, with one line that says what to do.
 
     ``x`` must be a float tensor ``(B, C, H, W)``, with the channel count the extractor declares
     (``extractor.in_channels``; 3 for :class:`~stylekit.features.VGG19Features`) and on its device. With
-    ``values``, NaN and infinities are refused, and so are values far outside the extractor's
+    ``values``, NaN and infinities are refused, and with ``in_range`` also values far outside the extractor's
     ``input_range`` ([0, 1] for VGG19Features): a 0-255 image, or one already normalised by ImageNet's mean
-    and std. This reads the tensor's minimum and maximum (one device synchronisation).
+    and std. The value checks read the tensor's minimum and maximum (one device synchronisation).
 
     >>> import torch
     >>> check_image(torch.rand(1, 3, 8, 8))
@@ -590,7 +590,8 @@ def check_image(x: object, *, what: str = "image", extractor: nn.Module | None =
         raise InputError(f"{what} is on {x.device} but the loss is on {device}: move one of them "
                          f"(loss.to({str(x.device)!r}))")
     if values:
-        _check_values(x, what, getattr(extractor, "input_range", (0.0, 1.0) if extractor is None else None))
+        expected = getattr(extractor, "input_range", (0.0, 1.0) if extractor is None else None)
+        _check_values(x, what, expected if in_range else None)
 
 
 def _check_values(x: torch.Tensor, what: str, expected: tuple[float, float] | None) -> None:
@@ -656,8 +657,10 @@ class StyleTransferLoss(nn.Module):
 
     Inputs are checked (:func:`check_image`): a non-float tensor, a wrong channel count or device are refused
     everywhere; the style and content images are also refused when they hold NaN or values outside [0, 1]
-    (0-255 images). The image being optimised or trained (one that requires grad) is not value-checked: a NaN
-    there gives a NaN loss, which :func:`stylekit.optim.optimize` recovers from.
+    (0-255 images, or images normalised by a mean and std). The output (``image``) is refused when it holds NaN
+    and requires no grad; its range is not checked, since an optimiser that does not clamp (L-BFGS) leaves
+    it a little outside [0, 1]. An image being optimised or trained (one that requires grad) gives a NaN loss
+    instead, which :func:`stylekit.optim.optimize` recovers from.
 
     Examples
     --------
@@ -768,7 +771,9 @@ class StyleTransferLoss(nn.Module):
         value of ``terms`` (the terms with a weight above zero, weighted) are scalars, or ``(B,)`` with
         ``reduction="none"``.
         """
-        check_image(image, extractor=self.extractor, values=not getattr(image, "requires_grad", False))
+        # The output is not range-checked: L-BFGS does not clamp, so an optimised image strays outside [0, 1].
+        check_image(image, extractor=self.extractor, values=not getattr(image, "requires_grad", False),
+                    in_range=False)
         if content is not None:
             check_image(content, what="content", extractor=self.extractor)
             if content.shape[0] not in (1, image.shape[0]):

@@ -271,6 +271,16 @@ def create_app(config: ServeConfig, folder: Path, *, fast_kernels: bool = False,
     ``closing()`` says when the server is shutting down, so that event streams end; ``fast_kernels`` turns on
     the CPU convolution backend for the runs, as the commands do. ``app.state.runner`` and
     ``app.state.uploads`` are the server's runs and uploads.
+
+    Examples
+    --------
+    >>> from starlette.testclient import TestClient
+    >>> from stylekit.serve.config import ServeConfig
+    >>> from stylekit.serve.server import private_folder
+    >>> with private_folder() as folder, TestClient(create_app(ServeConfig(), folder),
+    ...                                           base_url="http://127.0.0.1:8765") as client:
+    ...     client.get("/").status_code, client.get("/api/runs").status_code
+    (200, 200)
     """
     api = _Api(config, folder, fast_kernels=fast_kernels, closing=closing)
     app = Starlette(routes=api.routes(), lifespan=api.lifespan,

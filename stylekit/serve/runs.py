@@ -50,7 +50,20 @@ class StopRequested(KeyboardInterrupt):
 
 @dataclass(eq=False)
 class Run:
-    """One run of the queue and what the page sees of it."""
+    """One run of the queue and what the page sees of it.
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from pathlib import Path
+    >>> from stylekit.image.config import ImageStyleConfig
+    >>> from stylekit.serve.config import ServeConfig
+    >>> from stylekit.serve.uploads import Upload
+    >>> image = Upload(id="a1", kind="image", path=Path("a1.png"), info={})
+    >>> run = Run(id="r1", medium="image", content=image, styles=[image], config=ImageStyleConfig(), output=Path("r1.png"))
+    >>> run.state, run.summary()["id"]
+    ('queued', 'r1')
+    """
 
     id: str
     medium: str
@@ -87,7 +100,30 @@ class Run:
 
 
 class Runner:
-    """The queue and the one worker thread that runs it."""
+    """The queue and the one worker thread that runs it.
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from pathlib import Path
+    >>> from stylekit.image.config import ImageStyleConfig
+    >>> from stylekit.image.io import save_image
+    >>> from stylekit.serve.config import ServeConfig
+    >>> from stylekit.serve.uploads import Uploads
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> uploads = Uploads(folder, ServeConfig())
+    >>> photo, painting = (uploads.accept("image", save_image(torch.rand(1, 3, 24, 32), uploads.new_path().with_suffix(".png")))
+    ...                    for _ in range(2))
+    >>> runner = Runner(folder, ServeConfig())
+    >>> runner.start()
+    >>> run = runner.submit("image", photo, [painting], ImageStyleConfig(size=32, scales=1, iterations=1))
+    >>> import time
+    >>> while runner.get(run.id).state in ("queued", "running"):
+    ...     time.sleep(0.1)
+    >>> runner.get(run.id).state
+    'done'
+    >>> runner.close()                                       # stops what runs, drops the queue, ends the worker
+    """
 
     def __init__(self, folder: Path, config: ServeConfig, *, fast_kernels: bool = False) -> None:
         self.folder = folder

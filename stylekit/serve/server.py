@@ -84,7 +84,20 @@ def url_of(sock: socket.socket, host: str) -> str:
 
 class Server:
     """One server: a private folder, the app, and uvicorn on ``sock``. ``run()`` blocks until it is told to
-    exit (Ctrl-C, SIGTERM or :meth:`exit`); the folder is removed when it ends."""
+    exit (Ctrl-C, SIGTERM or :meth:`exit`); the folder is removed when it ends.
+
+    Examples
+    --------
+    >>> import threading, urllib.request
+    >>> from stylekit.serve.config import ServeConfig
+    >>> server = Server(ServeConfig(port=0), bind("127.0.0.1", 0))
+    >>> thread = threading.Thread(target=server.run)
+    >>> thread.start()
+    >>> urllib.request.urlopen(server.url, timeout=30).status          # the page, served on 127.0.0.1
+    200
+    >>> server.exit()
+    >>> thread.join(30)
+    """
 
     def __init__(self, config: ServeConfig, sock: socket.socket, *, fast_kernels: bool = False) -> None:
         self.config, self.sock, self.fast_kernels = config, sock, fast_kernels
@@ -117,7 +130,16 @@ class Server:
 
 def serve(config: ServeConfig, *, echo: Callable[[str], None] = print) -> None:
     """Run the server of ``config`` in this thread until Ctrl-C; say where it listens and, for a host other
-    than this machine, warn that anyone who reaches it can use it."""
+    than this machine, warn that anyone who reaches it can use it.
+
+    Examples
+    --------
+    It blocks until Ctrl-C, so this example is not run (:class:`Server` shows a server started and ended):
+
+    >>> from stylekit.serve.config import ServeConfig
+    >>> serve(ServeConfig(port=8765))          # doctest: +SKIP
+    stylekit serve: http://127.0.0.1:8765/ (Ctrl-C to stop)
+    """
     sock = bind(config.host, config.port)
     server = Server(config, sock, fast_kernels=True)
     if not is_local(config.host):

@@ -69,7 +69,20 @@ class Upload:
 
 
 class Uploads:
-    """The uploads of one server, in ``folder`` (private to the server; removed with it)."""
+    """The uploads of one server, in ``folder`` (private to the server; removed with it).
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from pathlib import Path
+    >>> from stylekit.image.io import save_image
+    >>> from stylekit.serve.config import ServeConfig
+    >>> uploads = Uploads(Path(tempfile.mkdtemp()), ServeConfig())
+    >>> part = save_image(torch.rand(1, 3, 24, 32), uploads.new_path().with_suffix(".png"))
+    >>> upload = uploads.accept("image", part)               # checked, and kept under a name the server makes
+    >>> upload.kind, uploads.get(upload.id, "image") is upload
+    ('image', True)
+    """
 
     def __init__(self, folder: Path, config: ServeConfig) -> None:
         self.folder = folder

@@ -258,12 +258,13 @@ def eval_cmd(model_path, data_dir, split, perceptual_notes, perceptual, json_out
 @click.option("--data", "data_dir", type=click.Path(exists=True, file_okay=False),
               help="data set to evaluate .pt checkpoints on (not needed for .json results)")
 @click.option("--perceptual-notes", type=int, default=16, show_default=True,
-              help="notes scored with ViSQOL per checkpoint (0 = skip the perceptual score)")
+              help="notes given the perceptual score (PSM) per checkpoint (0 = skip it)")
 @click.option("--table", "table_out", type=click.Path(dir_okay=False), help="write the Markdown table here")
 @click.option("--plot", "plot_out", type=click.Path(dir_okay=False), help="write the error-vs-latent plot here")
 @click.option("--overwrite", is_flag=True, help="replace existing --table and --plot files")
 def compare_cmd(inputs, data_dir, perceptual_notes, table_out, plot_out, overwrite):
-    """Paper-style table and plot from checkpoints (.pt, evaluated on --data) or `eval --json` results."""
+    """Paper-style table and plot from checkpoints (.pt, evaluated on --data) or `eval --json` results; several
+    results of one model and latent size (seeds) are shown as mean ± sd, and a win needs 2 sd."""
     from .evaluate import check_finite, comparison_plot, comparison_table, evaluate, load_result
     from .models import load_model
     _plan_outputs([(table_out, None), (plot_out, PLOT_SUFFIXES)], inputs=inputs, overwrite=overwrite,
@@ -275,9 +276,10 @@ def compare_cmd(inputs, data_dir, perceptual_notes, table_out, plot_out, overwri
             continue
         if data_dir is None:
             raise ConfigError(f"{p}: evaluating a checkpoint needs --data DATA_DIR")
-        model, stft, _ = load_model(p)
+        model, stft, meta = load_model(p)
         results.append(check_finite(evaluate(model, stft, data_dir, perceptual_notes=perceptual_notes,
-                                             checkpoint=p, cache=cache), p))
+                                             checkpoint=p, cache=cache,
+                                             seed=(meta.get("train") or {}).get("seed")), p))
     table = comparison_table(results)
     if table_out:   # the files first: a failed write (a full disk) is then the only line
         from .._io import atomic_write

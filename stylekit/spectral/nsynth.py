@@ -125,8 +125,8 @@ def resolve_split(data: str | os.PathLike, split: str | None = None) -> Path:
     if (d / "examples.json").is_file():
         named = d.name[len("nsynth-"):] if d.name.startswith("nsynth-") else None
         if split is not None and named in SPLITS and named != split:
-            raise ConfigError(f"{d}: is the {named!r} split folder but --split {split} was given; pass the "
-                              "data set's root folder, or drop --split")
+            raise ConfigError(f"{d}: is the {named!r} split folder, but the {split!r} split was asked for; "
+                              "pass the data set's root folder (or drop --split)")
         return d
     return split_dir(d, split or "test")
 

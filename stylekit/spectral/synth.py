@@ -185,6 +185,17 @@ def synthesize(out_dir: str | os.PathLike, cfg: SynthConfig, *, jobs: int = 1, o
     Returns
     -------
     SynthReport
+
+    Examples
+    --------
+    Needs FluidSynth and a General MIDI soundfont (``apt-get install fluidsynth fluid-soundfont-gm``):
+
+    >>> import shutil, tempfile
+    >>> from stylekit.spectral.config import SynthConfig
+    >>> if shutil.which("fluidsynth"):
+    ...     report = synthesize(tempfile.mkdtemp(), SynthConfig(programs=(0, 24, 40), pitches=(60,), velocities=(100,),
+    ...                                                          soundfonts=SynthConfig().soundfonts[:1]))
+    ...     assert sum(report.notes.values()) == 3 and set(report.notes) == {"train", "valid", "test"}
     """
     out = Path(out_dir)
     _prepare(out, cfg, jobs, overwrite)

@@ -103,10 +103,19 @@ def test_floats_in_0_255_are_refused(images):
     loss = small(style=painting)
     with pytest.raises(InputError) as e:
         loss(photos * 255, photos * 255)
-    assert_one_line_error(e, "divide it by 255")
+    assert_one_line_error(e, "content has values from", "divide it by 255")
     with pytest.raises(InputError) as e:
         loss.set_content(photos * 255)
     assert_one_line_error(e, "content image", "divide it by 255")
+
+
+def test_an_output_a_little_outside_0_1_is_evaluated(images):
+    """L-BFGS does not clamp: its result strays outside [0, 1], and evaluating it is no error."""
+    painting, photos = images
+    loss = small(style=painting)
+    out = photos * 3.2 - 1.1                          # values from -1.1 to 2.1
+    total, terms = loss(out, photos)
+    assert torch.isfinite(total) and float(terms["content"]) > 0
 
 
 def test_normalised_images_are_refused_with_a_hint(images):

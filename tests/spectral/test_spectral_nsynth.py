@@ -65,7 +65,7 @@ def test_split_folder_or_root(nsynth):
     assert resolve_split(nsynth, "valid") == nsynth / "nsynth-valid"
     assert resolve_split(nsynth) == nsynth / "nsynth-test"
     assert read_split(nsynth / "nsynth-valid", None) == read_split(nsynth, "valid")
-    with pytest.raises(ConfigError, match="is the 'valid' split folder but --split test"):
+    with pytest.raises(ConfigError, match="is the 'valid' split folder, but the 'test' split was asked for"):
         resolve_split(nsynth / "nsynth-valid", "test")
 
 
@@ -159,3 +159,17 @@ def test_below_the_bound_every_segment_is_kept_in_order():
                         features=_fake_features)
     assert seg.shape == (80, 4, 16)
     np.testing.assert_array_equal(seg[::8, 0, 0].numpy(), np.arange(10))
+
+
+def test_default_synthetic_set_is_large_and_the_cli_says_the_same():
+    from stylekit.spectral.cli import synth_cmd
+    from stylekit.spectral.config import SynthConfig, format_int_list, parse_int_list
+    cfg = SynthConfig()
+    instruments = len(cfg.programs) * len(cfg.soundfonts)
+    assert instruments >= 60 and instruments * len(cfg.pitches) * len(cfg.velocities) >= 10_000
+    assert len(cfg.pitches) > 25 and len(cfg.velocities) > 5       # more than the earlier 24-instrument set
+    defaults = {p.name: p.default for p in synth_cmd.params}
+    assert parse_int_list(defaults["programs"], lo=0, hi=119, name="p") == cfg.programs
+    assert parse_int_list(defaults["pitches"], lo=0, hi=127, name="p") == cfg.pitches
+    assert parse_int_list(defaults["velocities"], lo=1, hi=127, name="v") == cfg.velocities
+    assert format_int_list((0, 1, 2, 5, 7, 8)) == "0-2,5,7-8"
