@@ -252,12 +252,12 @@ def main() -> int:
         if group in ("image", "audio", "latents"):
             out += ["| Input | Command (role) | Handled | Result | How |", "|---|---|---|---|---|"]
             for x in rs:
-                out.append(f"| {_short(x['input'])} | {x['command']} | {'yes' if x['handled'] else '**no**'} | "
+                out.append(f"| {_short(x['input'])} | {_short(x['command'])} | {'yes' if x['handled'] else '**no**'} | "
                            f"{x['outcome']} | {_short(x['detail'])} |")
         else:
             out += ["| Case | Command | Handled | How |", "|---|---|---|---|"]
             for x in rs:
-                out.append(f"| {_short(x['input'])} | {x['command']} | {'yes' if x['handled'] else '**no**'} | "
+                out.append(f"| {_short(x['input'])} | {_short(x['command'])} | {'yes' if x['handled'] else '**no**'} | "
                            f"{_short(x['detail'])} |")
         out.append("")
     out += [DATA_SAFETY, ""]
