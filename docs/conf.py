@@ -208,7 +208,26 @@ def _no_type_docstring(app, what, name, obj, options, lines: list[str]) -> None:
             lines[:] = []
 
 
+#: Media that pages play through raw HTML (``<audio src="audio/x.wav">``, ``<video>``): Sphinx copies only the
+#: files it sees referenced through its own roles, so these are copied beside the pages, at the same relative
+#: paths, when the build ends.
+MEDIA_SUFFIXES = (".wav", ".mp3", ".ogg", ".flac", ".mp4", ".webm")
+
+
+def _copy_media(app, exception) -> None:
+    import shutil
+    if exception is not None or app.builder.format != "html":
+        return
+    src, out = Path(app.srcdir), Path(app.outdir)
+    for f in src.rglob("*"):
+        rel = f.relative_to(src)
+        if f.suffix.lower() in MEDIA_SUFFIXES and f.is_file() and not rel.parts[0].startswith(("_", ".")):
+            (out / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(f, out / rel)
+
+
 def setup(app):
+    app.connect("build-finished", _copy_media)
     app.connect("autodoc-skip-member", _keep_public)
     app.connect("autodoc-process-docstring", _no_type_docstring, priority=200)
     app.connect("autodoc-process-docstring", _document_public_data, priority=700)

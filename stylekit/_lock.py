@@ -50,8 +50,12 @@ def _create(lock: Path) -> bool:
         fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     except FileExistsError:
         return False
-    with os.fdopen(fd, "w") as f:
-        f.write(f"{os.getpid()}\n")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{os.getpid()}\n")
+    except OSError:
+        lock.unlink(missing_ok=True)    # a full disk: no lock left behind
+        raise
     return True
 
 

@@ -48,6 +48,17 @@ def test_docs_build_without_warnings(built_docs):
     assert "stylize_image" in (html / "api" / "pipelines.html").read_text()
 
 
+def test_every_audio_player_has_its_file_in_the_built_site(built_docs):
+    players = 0
+    for page in built_docs.rglob("*.html"):
+        for src in re.findall(r'<(?:audio|source|video)[^>]*\ssrc="([^"]+)"', page.read_text(encoding="utf-8")):
+            if "://" in src:
+                continue
+            players += 1
+            assert (page.parent / src).is_file(), f"{page.relative_to(built_docs)}: {src} is not in the site"
+    assert players >= 10        # docs/audio.md alone has a dozen
+
+
 def test_broken_reference_fails_the_build(tmp_path):
     """The strict build really is strict: a link to a missing page or a missing picture fails it."""
     src = tmp_path / "src"

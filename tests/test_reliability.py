@@ -361,12 +361,14 @@ def _audio_case(audio_corpus, name):
     return audio_corpus[0][name]
 
 
-def _wav_check(out: Path, *, frames: int, rate: int, audible: bool = True) -> Callable[[], str]:
+def _wav_check(out: Path, *, frames: int, rate: int, channels: int = 1, audible: bool = True
+               ) -> Callable[[], str]:
+    """The output has the content's length, rate and channel count (stylekit audio keeps them)."""
     def check() -> str:
         assert out.is_file(), f"no output {out.name}"
         y, sr = sf.read(str(out), dtype="float32", always_2d=True)
-        assert sr == rate and y.shape == (frames, 1), \
-            f"output is {y.shape} at {sr} Hz, expected ({frames}, 1) at {rate}"
+        assert sr == rate and y.shape == (frames, channels), \
+            f"output is {y.shape} at {sr} Hz, expected ({frames}, {channels}) at {rate}"
         assert np.isfinite(y).all(), "output has non-finite samples"
         if audible:
             assert float(np.sqrt(np.mean(y ** 2))) > 1e-4, "output is silent"
@@ -387,7 +389,8 @@ def test_audio_command(tmp_path, audio_corpus, name, role):
     pair = [bad, style] if role == "content" else [content, bad]
     ref = pair[0]
     info = sf.info(str(ref)) if expected == "works" else None
-    check = _wav_check(out, frames=info.frames, rate=info.samplerate) if info else (lambda: "")
+    check = _wav_check(out, frames=info.frames, rate=info.samplerate, channels=info.channels) if info else \
+        (lambda: "")
     outcome, detail, ok = judge(["audio", *pair, "-o", out, *AUDIO_FAST], bad=bad, outputs=[out], check=check,
                                 workdir=tmp_path)
     row = _record("audio", name, AUDIO_CASES[name][0], f"stylekit audio ({role})", outcome, detail, ok)
@@ -488,7 +491,8 @@ def test_batch_command_audio(tmp_path, audio_corpus, name, role):
     out = out_dir / f"{inp.stem}.wav"
     results = out_dir / "results.jsonl"
     info = sf.info(str(inp)) if expected == "works" else None
-    check = _wav_check(out, frames=info.frames, rate=info.samplerate) if info else (lambda: "")
+    check = _wav_check(out, frames=info.frames, rate=info.samplerate, channels=info.channels) if info else \
+        (lambda: "")
     outcome, detail, ok = judge(["batch", inp, "--style", sty, "-o", out_dir, *AUDIO_FAST, "--workers", "0"],
                                 bad=bad, outputs=[out], check=check, workdir=tmp_path, batch_results=results)
     row = _record("audio", name, AUDIO_CASES[name][0], f"stylekit batch ({'input' if role == 'content' else role})",

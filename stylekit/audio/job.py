@@ -20,7 +20,9 @@ from .config import AudioStyleConfig
 
 __all__ = ["AudioJob", "AudioOutput", "CHECKPOINT_FORMAT"]
 
-CHECKPOINT_FORMAT = "stylekit-audio-checkpoint/2"
+#: /3: the config gained ``words``, ``full_band`` and ``vgg_bands``, whose defaults change the result, so a
+#: checkpoint written before them cannot continue to the result its run would have given.
+CHECKPOINT_FORMAT = "stylekit-audio-checkpoint/3"
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,12 @@ _SMOOTH = (3, 9)
 _LONG_TERM = 0.1
 #: Weight of each channel's share over the whole spectrum, for the bands where the content is (nearly) silent.
 _BROADBAND = 1e-3
+#: The coherence this smoothing measures between two independent noises (Hann STFT at a hop of a quarter
+#: window; 0.30 at n_fft 512 to 4096): neighbouring bins and frames overlap, so the average is over fewer
+#: independent cells than the 27 it spans. Coherence is rescaled so that this level reads as 0.
+_COHERENCE_BIAS = 0.30
+#: Bins that share one direction of the decorrelating phase turn (about 170 Hz at the default resolution).
+_SIGN_BLOCK = 16
 
 
 def _smooth(x: torch.Tensor) -> torch.Tensor:
@@ -78,7 +84,11 @@ def upmix(mono: np.ndarray, channels: np.ndarray, *, n_fft: int, hop_length: int
     chunk = chunk or 256 * n_fft
     spans = chunk_spans(n, chunk=chunk, overlap=4 * n_fft) if n > chunk else [(0, n)]
     g = torch.Generator().manual_seed(seed)
-    signs = torch.randint(0, 2, (c, n_fft // 2 + 1, 1), generator=g).float() * 2 - 1
+    # One direction per block of bins: a direction that changed from bin to bin would be averaged away by the
+    # window's leakage between neighbouring bins when the STFT is inverted (the channels would stay correlated).
+    bins = n_fft // 2 + 1
+    signs = torch.randint(0, 2, (c, -(-bins // _SIGN_BLOCK), 1), generator=g).float() * 2 - 1
+    signs = signs.repeat_interleave(_SIGN_BLOCK, 1)[:, :bins]
     if c >= 2:
         signs[1] = -signs[0]     # a pair turned apart exactly: their correlation is the content's
     pieces = [_upmix_piece(mono[a:b], ch[a:b], n_fft=n_fft, hop_length=hop_length, signs=signs) for a, b in spans]
@@ -91,7 +101,7 @@ def _upmix_piece(mono: np.ndarray, ch: np.ndarray, *, n_fft: int, hop_length: in
                  signs: torch.Tensor) -> np.ndarray:
     """:func:`upmix` of one piece: per cell, each channel's share of the power, its phase relative to the mix,
     and its coherence with the other channels. Coherence ``r`` is made by turning the channels' phases apart
-    by ``arccos r`` (half each way, the direction drawn per bin), which keeps every cell's power."""
+    by ``arccos r`` (half each way, the direction drawn per block of bins), which keeps every cell's power."""
     n, c = len(mono), ch.shape[1]
     with torch.no_grad():
         x = torch.stack([stft(torch.from_numpy(np.ascontiguousarray(ch[:, k])), n_fft=n_fft, hop_length=hop_length)
@@ -107,7 +117,7 @@ def _upmix_piece(mono: np.ndarray, ch: np.ndarray, *, n_fft: int, hop_length: in
         rel = rel + _LONG_TERM * rel.mean(-1, keepdim=True) + _BROADBAND * rel.abs().mean((-1, -2), keepdim=True)
         rot = rel / (rel.abs() + 1e-30)
         common = torch.zeros_like(raw)
-        bias = 0.886 / float(np.sqrt(_SMOOTH[0] * _SMOOTH[1]))   # mean |average| of that many random phasors
+        bias = _COHERENCE_BIAS
         for k in range(c):          # mean coherence of each channel with the others, pair by pair (memory)
             for m in range(k + 1, c):
                 cross = _smooth_complex(x[k] * x[m].conj()).abs()

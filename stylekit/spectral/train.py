@@ -113,7 +113,7 @@ def load_segments(notes: Iterable[NSynthNote], stft: SpectralSTFTConfig, *, seq_
     """
     rng = np.random.default_rng(seed)
     capacity = max(1, max_frames // seq_len) if max_frames else None
-    kept: list[np.ndarray] = []
+    kept = _Blocks()
     seen = n_notes = 0
     features = features or (lambda note: note_features(note, stft))
     for note in notes:
@@ -126,11 +126,11 @@ def load_segments(notes: Iterable[NSynthNote], stft: SpectralSTFTConfig, *, seq_
         seg = None
         for seg in segs:
             if capacity is None or seen < capacity:
-                kept.append(np.array(seg))      # a copy: the note's own array is not kept alive
+                kept.put(seen, seg)             # a copy: the note's own array is not kept alive
             else:
                 j = int(rng.integers(0, seen + 1))
                 if j < capacity:
-                    kept[j] = np.array(seg)
+                    kept.put(j, seg)
             seen += 1
         x = segs = seg = None       # drop every view of this note before the next one is read
         if progress is not None:
@@ -138,7 +138,34 @@ def load_segments(notes: Iterable[NSynthNote], stft: SpectralSTFTConfig, *, seq_
     if not seen:
         raise ConfigError("no training notes" if n_notes == 0 else
                           f"notes are shorter than seq_len={seq_len} frames")
-    return torch.from_numpy(np.stack(kept))
+    return torch.from_numpy(kept.drain(min(seen, capacity or seen)))
+
+
+class _Blocks:
+    """The reservoir's storage: segments in blocks of :attr:`SIZE` (8 MB at 16 x 513 frames), each its own
+    allocation, so :meth:`drain` can copy them into one array while freeing them, and the reservoir is never
+    held twice (one array per segment would leave the freed memory in the process's heap)."""
+
+    SIZE = 256
+
+    def __init__(self) -> None:
+        self.blocks: list[np.ndarray | None] = []
+
+    def put(self, i: int, seg: np.ndarray) -> None:
+        b, o = divmod(i, self.SIZE)
+        if b == len(self.blocks):
+            self.blocks.append(np.empty((self.SIZE, *seg.shape), dtype=np.float32))
+        self.blocks[b][o] = seg
+
+    def drain(self, n: int) -> np.ndarray:
+        """The first ``n`` segments as one array; the blocks are freed as they are copied."""
+        shape = self.blocks[0].shape[1:]
+        out = np.empty((n, *shape), dtype=np.float32)
+        for b in range(len(self.blocks)):
+            lo = b * self.SIZE
+            out[lo:min(n, lo + self.SIZE)] = self.blocks[b][: max(0, min(n, lo + self.SIZE) - lo)]
+            self.blocks[b] = None
+        return out
 
 
 def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
