@@ -162,12 +162,15 @@ def preset_from_metadata(meta: Mapping, medium: str) -> tuple[dict, list[str]]:
         elif value != default:
             why = "is not a command-line option" if not cli else "cannot be written in a preset"
             notes.append(f"{f.name} = {value!r} {why}; a replay uses {default!r}")
+    own: dict[str, Any] = {}
     for f in dataclasses.fields(m.options):
         if f.metadata.get(_KEY) is None:
             continue
         name = _option_name(f)
         if _key(name) in meta or f.name in meta:          # the output's own settings (bit depth, float WAV)
-            options[name] = meta.get(_key(name), meta.get(f.name))
+            own[name] = meta.get(_key(name), meta.get(f.name))
+    if own:     # options of the medium's own command only: in its table, so that batch --config skips them
+        options[medium] = own
     return options, notes
 
 

@@ -42,7 +42,7 @@ def test_export_and_replay_give_the_same_settings_digest(tmp_path, content_png, 
     r = run("settings", out, "-o", preset)
     assert r.exit_code == 0, r.output
     text = preset.read_text()
-    assert "style-weight = 7.25" in text and "bit-depth = 16" in text and str(tmp_path) not in text
+    assert "style-weight = 7.25" in text and "[image]\nbit-depth = 16" in text and str(tmp_path) not in text
     # printed without -o: the same preset (its comments name no preset file)
     printed = run("settings", out).stdout
     assert "--config PRESET.toml" in printed and "--config preset.toml" in text
@@ -59,6 +59,14 @@ def test_export_and_replay_give_the_same_settings_digest(tmp_path, content_png, 
     a, b = read_metadata(out), read_metadata(again)
     assert a["settings_sha256"] == b["settings_sha256"] and a["config"] == b["config"]
     assert a["config"]["content_layers"] == {"relu4_2": 0.123456789, "relu3_1": 1.0}
+    # batch takes the same preset: the output's own options ([image]) are stylekit image's only
+    os.chdir(tmp_path)
+    try:
+        r = run("batch", content_png, "--style", style_jpg, "--style", style2_png, "-o", tmp_path / "b",
+                "--config", preset, "--workers", "0", "-q", "--size", "32", "--iterations", "2", "--scales", "1")
+    finally:
+        os.chdir(cwd)
+    assert r.exit_code == 0, r.output
     # and the first output is "done" for a job built from the preset's settings
     cfg = ImageStyleConfig.from_dict({**a["config"], "init": str(init)})
     assert ImageJob(content_png, [style_jpg, style2_png], out, cfg, options=ImageOutput(bit_depth=16)).status() \
