@@ -83,8 +83,8 @@ class LBFGS:
     """L-BFGS without line search, on one flat tensor, with its history in preallocated tensors.
 
     Each :meth:`step` makes two passes over the ``(2m, n)`` history (one product with the new pair and the
-    gradient, one to form the direction) and two ``m x m`` triangular solves, using the compact representation of the inverse Hessian (Byrd, Nocedal & Schnabel
-    1994) instead of the two-loop recursion.
+    gradient, one to form the direction) and two ``m x m`` triangular solves, using the compact representation
+    of the inverse Hessian (Byrd, Nocedal & Schnabel 1994) instead of the two-loop recursion.
 
     Notes
     -----

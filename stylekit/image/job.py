@@ -58,7 +58,8 @@ class ImageJob(Job):
     >>> from pathlib import Path
     >>> from stylekit.image.io import save_image
     >>> folder = Path(tempfile.mkdtemp())
-    >>> photo, painting = save_image(torch.rand(1, 3, 24, 32), folder / "photo.png"), save_image(torch.rand(1, 3, 32, 32), folder / "painting.png")
+    >>> photo = save_image(torch.rand(1, 3, 24, 32), folder / "photo.png")
+    >>> painting = save_image(torch.rand(1, 3, 32, 32), folder / "painting.png")
     >>> from stylekit.image.config import ImageStyleConfig
     >>> job = ImageJob(photo, [painting], folder / "out.png", ImageStyleConfig(size=32, scales=1, iterations=1))
     >>> job.check()                             # every output it will write is checked before any work

@@ -147,7 +147,8 @@ def parse_int_list(text: str, *, lo: int, hi: int, name: str) -> tuple[int, ...]
 
     Examples
     --------
-    >>> parse_int_list("60,64,67", lo=0, hi=127, name="--pitches"), parse_int_list("36-48:6", lo=0, hi=127, name="--pitches")
+    >>> (parse_int_list("60,64,67", lo=0, hi=127, name="--pitches"),
+    ...  parse_int_list("36-48:6", lo=0, hi=127, name="--pitches"))
     ((60, 64, 67), (36, 42, 48))
     """
     out: set[int] = set()

@@ -107,7 +107,8 @@ def load_segments(notes: Iterable[NSynthNote], stft: SpectralSTFTConfig, *, seq_
     ...         instrument_family_str="keyboard", instrument_source=2, instrument_source_str="synthetic")
     ...         for name, p in notes.items()}))
     >>> from stylekit.spectral.config import SpectralSTFTConfig
-    >>> segments = load_segments(read_split(root, "train"), SpectralSTFTConfig(), seq_len=16, segments_per_note=3, seed=0)
+    >>> segments = load_segments(read_split(root, "train"), SpectralSTFTConfig(), seq_len=16,
+    ...                          segments_per_note=3, seed=0)
     >>> segments.shape                                     # 3 segments of 16 frames from each of 2 notes
     torch.Size([6, 16, 513])
     """
