@@ -78,6 +78,16 @@ def test_options_are_listed_under_headings(name):
     assert sorted(shown, key=lambda g: text.index(f"╭─ {g} ")) == shown
 
 
+@pytest.mark.parametrize("path", sorted(p for p in ALL if p.startswith("stylekit spectral ")))
+def test_spectral_options_are_listed_under_headings(path):
+    text = CliRunner().invoke(cli, [*path.split()[1:], "--help"], terminal_width=200).output
+    assert "╭─ Input and output " in text, path
+    # only --help is left under the catch-all heading
+    catch_all = text[text.index("╭─ Options "):].split("╰")[0]
+    assert [ln for ln in catch_all.splitlines()[1:] if "--" in ln] == [next(ln for ln in catch_all.splitlines()
+                                                                            if "--help" in ln)], catch_all
+
+
 def test_the_stylize_commands_have_the_headings_the_issue_names():
     text = CliRunner().invoke(cli, ["image", "--help"], terminal_width=200).output
     for heading in ("Input and output", "Strength", "Colour", "Quality and speed", "Device", "Resume"):

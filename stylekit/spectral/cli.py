@@ -449,3 +449,36 @@ def sweep_cmd(wav, output, model_path, dim, values, seed, figure, overwrite, pha
         spectrogram_figure(panels, [f"z[{dim}] {v:+g}" for v in offsets], stft, figure, overwrite=overwrite)
     write_wav(output, np.concatenate(ys), stft.sample_rate, overwrite=overwrite)
     click.echo(f"wrote {output}" + (f" and {figure}" if figure else ""))
+
+
+#: The headings of the subcommands' ``--help``, by option (the note selection has its own, from its fields).
+_HEADINGS = {
+    "Input and output": ("output", "model_path", "data_dir", "split", "json_out", "table_out", "plot_out", "figure",
+                         "overwrite"),
+    "Model": ("model_name", "latent", "beta"),
+    "Training": ("epochs", "batch_frames", "lr", "seq_len", "segments_per_note", "patience", "max_frames"),
+    "Spectrogram and sound": ("n_fft", "hop", "top_db", "phase", "seconds", "temperature", "count", "dim",
+                              "values", "alpha", "ramp"),
+    "Data set": ("programs", "pitches", "velocities", "soundfonts", "test_fraction", "valid_fraction"),
+    "Evaluation": ("perceptual", "perceptual_notes"),
+    "Quality and speed": ("seed", "threads", "jobs"),
+    "Resume": ("resume",),
+}
+
+
+def _group_options(group: click.Group) -> None:
+    """Put each subcommand's options under the headings of :data:`_HEADINGS` (rich-click panels), in that
+    order; an option not listed stays under "Options"."""
+    from rich_click.rich_panel import RichOptionPanel
+    heading = {name: h for h, names in _HEADINGS.items() for name in names}
+    for cmd in group.commands.values():
+        panels: dict[str, list[str]] = {}
+        for p in cmd.params:
+            if isinstance(p, click.Option) and getattr(p, "panel", None) is None and p.name in heading:
+                panels.setdefault(heading[p.name], []).append(p.name)
+        for h in _HEADINGS:
+            if h in panels:
+                cmd.panels.append(RichOptionPanel(name=h, options=panels[h]))
+
+
+_group_options(spectral)
