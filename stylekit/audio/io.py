@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import ConfigError, InputError
 
-__all__ = ["AudioClip", "read_audio", "load_audio", "prepare_audio", "normalize_loudness", "finalize_output",
+__all__ = ["AudioClip", "read_audio", "audio_header", "load_audio", "prepare_audio", "normalize_loudness", "finalize_output",
            "write_audio", "read_metadata", "MIN_DURATION", "SILENCE_RMS", "MAX_COMMENT", "ESSENTIAL_KEYS",
            "MAX_DECODED_BYTES", "MAX_CHANNELS", "RATE_RANGE"]
 
@@ -136,6 +136,29 @@ def _check_decoded_size(path: Path, itemsize: int) -> None:
         return
     if frames * itemsize > MAX_DECODED_BYTES:
         raise _too_large(path, frames, 1, rate, itemsize)
+
+
+def audio_header(path: str | os.PathLike) -> tuple[str | None, int, int]:
+    """``(format, frames, sample rate)`` as a sound file's header declares them, without decoding the samples:
+    what a length limit needs before :func:`read_audio` reads the whole file. ``(None, 0, 0)`` when libsndfile
+    cannot read the header (:func:`read_audio`'s fallback decoder then decides).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import soundfile as sf
+    >>> path = Path(tempfile.mkdtemp()) / "tone.wav"
+    >>> sf.write(path, np.zeros(8000), 16000)
+    >>> audio_header(path)
+    ('WAV', 8000, 16000)
+    """
+    import soundfile as sf
+    try:
+        info = sf.info(str(path))
+    except Exception:  # noqa: BLE001 - libsndfile's errors have no common type; the reader decides
+        return None, 0, 0
+    return info.format, int(info.frames), int(info.samplerate)
 
 
 def read_audio(path: str | os.PathLike, *, dtype: str = "float64", fallback: bool = True) -> tuple[np.ndarray, int]:

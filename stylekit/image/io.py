@@ -19,7 +19,8 @@ from .._io import atomic_write
 from ..errors import ConfigError, InputError
 from .config import OUTPUT_FORMATS
 
-__all__ = ["load_image", "save_image", "resize", "resize_long_edge", "read_metadata", "OUTPUT_FORMATS"]
+__all__ = ["load_image", "image_header", "save_image", "resize", "resize_long_edge", "read_metadata",
+           "OUTPUT_FORMATS"]
 
 METADATA_KEY = "stylekit"
 
@@ -43,6 +44,27 @@ def _to_float_rgb(img: Image.Image) -> np.ndarray:
     if img.mode != "RGB":
         img = img.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV ...
     return np.asarray(img, dtype=np.float32) / 255.0
+
+
+def image_header(path: str | os.PathLike) -> tuple[str | None, tuple[int, int]]:
+    """``(format, (width, height))`` as an image file's header declares them, without decoding its pixels: what
+    a size limit needs before :func:`load_image` decodes the whole picture. Raises :class:`InputError` naming
+    the file when it is not an image PIL can open.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import torch
+    >>> path = save_image(torch.rand(1, 3, 24, 32), Path(tempfile.mkdtemp()) / "noise.png")
+    >>> image_header(path)
+    ('PNG', (32, 24))
+    """
+    try:
+        with Image.open(path) as img:
+            return img.format, img.size
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        raise InputError(f"{path}: not an image file (or an unsupported format)") from None
 
 
 def load_image(path: str | os.PathLike, *, long_edge: int | None = None) -> torch.Tensor:

@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import StylekitError
+from ..errors import InputError, StylekitError
 from .config import ServeConfig
 from .frames import Frame
 
@@ -127,8 +127,11 @@ class Uploads:
         return upload_id, path
 
     def _check_image(self, part: Path) -> Upload:
-        from ..image.io import load_image
-        fmt, (w, h) = _image_header(part)
+        from ..image.io import image_header, load_image
+        try:
+            fmt, (w, h) = image_header(part)     # the pixel limit comes before decoding
+        except InputError:
+            raise UploadRefused("not an image file (or an unsupported format)") from None
         if fmt not in _IMAGE_SUFFIX:
             raise UploadRefused(f"this image's format ({fmt or 'unknown'}) is not supported: use PNG, JPEG, WebP, "
                                 "TIFF, BMP or GIF")
@@ -142,10 +145,11 @@ class Uploads:
 
     def _check_audio(self, part: Path) -> Upload:
         from ..audio.config import AudioStyleConfig
+        from ..audio.io import audio_header
         from ..audio.pipeline import read_input
         from ..audio.transform import to_spectrogram
         from .frames import spectrogram_frame
-        fmt, frames, rate = _audio_header(part)
+        fmt, frames, rate = audio_header(part)     # the length limit comes before decoding
         if rate and frames / rate > self.config.max_audio_seconds:
             raise UploadRefused(f"the sound is {frames / rate:.1f} s long; this server takes at most "
                                 f"{self.config.max_audio_seconds:g} s (stylekit serve --max-audio-seconds)",
@@ -164,29 +168,3 @@ class Uploads:
     def close(self) -> None:
         with self._lock:
             self._items.clear()
-
-
-def _image_header(path: Path) -> tuple[str | None, tuple[int, int]]:
-    """The format and size an image file's header declares, without decoding its pixels.
-
-    PIL is otherwise imported only by :mod:`stylekit.image.io`, whose reader decodes the whole picture; the
-    limit on pixels must be applied before that, so the header is read here.
-    """
-    from PIL import Image, UnidentifiedImageError
-    try:
-        with Image.open(path) as img:
-            return img.format, img.size
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise UploadRefused("not an image file (or an unsupported format)") from e
-
-
-def _audio_header(path: Path) -> tuple[str | None, int, int]:
-    """The format, frames and rate a sound file's header declares (``(None, 0, 0)`` when libsndfile cannot
-    read it; the audio reader's fallback then decides). Read here for the same reason as
-    :func:`_image_header`: the length limit comes before decoding."""
-    import soundfile as sf
-    try:
-        info = sf.info(str(path))
-    except Exception:  # noqa: BLE001 - libsndfile's errors have no common type; the reader decides
-        return None, 0, 0
-    return info.format, int(info.frames), int(info.samplerate)
