@@ -4,6 +4,7 @@
     python benchmarks/bench_audio.py curve --tools DIR [--pair CONTENT:STYLE ...] [--plot PNG]
     python benchmarks/bench_audio.py time [--baseline]
     python benchmarks/bench_audio.py phase --tools DIR [--pair CONTENT:STYLE ...]
+    python benchmarks/bench_audio.py vgg --tools DIR [--pair CONTENT:STYLE ...] [--seconds 3.5]
 
 ``--tools DIR`` names the folder of the independent measurement tools (``eval_audio.py``, ``vocoder.py``); they
 are run as programs, never imported, and the project does not ship them.
@@ -25,6 +26,12 @@ phase
     default) against phase-gradient heap integration (PGHI, Prusa et al. 2017, the ``pghipy`` package) alone
     and followed by the same Griffin-Lim: spectral convergence of the inverted signal against the target
     magnitude, STOI against the content, and seconds.
+vgg
+    ``--network vgg19`` against the random bank (the default) on the same pairs in the same run, everything
+    else at the defaults: VGG19 as it is (a Gram per frequency band and the per-row feature statistics term),
+    without the row term (``vgg_row_weight=0``, VGG19 as it was before), and the random bank. The contents are
+    cut to their first ``--seconds`` (VGG19 is slow on this CPU). Per pair and setting: style_move with its
+    [mean, std, corr] parts, STOI, envelope_corr, seconds; then how many pairs reach the 0.5 texture floor.
 """
 from __future__ import annotations
 
@@ -291,6 +298,35 @@ def cmd_phase(args) -> None:
                      indent=1))
 
 
+VGG_SETTINGS = {"random (default)": {}, "vgg19": {"network": "vgg19"},
+                "vgg19 without the row term": {"network": "vgg19", "vgg_row_weight": 0.0}}
+
+
+def cmd_vgg(args) -> None:
+    import soundfile as sf
+
+    import stylekit
+    tools = Path(args.tools)
+    print(f"# {machine()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    floor = {k: 0 for k in VGG_SETTINGS}
+    with tempfile.TemporaryDirectory() as tmp:
+        for content, style in _pairs(args):
+            y, rate = sf.read(content, always_2d=True)
+            cut = str(Path(tmp) / "content.wav")
+            sf.write(cut, y[: int(args.seconds * rate)], rate)
+            for label, options in VGG_SETTINGS.items():
+                out = str(Path(tmp) / "out.wav")
+                t0 = time.perf_counter()
+                r = stylekit.stylize_audio(cut, style, threads=1, **options)
+                sec = time.perf_counter() - t0
+                sf.write(out, r.data, r.sample_rate)
+                row = {"content": content, "style": style, "settings": label, "seconds": round(sec, 1),
+                       **score(tools, out, cut, style)}
+                floor[label] += row["move"] >= 0.5
+                print(json.dumps(row), flush=True)
+    print(json.dumps({"pairs at style_move >= 0.5": floor}))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -308,8 +344,12 @@ def main() -> None:
     p.add_argument("--tools", required=True)
     p.add_argument("--pair", action="append")
     p.add_argument("--steps", type=int, default=None)
+    v = sub.add_parser("vgg")
+    v.add_argument("--tools", required=True)
+    v.add_argument("--pair", action="append")
+    v.add_argument("--seconds", type=float, default=3.5)
     args = ap.parse_args()
-    {"curve": cmd_curve, "time": cmd_time, "phase": cmd_phase}[args.cmd](args)
+    {"curve": cmd_curve, "time": cmd_time, "phase": cmd_phase, "vgg": cmd_vgg}[args.cmd](args)
 
 
 if __name__ == "__main__":

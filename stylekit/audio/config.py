@@ -202,6 +202,10 @@ class AudioStyleConfig:
     vgg_bands : int
         With ``network="vgg19"``: each style layer's Gram matrix is taken separately on this many frequency
         bands (:class:`~.networks.FrequencyBands`); 1 is the plain image Gram.
+    vgg_row_weight : float
+        With ``network="vgg19"``: weight of the per-frequency-row feature statistics term
+        (:class:`stylekit.losses.audio.RowStatsLoss` on ``VGG19_ROW_LAYERS``), weighted by ``1 - words`` like
+        every style-side term; 0 is off.
     content_weight, style_weight : float
         Weights of the (relative) content and Gram style terms of the feature network.
     band_weight : float
@@ -269,6 +273,7 @@ class AudioStyleConfig:
     widths: tuple[int, ...] = option((3, 7, 15, 31), cli=False, help="Filter widths of the random bank (frames).")
     channels: int = option(128, cli=False, help="Filters per width of the random bank.")
     vgg_bands: int = option(4, cli=False, help="Frequency bands with a Gram matrix of their own (vgg19).")
+    vgg_row_weight: float = option(20.0, cli=False, help="Weight of the per-row feature statistics term (vgg19).")
     content_weight: float = option(1.0, type=float, group="Strength", help="Weight of the content feature term.")
     style_weight: float = option(30.0, type=float, group="Strength", help="Weight of the style (Gram) term.")
     band_weight: float = option(3.0, type=float, group="Strength",
@@ -336,7 +341,8 @@ class AudioStyleConfig:
         check_device(self.device)
 
     def _check_numbers(self) -> None:
-        for name in ("content_weight", "style_weight", "band_weight", "envelope_weight", "rhythm_weight"):
+        for name in ("content_weight", "style_weight", "band_weight", "envelope_weight", "rhythm_weight",
+                     "vgg_row_weight"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0):
                 raise ConfigError(f"{name} must be a finite number >= 0, got {v}")

@@ -23,10 +23,12 @@ from ..errors import ConfigError
 from .config import NETWORKS
 
 __all__ = ["RandomConvBank", "spectrogram_vgg19", "FrequencyBands", "NETWORKS", "VGG19_CONTENT_LAYERS",
-           "VGG19_STYLE_LAYERS", "banded_layers"]
+           "VGG19_STYLE_LAYERS", "VGG19_ROW_LAYERS", "banded_layers"]
 
 VGG19_CONTENT_LAYERS = {"relu4_2": 1.0}
 VGG19_STYLE_LAYERS = {k: 0.2 for k in ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")}
+# the shallow style layers, whose rows still resolve frequency (224, 112 and 56 rows for 224 mel bands)
+VGG19_ROW_LAYERS = ("relu1_1", "relu2_1", "relu3_1")
 
 
 class RandomConvBank(nn.Module):
@@ -113,7 +115,9 @@ def spectrogram_vgg19(layers: Sequence[str], *, weights: str = "caffe", pooling:
     -----
     The user's design. VGG19 was trained on photographs, where the two image axes are interchangeable; on a
     spectrogram they are not (a shift in frequency changes the sound), so its features are a weaker prior for
-    audio than for images, and it needs at least 16 frequency bins and frames per pooling stage.
+    audio than for images, and it needs at least 16 frequency bins and frames per pooling stage. The pipeline
+    therefore takes its Grams per frequency band (:class:`FrequencyBands`) and matches the per-row statistics of
+    ``VGG19_ROW_LAYERS`` (:class:`stylekit.losses.audio.RowStatsLoss`).
 
     Examples
     --------

@@ -26,10 +26,10 @@ from torch import nn
 
 from .._device import resolve_device
 from ..errors import ConfigError, StylizeInterrupted
-from ..losses.audio import BandStatsLoss, EnvelopeLoss, RhythmLoss, SpeechEnvelopeLoss, speech_bands
+from ..losses.audio import BandStatsLoss, EnvelopeLoss, RhythmLoss, RowStatsLoss, SpeechEnvelopeLoss, speech_bands
 from . import io as aio
 from .config import AudioStyleConfig, SpectrogramConfig
-from .networks import VGG19_CONTENT_LAYERS, VGG19_STYLE_LAYERS, RandomConvBank
+from .networks import VGG19_CONTENT_LAYERS, VGG19_ROW_LAYERS, VGG19_STYLE_LAYERS, RandomConvBank
 from .transform import (LinearToMel, MelProjection, chunk_spans, content_phase, overlap_add, row_frequencies, to_audio,
                         to_network, to_spectrogram)
 
@@ -485,7 +485,8 @@ class _Criterion:
         self.tap = _Tap(extractor)
         texture = 1.0 - config.words
         self.weights = {"bands": config.band_weight * texture, "envelope": config.envelope_weight,
-                        "rhythm": config.rhythm_weight * texture, "speech": config.words * _SPEECH_SCALE}
+                        "rhythm": config.rhythm_weight * texture, "speech": config.words * _SPEECH_SCALE,
+                        "rows": config.vgg_row_weight * texture}
         self.loss = StyleTransferLoss(self.tap, content_layers=content_layers, style_layers=style_layers,
                                       content_weight=config.content_weight, style_weight=config.style_weight * texture,
                                       tv_weight=0.0, normalize=True).to(device)
@@ -496,6 +497,8 @@ class _Criterion:
         # The loudest each band gets in any style (network scale): with the content's, the ceiling of the result.
         self.style_ceiling = torch.stack([z[0, 0].amax(-1) for z in style_z]).amax(0)
         self.rhythm = self._rhythm(targets) if config.rhythm_weight > 0 else None
+        # vgg19 only: per-row feature statistics, so the image network's style term knows the frequency axis
+        self.rows = self._rows(style_z, targets.blend) if config.network == "vgg19" and self.weights["rows"] else None
         self.envelope: EnvelopeLoss | None = None
         self.speech: SpeechEnvelopeLoss | None = None
         self.speech_basis = speech_bands(torch.from_numpy(row_frequencies(cfg))).to(device)
@@ -513,6 +516,13 @@ class _Criterion:
         return RhythmLoss(feats, max_lag=max(1, int(config.rhythm_max_lag * cfg.sample_rate / cfg.hop_length)),
                           blend=targets.blend).to(self.device)
 
+    def _rows(self, style_z: list, blend) -> RowStatsLoss:
+        """The per-row feature statistics term (vgg19), from the style spectrograms (the targets keep only the
+        style layers' bands)."""
+        with torch.no_grad():
+            feats = [{k: v for k, v in self.tap.inner(z).items() if k in VGG19_ROW_LAYERS} for z in style_z]
+        return RowStatsLoss(feats, layers=VGG19_ROW_LAYERS, blend=blend).to(self.device)
+
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
         return self.project(x) if self.project is not None else x
 
@@ -521,6 +531,9 @@ class _Criterion:
         self.loss.set_content(z)
         if self.bands is not None:
             self.bands.set_content(z)
+        if self.rows is not None:
+            with torch.no_grad():
+                self.rows.set_content(self.tap(z))
         floor = self.config.spectrogram.log_floor
         self.envelope = (EnvelopeLoss(z, span=self.span, offset=math.log(floor)).to(self.device)
                          if self.config.envelope_weight > 0 else None)
@@ -534,7 +547,8 @@ class _Criterion:
         x = self.prepare(x)
         total, terms = self.loss(x)
         extra = (("bands", self.bands, lambda t: t(x)), ("envelope", self.envelope, lambda t: t(x)),
-                 ("rhythm", self.rhythm, lambda t: t(self.tap.last)), ("speech", self.speech, lambda t: t(x)))
+                 ("rhythm", self.rhythm, lambda t: t(self.tap.last)), ("speech", self.speech, lambda t: t(x)),
+                 ("rows", self.rows, lambda t: t(self.tap.last)))
         for name, term, apply in extra:
             if term is not None:
                 v = self.weights[name] * apply(term)

@@ -4,6 +4,8 @@
   (:func:`band_statistics`), the classic sound-texture statistics.
 - :class:`EnvelopeLoss`: keeps the shape of the content's loudness contour (:func:`log_energy`).
 - :class:`RhythmLoss`: the style's feature autocorrelation over time (:func:`autocorrelation`).
+- :class:`RowStatsLoss`: the style's per-frequency-row mean and std over time of image-network feature maps
+  (:func:`row_statistics`), which make VGG19's style term know where in frequency its features are.
 - :class:`SpeechEnvelopeLoss`: keeps the content's words, the short-time shape of its speech-band envelopes
   (:func:`speech_bands`, :func:`band_envelopes`, :func:`segment_correlation`).
 
@@ -22,7 +24,8 @@ from torch import nn
 from ..errors import ConfigError
 
 __all__ = ["autocorrelation", "RhythmLoss", "EnvelopeLoss", "log_energy", "band_statistics", "BandStatsLoss",
-           "speech_bands", "band_envelopes", "segment_correlation", "SpeechEnvelopeLoss"]
+           "speech_bands", "band_envelopes", "segment_correlation", "SpeechEnvelopeLoss", "row_statistics",
+           "RowStatsLoss"]
 
 
 def autocorrelation(features: torch.Tensor, *, max_lag: int) -> torch.Tensor:
@@ -428,3 +431,96 @@ class SpeechEnvelopeLoss(nn.Module):
             return z.new_zeros(())
         r = segment_correlation(self._envelopes(z), self.target.expand(z.shape[0], -1, -1), length=self.segment)
         return (1 - r).mean()
+
+
+def row_statistics(features: torch.Tensor, *, eps: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and std over time (the last axis) of every channel in every frequency row of a feature map.
+
+    Parameters
+    ----------
+    features : torch.Tensor
+        (B, C, H, W) with H the frequency axis and W time (an image network on a spectrogram).
+
+    Returns
+    -------
+    mean, std : torch.Tensor
+        (B, C, H) each.
+
+    Examples
+    --------
+    >>> import torch
+    >>> f = torch.tensor([[[[1.0, 3.0], [2.0, 2.0]]]])                      # 1 channel, 2 rows, 2 frames
+    >>> [t.flatten().tolist() for t in row_statistics(f, eps=0.0)]
+    [[2.0, 2.0], [1.0, 0.0]]
+    """
+    f = features.float()
+    mean = f.mean(dim=-1)
+    std = ((f - mean[..., None]).pow(2).mean(dim=-1) + eps).sqrt()
+    return mean, std
+
+
+class RowStatsLoss(nn.Module):
+    """Matches the style's per-row feature statistics (:func:`row_statistics`) on some layers, each normalised
+    by its content distance.
+
+    Parameters
+    ----------
+    targets : list of dict
+        ``{layer: (1, C, H, W)}`` feature maps of the style chunks (H the frequency axis).
+    layers : sequence of str
+        The layers compared (rows must agree between style and result: the same number of frequency bins).
+    blend : sequence of float, optional
+        Weight of each target.
+
+    Forward: ``features -> scalar``, the mean over layers and the two statistics of
+    ``||S(x) - S(style)||^2 / ||S(content) - S(style)||^2``: 1 at the content, 0 at the style. Call
+    :meth:`set_content` (with the content's features) before use.
+
+    Notes
+    -----
+    A Gram matrix of an image network sums over every position, so it cannot tell a partial at 200 Hz from one
+    at 5 kHz, and on spectrograms it outweighs every frequency-aware term (docs/audio.md). The mean and std of
+    each channel over time, row by row, are the features' counterpart of the per-band mean and std of
+    :class:`BandStatsLoss` (McDermott & Simoncelli 2011): they say which local patterns occur at which
+    frequency and how much they fluctuate, which is what sets the timbre of a sound texture.
+
+    Examples
+    --------
+    >>> import torch
+    >>> style, content = {"a": torch.rand(1, 4, 6, 30)}, {"a": torch.rand(1, 4, 6, 20) * 2}
+    >>> loss = RowStatsLoss([style], layers=["a"])
+    >>> loss.set_content(content)
+    >>> float(loss(style)) < 1e-6, round(float(loss(content)), 4)           # the content is at distance 1
+    (True, 1.0)
+    """
+
+    def __init__(self, targets: Sequence[Mapping[str, torch.Tensor]], *, layers: Sequence[str],
+                 blend: Sequence[float] | None = None) -> None:
+        super().__init__()
+        bw = [1.0 / len(targets)] * len(targets) if blend is None else [float(b) / sum(blend) for b in blend]
+        self.layers = tuple(layers)
+        if not self.layers:
+            raise ConfigError("RowStatsLoss needs at least one layer")
+        with torch.no_grad():
+            for k in self.layers:
+                stats = [row_statistics(t[k]) for t in targets]
+                for i, name in enumerate(("mean", "std")):
+                    self.register_buffer(f"style_{k}_{name}", sum(w * s[i].mean(0, keepdim=True)
+                                                                  for w, s in zip(bw, stats)))
+                    self.register_buffer(f"scale_{k}_{name}", torch.ones(()))
+
+    @torch.no_grad()
+    def set_content(self, features: Mapping[str, torch.Tensor]) -> None:
+        """Use the content's ``features`` to set each normaliser ``||S(content) - S(style)||^2``."""
+        for k in self.layers:
+            for name, s in zip(("mean", "std"), row_statistics(features[k])):
+                d = float((s - getattr(self, f"style_{k}_{name}")).pow(2).sum((1, 2)).mean())
+                getattr(self, f"scale_{k}_{name}").fill_(max(d, 1e-8))
+
+    def forward(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        total = 0.0
+        for k in self.layers:
+            for name, s in zip(("mean", "std"), row_statistics(features[k])):
+                d = (s - getattr(self, f"style_{k}_{name}")).pow(2).sum((1, 2)).mean()
+                total = total + d / getattr(self, f"scale_{k}_{name}")
+        return total / (2 * len(self.layers))

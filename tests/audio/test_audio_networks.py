@@ -10,6 +10,7 @@ import torch
 from stylekit.audio.networks import RandomConvBank, spectrogram_vgg19
 from stylekit.audio.pipeline import stylize_audio
 from stylekit.losses.audio import BandStatsLoss, EnvelopeLoss, RhythmLoss, autocorrelation, band_statistics, log_energy
+from stylekit.losses.audio import RowStatsLoss, row_statistics
 from stylekit.audio.transform import SpectrogramConfig, to_network, to_spectrogram
 from stylekit.errors import ConfigError
 
@@ -91,6 +92,46 @@ def test_vgg19_adapter_gives_image_features_of_a_spectrogram():
     net = spectrogram_vgg19(["relu1_1", "relu3_1"])
     f = net(torch.rand(1, 1, 32, 40))
     assert f["relu1_1"].shape == (1, 64, 32, 40) and f["relu3_1"].shape == (1, 256, 8, 10)
+
+
+def test_row_statistics_match_numpy_and_loss_is_one_at_content_zero_at_style():
+    g = torch.Generator().manual_seed(3)
+    f = torch.rand(2, 3, 5, 40, generator=g)
+    mean, std = row_statistics(f, eps=0.0)
+    assert np.allclose(mean.numpy(), f.numpy().mean(-1), atol=1e-6)
+    assert np.allclose(std.numpy(), f.numpy().std(-1), atol=1e-6)
+    style = {"a": torch.rand(1, 3, 5, 30, generator=g), "b": torch.rand(1, 2, 4, 20, generator=g)}
+    content = {"a": 2 * torch.rand(1, 3, 5, 50, generator=g), "b": torch.rand(1, 2, 4, 25, generator=g) ** 2}
+    loss = RowStatsLoss([style], layers=["a", "b"])
+    loss.set_content(content)
+    assert float(loss(style)) < 1e-8 and abs(float(loss(content)) - 1.0) < 1e-5
+
+
+def test_row_statistics_tell_where_in_frequency_a_pattern_is():
+    """What an image Gram cannot: the same pattern at another frequency has the same Gram, not the same rows."""
+    low, high = torch.zeros(1, 1, 32, 40), torch.zeros(1, 1, 32, 40)
+    low[..., 4:8, ::4], high[..., 24:28, ::4] = 1.0, 1.0
+    net = spectrogram_vgg19(["relu1_1"])
+    fl, fh = net(low)["relu1_1"], net(high)["relu1_1"]
+    gram = lambda f: torch.einsum("bchw,bdhw->bcd", f, f)                 # noqa: E731
+    assert torch.allclose(gram(fl), gram(fh), rtol=1e-4, atol=1e-3)
+    loss = RowStatsLoss([{"relu1_1": fl}], layers=["relu1_1"])
+    loss.set_content({"relu1_1": fh})
+    assert float(loss({"relu1_1": fl})) < 1e-8 and float(loss({"relu1_1": fh})) == pytest.approx(1.0)
+
+
+def test_vgg19_row_term_is_in_the_objective_and_off_for_the_random_bank():
+    logs = {}
+    for network in ("vgg19", "random"):
+        log = logs[network] = []
+        stylize_audio((voiceish(0.5), SR), (textureish(0.6), SR), network=network, steps=2, griffin_lim_iters=2,
+                      threads=1, callback=log.append)
+    assert all("rows" in p.terms and p.terms["rows"] > 0 for p in logs["vgg19"])
+    assert all("rows" not in p.terms for p in logs["random"])
+    off = []
+    stylize_audio((voiceish(0.5), SR), (textureish(0.6), SR), network="vgg19", vgg_row_weight=0.0, steps=1,
+                  griffin_lim_iters=2, threads=1, callback=off.append)
+    assert off and all("rows" not in p.terms for p in off)
 
 
 def _band_stats(y, cfg):
