@@ -21,6 +21,7 @@ from ..errors import ConfigError, InputError
 from .config import FAMILIES, SOURCES, SPLITS
 
 __all__ = ["FAMILIES", "SOURCES", "SPLITS", "NSynthNote", "split_dir", "resolve_split", "read_split",
+           "write_example_set",
            "filter_notes", "select_notes", "load_audio", "NOTE_SECONDS"]
 
 NOTE_SECONDS = 4.0
@@ -39,19 +40,8 @@ class NSynthNote:
     >>> import json, tempfile
     >>> import numpy as np
     >>> from pathlib import Path
-    >>> from stylekit.spectral.resynth import write_wav
-    >>> root = Path(tempfile.mkdtemp())                  # a tiny NSynth-format data set: two 4 s notes per split
-    >>> for split in ("train", "valid", "test"):
-    ...     (root / f"nsynth-{split}" / "audio").mkdir(parents=True)
-    ...     notes = {f"keyboard_synthetic_000-0{p}-100": p for p in (57, 69)}
-    ...     for name, p in notes.items():
-    ...         _ = write_wav(root / f"nsynth-{split}" / "audio" / f"{name}.wav",
-    ...                       0.3 * np.sin(2 * np.pi * 440 * 2 ** ((p - 69) / 12) * np.arange(64000) / 16000), 16000)
-    ...     _ = (root / f"nsynth-{split}" / "examples.json").write_text(json.dumps({name: dict(
-    ...         note=p, note_str=name, instrument=0, instrument_str=name[:-8], pitch=p, velocity=100,
-    ...         sample_rate=16000, qualities=[0] * 10, qualities_str=[], instrument_family=4,
-    ...         instrument_family_str="keyboard", instrument_source=2, instrument_source_str="synthetic")
-    ...         for name, p in notes.items()}))
+    >>> from stylekit.spectral.nsynth import write_example_set
+    >>> root = write_example_set(Path(tempfile.mkdtemp()))   # a tiny NSynth-format data set: two 4 s notes per split
     >>> note = read_split(root, "test")[0]
     >>> note.note_str, note.pitch, note.instrument_family_str, note.path.name
     ('keyboard_synthetic_000-057-100', 57, 'keyboard', 'keyboard_synthetic_000-057-100.wav')
@@ -80,6 +70,39 @@ class NSynthNote:
         return d
 
 
+def write_example_set(root: str | os.PathLike, *, pitches: Sequence[int] = (57, 69), seconds: float = 4.0,
+                      sample_rate: int = 16000) -> Path:
+    """Write a tiny NSynth-format data set under ``root`` and return ``root``: in each split, one sine note per
+    MIDI pitch of ``pitches`` (velocity 100, a synthetic keyboard), with an ``examples.json`` holding every
+    NSynth field. For examples, tests and trying the commands without NSynth.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> root = write_example_set(Path(tempfile.mkdtemp()))
+    >>> sorted(p.name for p in root.iterdir()), len(read_split(root, "valid"))
+    (['nsynth-test', 'nsynth-train', 'nsynth-valid'], 2)
+    """
+    import json
+
+    from .resynth import write_wav
+    root = Path(root)
+    t = np.arange(int(round(seconds * sample_rate))) / sample_rate
+    for split in SPLITS:
+        (root / f"nsynth-{split}" / "audio").mkdir(parents=True)
+        notes = {f"keyboard_synthetic_000-{p:03d}-100": p for p in pitches}
+        for name, p in notes.items():
+            write_wav(root / f"nsynth-{split}" / "audio" / f"{name}.wav",
+                      0.3 * np.sin(2 * np.pi * 440 * 2 ** ((p - 69) / 12) * t), sample_rate)
+        (root / f"nsynth-{split}" / "examples.json").write_text(json.dumps({name: dict(
+            note=p, note_str=name, instrument=0, instrument_str=name[:-8], pitch=p, velocity=100,
+            sample_rate=sample_rate, qualities=[0] * 10, qualities_str=[], instrument_family=4,
+            instrument_family_str="keyboard", instrument_source=2, instrument_source_str="synthetic")
+            for name, p in notes.items()}))
+    return root
+
+
 def split_dir(root: str | os.PathLike, split: str) -> Path:
     """``root/nsynth-<split>``; ``split`` must be one of :data:`SPLITS`.
 
@@ -105,19 +128,8 @@ def resolve_split(data: str | os.PathLike, split: str | None = None) -> Path:
     >>> import json, tempfile
     >>> import numpy as np
     >>> from pathlib import Path
-    >>> from stylekit.spectral.resynth import write_wav
-    >>> root = Path(tempfile.mkdtemp())                  # a tiny NSynth-format data set: two 4 s notes per split
-    >>> for split in ("train", "valid", "test"):
-    ...     (root / f"nsynth-{split}" / "audio").mkdir(parents=True)
-    ...     notes = {f"keyboard_synthetic_000-0{p}-100": p for p in (57, 69)}
-    ...     for name, p in notes.items():
-    ...         _ = write_wav(root / f"nsynth-{split}" / "audio" / f"{name}.wav",
-    ...                       0.3 * np.sin(2 * np.pi * 440 * 2 ** ((p - 69) / 12) * np.arange(64000) / 16000), 16000)
-    ...     _ = (root / f"nsynth-{split}" / "examples.json").write_text(json.dumps({name: dict(
-    ...         note=p, note_str=name, instrument=0, instrument_str=name[:-8], pitch=p, velocity=100,
-    ...         sample_rate=16000, qualities=[0] * 10, qualities_str=[], instrument_family=4,
-    ...         instrument_family_str="keyboard", instrument_source=2, instrument_source_str="synthetic")
-    ...         for name, p in notes.items()}))
+    >>> from stylekit.spectral.nsynth import write_example_set
+    >>> root = write_example_set(Path(tempfile.mkdtemp()))   # a tiny NSynth-format data set: two 4 s notes per split
     >>> resolve_split(root).name, resolve_split(root / "nsynth-valid").name
     ('nsynth-test', 'nsynth-valid')
     """
@@ -158,19 +170,8 @@ def read_split(root: str | os.PathLike, split: str | None, *, check_files: bool 
     >>> import json, tempfile
     >>> import numpy as np
     >>> from pathlib import Path
-    >>> from stylekit.spectral.resynth import write_wav
-    >>> root = Path(tempfile.mkdtemp())                  # a tiny NSynth-format data set: two 4 s notes per split
-    >>> for split in ("train", "valid", "test"):
-    ...     (root / f"nsynth-{split}" / "audio").mkdir(parents=True)
-    ...     notes = {f"keyboard_synthetic_000-0{p}-100": p for p in (57, 69)}
-    ...     for name, p in notes.items():
-    ...         _ = write_wav(root / f"nsynth-{split}" / "audio" / f"{name}.wav",
-    ...                       0.3 * np.sin(2 * np.pi * 440 * 2 ** ((p - 69) / 12) * np.arange(64000) / 16000), 16000)
-    ...     _ = (root / f"nsynth-{split}" / "examples.json").write_text(json.dumps({name: dict(
-    ...         note=p, note_str=name, instrument=0, instrument_str=name[:-8], pitch=p, velocity=100,
-    ...         sample_rate=16000, qualities=[0] * 10, qualities_str=[], instrument_family=4,
-    ...         instrument_family_str="keyboard", instrument_source=2, instrument_source_str="synthetic")
-    ...         for name, p in notes.items()}))
+    >>> from stylekit.spectral.nsynth import write_example_set
+    >>> root = write_example_set(Path(tempfile.mkdtemp()))   # a tiny NSynth-format data set: two 4 s notes per split
     >>> [n.pitch for n in read_split(root, "train")]
     [57, 69]
     """
@@ -219,19 +220,8 @@ def filter_notes(notes: Iterable[NSynthNote], *, families: Sequence[str] | None 
     >>> import json, tempfile
     >>> import numpy as np
     >>> from pathlib import Path
-    >>> from stylekit.spectral.resynth import write_wav
-    >>> root = Path(tempfile.mkdtemp())                  # a tiny NSynth-format data set: two 4 s notes per split
-    >>> for split in ("train", "valid", "test"):
-    ...     (root / f"nsynth-{split}" / "audio").mkdir(parents=True)
-    ...     notes = {f"keyboard_synthetic_000-0{p}-100": p for p in (57, 69)}
-    ...     for name, p in notes.items():
-    ...         _ = write_wav(root / f"nsynth-{split}" / "audio" / f"{name}.wav",
-    ...                       0.3 * np.sin(2 * np.pi * 440 * 2 ** ((p - 69) / 12) * np.arange(64000) / 16000), 16000)
-    ...     _ = (root / f"nsynth-{split}" / "examples.json").write_text(json.dumps({name: dict(
-    ...         note=p, note_str=name, instrument=0, instrument_str=name[:-8], pitch=p, velocity=100,
-    ...         sample_rate=16000, qualities=[0] * 10, qualities_str=[], instrument_family=4,
-    ...         instrument_family_str="keyboard", instrument_source=2, instrument_source_str="synthetic")
-    ...         for name, p in notes.items()}))
+    >>> from stylekit.spectral.nsynth import write_example_set
+    >>> root = write_example_set(Path(tempfile.mkdtemp()))   # a tiny NSynth-format data set: two 4 s notes per split
     >>> [n.pitch for n in filter_notes(read_split(root, "test"), pitches=[69])]
     [69]
     """
@@ -258,19 +248,8 @@ def select_notes(notes: Sequence[NSynthNote], flt) -> list[NSynthNote]:
     >>> import json, tempfile
     >>> import numpy as np
     >>> from pathlib import Path
-    >>> from stylekit.spectral.resynth import write_wav
-    >>> root = Path(tempfile.mkdtemp())                  # a tiny NSynth-format data set: two 4 s notes per split
-    >>> for split in ("train", "valid", "test"):
-    ...     (root / f"nsynth-{split}" / "audio").mkdir(parents=True)
-    ...     notes = {f"keyboard_synthetic_000-0{p}-100": p for p in (57, 69)}
-    ...     for name, p in notes.items():
-    ...         _ = write_wav(root / f"nsynth-{split}" / "audio" / f"{name}.wav",
-    ...                       0.3 * np.sin(2 * np.pi * 440 * 2 ** ((p - 69) / 12) * np.arange(64000) / 16000), 16000)
-    ...     _ = (root / f"nsynth-{split}" / "examples.json").write_text(json.dumps({name: dict(
-    ...         note=p, note_str=name, instrument=0, instrument_str=name[:-8], pitch=p, velocity=100,
-    ...         sample_rate=16000, qualities=[0] * 10, qualities_str=[], instrument_family=4,
-    ...         instrument_family_str="keyboard", instrument_source=2, instrument_source_str="synthetic")
-    ...         for name, p in notes.items()}))
+    >>> from stylekit.spectral.nsynth import write_example_set
+    >>> root = write_example_set(Path(tempfile.mkdtemp()))   # a tiny NSynth-format data set: two 4 s notes per split
     >>> from stylekit.spectral.config import NoteFilter
     >>> len(select_notes(read_split(root, "test"), NoteFilter(max_notes=1)))
     1
@@ -299,19 +278,8 @@ def load_audio(path: str | os.PathLike, *, sample_rate: int) -> np.ndarray:
     >>> import json, tempfile
     >>> import numpy as np
     >>> from pathlib import Path
-    >>> from stylekit.spectral.resynth import write_wav
-    >>> root = Path(tempfile.mkdtemp())                  # a tiny NSynth-format data set: two 4 s notes per split
-    >>> for split in ("train", "valid", "test"):
-    ...     (root / f"nsynth-{split}" / "audio").mkdir(parents=True)
-    ...     notes = {f"keyboard_synthetic_000-0{p}-100": p for p in (57, 69)}
-    ...     for name, p in notes.items():
-    ...         _ = write_wav(root / f"nsynth-{split}" / "audio" / f"{name}.wav",
-    ...                       0.3 * np.sin(2 * np.pi * 440 * 2 ** ((p - 69) / 12) * np.arange(64000) / 16000), 16000)
-    ...     _ = (root / f"nsynth-{split}" / "examples.json").write_text(json.dumps({name: dict(
-    ...         note=p, note_str=name, instrument=0, instrument_str=name[:-8], pitch=p, velocity=100,
-    ...         sample_rate=16000, qualities=[0] * 10, qualities_str=[], instrument_family=4,
-    ...         instrument_family_str="keyboard", instrument_source=2, instrument_source_str="synthetic")
-    ...         for name, p in notes.items()}))
+    >>> from stylekit.spectral.nsynth import write_example_set
+    >>> root = write_example_set(Path(tempfile.mkdtemp()))   # a tiny NSynth-format data set: two 4 s notes per split
     >>> load_audio(read_split(root, "test")[0].path, sample_rate=16000).shape
     (64000,)
     """

@@ -249,19 +249,8 @@ def encode_notes(model: SpectralModel, stft, data: str | os.PathLike, out: str |
     >>> import json, tempfile
     >>> import numpy as np
     >>> from pathlib import Path
-    >>> from stylekit.spectral.resynth import write_wav
-    >>> root = Path(tempfile.mkdtemp())                  # a tiny NSynth-format data set: two 4 s notes per split
-    >>> for split in ("train", "valid", "test"):
-    ...     (root / f"nsynth-{split}" / "audio").mkdir(parents=True)
-    ...     notes = {f"keyboard_synthetic_000-0{p}-100": p for p in (57, 69)}
-    ...     for name, p in notes.items():
-    ...         _ = write_wav(root / f"nsynth-{split}" / "audio" / f"{name}.wav",
-    ...                       0.3 * np.sin(2 * np.pi * 440 * 2 ** ((p - 69) / 12) * np.arange(64000) / 16000), 16000)
-    ...     _ = (root / f"nsynth-{split}" / "examples.json").write_text(json.dumps({name: dict(
-    ...         note=p, note_str=name, instrument=0, instrument_str=name[:-8], pitch=p, velocity=100,
-    ...         sample_rate=16000, qualities=[0] * 10, qualities_str=[], instrument_family=4,
-    ...         instrument_family_str="keyboard", instrument_source=2, instrument_source_str="synthetic")
-    ...         for name, p in notes.items()}))
+    >>> from stylekit.spectral.nsynth import write_example_set
+    >>> root = write_example_set(Path(tempfile.mkdtemp()))   # a tiny NSynth-format data set: two 4 s notes per split
     >>> model, stft, meta = load()
     >>> encode_notes(model, stft, root, root / "latents.pt", meta=meta)         # the test split's two notes
     2

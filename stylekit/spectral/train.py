@@ -50,19 +50,8 @@ def note_features(note: NSynthNote | str | os.PathLike, stft: SpectralSTFTConfig
     >>> import json, tempfile
     >>> import numpy as np
     >>> from pathlib import Path
-    >>> from stylekit.spectral.resynth import write_wav
-    >>> root = Path(tempfile.mkdtemp())                  # a tiny NSynth-format data set: two 4 s notes per split
-    >>> for split in ("train", "valid", "test"):
-    ...     (root / f"nsynth-{split}" / "audio").mkdir(parents=True)
-    ...     notes = {f"keyboard_synthetic_000-0{p}-100": p for p in (57, 69)}
-    ...     for name, p in notes.items():
-    ...         _ = write_wav(root / f"nsynth-{split}" / "audio" / f"{name}.wav",
-    ...                       0.3 * np.sin(2 * np.pi * 440 * 2 ** ((p - 69) / 12) * np.arange(64000) / 16000), 16000)
-    ...     _ = (root / f"nsynth-{split}" / "examples.json").write_text(json.dumps({name: dict(
-    ...         note=p, note_str=name, instrument=0, instrument_str=name[:-8], pitch=p, velocity=100,
-    ...         sample_rate=16000, qualities=[0] * 10, qualities_str=[], instrument_family=4,
-    ...         instrument_family_str="keyboard", instrument_source=2, instrument_source_str="synthetic")
-    ...         for name, p in notes.items()}))
+    >>> from stylekit.spectral.nsynth import write_example_set
+    >>> root = write_example_set(Path(tempfile.mkdtemp()))   # a tiny NSynth-format data set: two 4 s notes per split
     >>> from stylekit.spectral.config import SpectralSTFTConfig
     >>> note_features(read_split(root, "test")[0], SpectralSTFTConfig()).shape       # (frames, bins)
     (251, 513)
@@ -93,19 +82,8 @@ def load_segments(notes: Iterable[NSynthNote], stft: SpectralSTFTConfig, *, seq_
     >>> import json, tempfile
     >>> import numpy as np
     >>> from pathlib import Path
-    >>> from stylekit.spectral.resynth import write_wav
-    >>> root = Path(tempfile.mkdtemp())                  # a tiny NSynth-format data set: two 4 s notes per split
-    >>> for split in ("train", "valid", "test"):
-    ...     (root / f"nsynth-{split}" / "audio").mkdir(parents=True)
-    ...     notes = {f"keyboard_synthetic_000-0{p}-100": p for p in (57, 69)}
-    ...     for name, p in notes.items():
-    ...         _ = write_wav(root / f"nsynth-{split}" / "audio" / f"{name}.wav",
-    ...                       0.3 * np.sin(2 * np.pi * 440 * 2 ** ((p - 69) / 12) * np.arange(64000) / 16000), 16000)
-    ...     _ = (root / f"nsynth-{split}" / "examples.json").write_text(json.dumps({name: dict(
-    ...         note=p, note_str=name, instrument=0, instrument_str=name[:-8], pitch=p, velocity=100,
-    ...         sample_rate=16000, qualities=[0] * 10, qualities_str=[], instrument_family=4,
-    ...         instrument_family_str="keyboard", instrument_source=2, instrument_source_str="synthetic")
-    ...         for name, p in notes.items()}))
+    >>> from stylekit.spectral.nsynth import write_example_set
+    >>> root = write_example_set(Path(tempfile.mkdtemp()))   # a tiny NSynth-format data set: two 4 s notes per split
     >>> from stylekit.spectral.config import SpectralSTFTConfig
     >>> segments = load_segments(read_split(root, "train"), SpectralSTFTConfig(), seq_len=16,
     ...                          segments_per_note=3, seed=0)
@@ -303,19 +281,8 @@ def training_data(data_dir: str | os.PathLike, cfg: TrainConfig, stft: SpectralS
     >>> import json, tempfile
     >>> import numpy as np
     >>> from pathlib import Path
-    >>> from stylekit.spectral.resynth import write_wav
-    >>> root = Path(tempfile.mkdtemp())                  # a tiny NSynth-format data set: two 4 s notes per split
-    >>> for split in ("train", "valid", "test"):
-    ...     (root / f"nsynth-{split}" / "audio").mkdir(parents=True)
-    ...     notes = {f"keyboard_synthetic_000-0{p}-100": p for p in (57, 69)}
-    ...     for name, p in notes.items():
-    ...         _ = write_wav(root / f"nsynth-{split}" / "audio" / f"{name}.wav",
-    ...                       0.3 * np.sin(2 * np.pi * 440 * 2 ** ((p - 69) / 12) * np.arange(64000) / 16000), 16000)
-    ...     _ = (root / f"nsynth-{split}" / "examples.json").write_text(json.dumps({name: dict(
-    ...         note=p, note_str=name, instrument=0, instrument_str=name[:-8], pitch=p, velocity=100,
-    ...         sample_rate=16000, qualities=[0] * 10, qualities_str=[], instrument_family=4,
-    ...         instrument_family_str="keyboard", instrument_source=2, instrument_source_str="synthetic")
-    ...         for name, p in notes.items()}))
+    >>> from stylekit.spectral.nsynth import write_example_set
+    >>> root = write_example_set(Path(tempfile.mkdtemp()))   # a tiny NSynth-format data set: two 4 s notes per split
     >>> from stylekit.spectral.config import SpectralSTFTConfig, TrainConfig
     >>> train, valid, info = training_data(root, TrainConfig(segments_per_note=2, seq_len=8), SpectralSTFTConfig())
     >>> train.shape, valid is None or valid.shape[1:] == train.shape[1:]
@@ -365,19 +332,8 @@ def train_to_file(data_dir: str | os.PathLike, out: str | os.PathLike, cfg: Trai
     >>> import json, tempfile
     >>> import numpy as np
     >>> from pathlib import Path
-    >>> from stylekit.spectral.resynth import write_wav
-    >>> root = Path(tempfile.mkdtemp())                  # a tiny NSynth-format data set: two 4 s notes per split
-    >>> for split in ("train", "valid", "test"):
-    ...     (root / f"nsynth-{split}" / "audio").mkdir(parents=True)
-    ...     notes = {f"keyboard_synthetic_000-0{p}-100": p for p in (57, 69)}
-    ...     for name, p in notes.items():
-    ...         _ = write_wav(root / f"nsynth-{split}" / "audio" / f"{name}.wav",
-    ...                       0.3 * np.sin(2 * np.pi * 440 * 2 ** ((p - 69) / 12) * np.arange(64000) / 16000), 16000)
-    ...     _ = (root / f"nsynth-{split}" / "examples.json").write_text(json.dumps({name: dict(
-    ...         note=p, note_str=name, instrument=0, instrument_str=name[:-8], pitch=p, velocity=100,
-    ...         sample_rate=16000, qualities=[0] * 10, qualities_str=[], instrument_family=4,
-    ...         instrument_family_str="keyboard", instrument_source=2, instrument_source_str="synthetic")
-    ...         for name, p in notes.items()}))
+    >>> from stylekit.spectral.nsynth import write_example_set
+    >>> root = write_example_set(Path(tempfile.mkdtemp()))   # a tiny NSynth-format data set: two 4 s notes per split
     >>> from stylekit.spectral.config import TrainConfig
     >>> out = train_to_file(root, root / "ae4.pt", TrainConfig(model="ae", latent=4, epochs=1, segments_per_note=2))
     >>> out.name
