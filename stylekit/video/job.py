@@ -168,7 +168,7 @@ class VideoJob(Job):
         from .._job import settings_digest
         meta = _frames_manifest(self.work_dir)
         if meta is None or meta.get("settings_sha256") != settings_digest(self.settings()) \
-                or meta.get("inputs_sha256") != self.inputs_digest():
+                or meta.get("inputs_sha256") != (self._inputs_sha256 or self.inputs_digest()):
             return None
         frames, shape = [], tuple(self.load()[0].shape[1:])
         for i, seconds in enumerate(meta["seconds"]):
@@ -306,10 +306,10 @@ class VideoJob(Job):
     def stylize(self, *, callback: Callable | None, resume: dict | None, targets: Any):
         from .pipeline import stylize_video
         frames, styles = self.load()
+        self._inputs_sha256 = self.inputs_digest()     # read once: kept frames are checked and recorded with it
         if resume is None:
             resume = self.kept_frames()
             self.frames_kept = 0 if resume is None else int(resume["frames"].shape[0])
-        self._inputs_sha256 = self.inputs_digest()
         seconds: list[float] = []
         if resume is not None:
             from .pipeline import FrameProgress, to_image
