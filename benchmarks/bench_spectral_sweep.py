@@ -9,6 +9,7 @@ Every experiment calls the library functions the commands run (``train_to_file``
     python benchmarks/bench_spectral_sweep.py beta DATA OUT --betas 1e-4,1e-3,1e-2,1e-1
     python benchmarks/bench_spectral_sweep.py phase DATA OUT
     python benchmarks/bench_spectral_sweep.py ladder DATA OUT
+    python benchmarks/bench_spectral_sweep.py times DATA OUT       # training time and epochs of a sweep
     stylekit spectral encode DATA --split test --model weights/spectral/vae_l16.pt -o OUT/z_test.pt
     python benchmarks/bench_spectral_sweep.py figures DATA OUT     # needs OUT/beta_sweep.json and OUT/z_*.pt
 """
@@ -31,11 +32,14 @@ from stylekit.spectral.train import training_data, train_to_file, valid_loss
 
 def sweep(args) -> None:
     stft = SpectralSTFTConfig()
-    base = TrainConfig(epochs=args.epochs, segments_per_note=args.segments_per_note, patience=args.patience)
+    base = TrainConfig(epochs=args.epochs, segments_per_note=args.segments_per_note, patience=args.patience,
+                       max_frames=args.max_frames)
     cache: dict = {}
     data = {}
     for seed in args.seeds:
+        t = time.perf_counter()
         data[seed] = training_data(args.data, replace(base, seed=seed), stft)
+        print(f"seed {seed}: training data read in {time.perf_counter() - t:.0f} s", flush=True)
     for latent in args.latents:
         for model in args.models:
             for seed in args.seeds:
@@ -190,9 +194,31 @@ def figures(args) -> None:
         print(f"{k}: strongest latent dim {d}, Spearman {v[d]:.2f}")
 
 
+def times(args) -> None:
+    """The sweep's training times and epochs as Markdown tables (model x latent, mean +- sd over seeds), from
+    OUT/*.time.json."""
+    names = {"pca": "PCA", "ae": "AE", "dae": "DAE", "lstm": "LSTM-AE", "vae": "VAE"}
+    head = "| model | " + " | ".join(f"L = {v}" for v in args.latents) + " |\n| --- |" + " ---: |" * len(args.latents)
+    rows_t, rows_e = [head], [head]
+    for model in args.models:
+        cells_t, cells_e = [], []
+        for latent in args.latents:
+            runs = [json.loads(p.read_text()) for p in (args.out / f"{model}_l{latent}_s{s}.time.json"
+                                                        for s in args.seeds) if p.exists()]
+            t = np.array([r["train_s"] for r in runs])
+            cells_t.append(f"{t.mean():.0f} ± {t.std(ddof=1):.0f} s" if len(t) > 1 else "-")
+            es = [r["early_stopping"] for r in runs if r.get("early_stopping")]
+            cells_e.append(", ".join(f"{e['epochs_run']} ({e['best_epoch']})" for e in es) if es else
+                           "closed form" if runs else "-")
+        rows_t.append(f"| {names[model]} | " + " | ".join(cells_t) + " |")
+        rows_e.append(f"| {names[model]} | " + " | ".join(cells_e) + " |")
+    print("Training time per run (mean ± sd over seeds):\n\n" + "\n".join(rows_t))
+    print("\nEpochs run (best epoch), one per seed:\n\n" + "\n".join(rows_e))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=["sweep", "beta", "phase", "ladder", "figures"])
+    ap.add_argument("what", choices=["sweep", "beta", "phase", "ladder", "figures", "times"])
     ap.add_argument("data", type=Path)
     ap.add_argument("out", type=Path)
     ap.add_argument("--models", default="pca,ae,dae,lstm,vae")
@@ -201,6 +227,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=25)
     ap.add_argument("--segments-per-note", type=int, default=2)
     ap.add_argument("--patience", type=int, default=5)
+    ap.add_argument("--max-frames", type=int, default=TrainConfig().max_frames,
+                    help="training frames kept per run (the reservoir; train's --max-frames)")
     ap.add_argument("--perceptual-notes", type=int, default=16)
     ap.add_argument("--betas", default="1e-4,1e-3,1e-2,1e-1")
     ap.add_argument("--latent", type=int, default=16)
@@ -212,7 +240,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)
     {"sweep": sweep, "beta": beta, "phase": phase, "ladder": ladder,
-     "figures": figures}[args.what](args)
+     "figures": figures, "times": times}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ and batch size. The :mod:`stylekit.losses.modules` classes hold targets and call
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 
 __all__ = ["gram_matrix", "content_loss", "gram_loss", "style_loss", "tv_loss", "mean_std", "mean_std_loss",
@@ -546,8 +548,47 @@ def resample_sorted(sorted_values: torch.Tensor, n: int) -> torch.Tensor:
     return sorted_values[..., lo] + frac * (sorted_values[..., lo + 1] - sorted_values[..., lo])
 
 
+#: Rows of at least this many samples are ranked by :func:`_paired_binned` rather than sorted (uniform weights).
+BINNED_RANKS_FROM = 4096
+
+
+@functools.lru_cache(maxsize=16)
+def _weyl(n: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """``frac(i * 0.618...)`` for ``i < n``: evenly spread numbers in [0, 1), a fixed function of the index."""
+    return torch.arange(n, dtype=torch.float64).mul_((5 ** 0.5 - 1) / 2).frac_().to(device, dtype)
+
+
+@torch.no_grad()
+def _paired_binned(values: torch.Tensor, target_sorted: torch.Tensor) -> torch.Tensor:
+    """For each sample of ``values`` ``(B, K, N)``, the target's quantile (``target_sorted`` ``(K or 1, M)`` at
+    uniform levels) at the sample's rank, with the ranks read from a histogram instead of a sort.
+
+    Each row is binned into ``N // 4`` equal-width bins; the counts' running sum gives the ranks each bin
+    holds, and a sample takes a rank inside its bin's range at a fixed, evenly spread fraction of it
+    (:func:`_weyl`). This is O(N) where a sort is O(N log N), and several times faster than NumPy's vectorised
+    argsort on a CPU for the rows of a style-transfer step. The pairing differs from the sorted one only
+    inside a bin (a few samples): the loss agrees with the sorted pairing's closely, and samples with equal
+    values (ReLU zeros) are spread over their tied ranks as a sort spreads them, in another order among
+    themselves, which is an equally optimal pairing.
+    """
+    b, k, n = values.shape
+    m = target_sorted.shape[-1]
+    nb = max(2, n // 4)
+    lo = values.amin(-1, keepdim=True)
+    span = (values.amax(-1, keepdim=True) - lo).clamp_min(torch.finfo(values.dtype).tiny)
+    idx = (values - lo).mul_(nb / span).to(torch.int64).clamp_(0, nb - 1)
+    counts = values.new_zeros(b, k, nb).scatter_add_(-1, idx, values.new_ones(()).expand_as(values))
+    before = counts.cumsum(-1).sub_(counts)
+    rank = counts.gather(-1, idx).mul_(_weyl(n, values.device, values.dtype)).add_(before.gather(-1, idx))
+    at = rank.mul_(m / n).sub_(0.5).clamp_(0, m - 1)          # fractional index of the quantile at that rank
+    i0 = at.to(torch.int64).clamp_(max=max(m - 2, 0))
+    t = target_sorted.to(values.dtype).expand(b, k, m)
+    low = t.gather(-1, i0)
+    return low.add_((at - i0).mul_(t.gather(-1, (i0 + 1).clamp_(max=m - 1)) - low))
+
+
 def sorted_match_loss(values: torch.Tensor, target_sorted: torch.Tensor, target_levels: torch.Tensor | None = None,
-                      *, weights: torch.Tensor | None = None) -> torch.Tensor:
+                      *, weights: torch.Tensor | None = None, exact: bool | None = None) -> torch.Tensor:
     """Mean over rows of the squared 1-D 2-Wasserstein distance between the samples ``values`` ``(B, K, N)``
     (weighted by ``weights`` ``(B or 1, 1, N)``, uniform when None) and a target given by its sorted samples
     ``(K or 1, M)`` at quantile levels ``target_levels`` (default uniform): ``(B,)``.
@@ -556,14 +597,21 @@ def sorted_match_loss(values: torch.Tensor, target_sorted: torch.Tensor, target_
     squared difference between each sorted sample and the target's quantile at its level. The target side
     carries no gradient; the gradient with respect to ``values`` is ``2 w (x - Q_t(u)) / sum w``.
 
+    ``exact``: rank the samples by a sort (True) or read the ranks from a histogram (False, see
+    :func:`_paired_binned`); by default (None) rows of :data:`BINNED_RANKS_FROM` samples or more with uniform
+    weights and levels use the histogram, whose pairing differs from the sort's only within a bin, and
+    everything else is sorted.
+
     Examples
     --------
     >>> import torch
     >>> sorted_match_loss(torch.tensor([[[3.0, 1.0, 2.0]]]), torch.tensor([[1.0, 2.0, 3.0]]))
     tensor([0.])
     """
-    order = _argsort(values)
     n, m = values.shape[-1], target_sorted.shape[-1]
+    if weights is None and target_levels is None and (exact is False or (exact is None and n >= BINNED_RANKS_FROM)):
+        return (values - _paired_binned(values.detach(), target_sorted)).pow(2).mean((-2, -1))
+    order = _argsort(values)
     if weights is None and target_levels is None:
         # Uniform on both sides: sample i of each row is paired with the target's quantile at its rank. Putting
         # those quantiles back at the samples' own positions (one scatter, no gradient) leaves a plain squared

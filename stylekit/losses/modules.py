@@ -380,8 +380,10 @@ class SlicedWassersteinStyleLoss(_StyleLossBase):
     Heitz et al. draw new directions at every step. Here each key selects one of ``bank`` sets of directions
     drawn from the seed, so that the style's side (its projections, sorted: as costly as the output's) is
     computed once per set and reused, while the output still sees ``bank`` times as many directions as a
-    layer has channels over a run. A style with more than ``max_quantiles`` positions is kept as that many
-    quantiles per direction. The style's features are kept; a style image larger than the output costs memory
+    layer has channels over a run (``stylize_image`` with L-BFGS holds each set for
+    ``stylekit.image.pipeline.SW_LBFGS_HOLD`` steps). A style with more than ``max_quantiles`` positions is
+    kept as that many quantiles per direction. Long rows of projections are ranked from a histogram rather
+    than sorted (:func:`~stylekit.losses.functional.sorted_match_loss`). The style's features are kept; a style image larger than the output costs memory
     in proportion.
 
     Example

@@ -83,6 +83,32 @@ def test_tiled_masked_objective_equals_whole_image(loss):
     torch.testing.assert_close(values[0][1], values[1][1], rtol=1e-4, atol=1e-6 * float(values[0][1].abs().max()))
 
 
+@pytest.mark.parametrize("optimizer, keys", [("lbfgs", [0, 0, 1, 1, 2, 2]), ("adam", [0, 1, 2, 3, 4, 5])])
+def test_sliced_wasserstein_directions_are_held_for_lbfgs(content_png, style_jpg, monkeypatch, optimizer, keys):
+    # L-BFGS keeps one set of directions for SW_LBFGS_HOLD steps (a consistent objective for its curvature
+    # pairs); Adam draws at every step; a run interrupted inside a hold resumes with the same draws.
+    import stylekit.image.pipeline as pipeline
+    from stylekit.losses import SlicedWassersteinStyleLoss
+    monkeypatch.setattr(pipeline, "SW_LBFGS_HOLD", 2)
+    drawn: list[int] = []
+    redraw = SlicedWassersteinStyleLoss.redraw
+    monkeypatch.setattr(SlicedWassersteinStyleLoss, "redraw",
+                        lambda self, key: (drawn.append(int(key)), redraw(self, key))[1])
+    kw = dict(FAST, iterations=6, style_loss="sw", optimizer=optimizer)
+    full = stylize_image(content_png, [style_jpg], **kw).data
+    assert drawn[1:] == keys            # (drawn[0]: the loss draws set 0 when it is made)
+    n = {"calls": 0}
+
+    def stop(p):
+        n["calls"] += 1
+        if n["calls"] == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(StylizeInterrupted) as e:
+        stylize_image(content_png, [style_jpg], callback=stop, **kw)
+    assert torch.equal(full, stylize_image(content_png, [style_jpg], resume=e.value.state, **kw).data)
+
+
 def test_sliced_wasserstein_run_is_deterministic_and_resumes_exactly(content_png, style_jpg):
     kw = dict(FAST, iterations=6, style_loss="sw", scales=2, min_size=24, coarse_iterations=4)
     full = stylize_image(content_png, [style_jpg], **kw).data

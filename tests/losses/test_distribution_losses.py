@@ -118,6 +118,31 @@ def test_module_agrees_with_function_and_white_mask_is_no_mask(name):
             torch.testing.assert_close(v, masked.layer_losses(x)[k])
 
 
+def test_binned_ranks_pair_samples_as_the_sort_does():
+    # Long rows are ranked from a histogram (O(N)) instead of a sort: the loss and its gradient agree with the
+    # sorted pairing's, ties (ReLU zeros) are spread over their ranks as a sort spreads them, the default
+    # switches at BINNED_RANKS_FROM, and a sample set matched to itself is ~0.
+    g = torch.Generator().manual_seed(0)
+    n = Fn.BINNED_RANKS_FROM
+    x = (torch.randn(2, 3, n, generator=g, dtype=torch.float64) * torch.tensor([1.0, 3.0, 0.5])[:, None]
+         ).requires_grad_(True)
+    target = (torch.randn(3, 1000, generator=g, dtype=torch.float64) + 1).sort(-1).values
+    exact = Fn.sorted_match_loss(x, target, exact=True)
+    binned = Fn.sorted_match_loss(x, target)
+    torch.testing.assert_close(binned, Fn.sorted_match_loss(x, target, exact=False))
+    torch.testing.assert_close(binned, exact, rtol=2e-3, atol=0)
+    ge, = torch.autograd.grad(exact.sum(), x)
+    gb, = torch.autograd.grad(binned.sum(), x)
+    assert float((ge - gb).norm() / ge.norm()) < 0.02
+    tied = x.detach().relu()                     # about half of every row exactly 0
+    torch.testing.assert_close(Fn.sorted_match_loss(tied, target), Fn.sorted_match_loss(tied, target, exact=True),
+                               rtol=5e-3, atol=0)
+    short = x[..., : n - 1]
+    assert torch.equal(Fn.sorted_match_loss(short, target), Fn.sorted_match_loss(short, target, exact=True))
+    same = target[None, :, torch.randperm(1000, generator=g)].repeat(1, 1, 5)
+    assert float(Fn.sorted_match_loss(same, target, exact=False).max()) < 1e-3 * float(target.pow(2).mean())
+
+
 def test_sliced_wasserstein_draws_are_deterministic_and_redrawn():
     loss = SlicedWassersteinStyleLoss(_feats(1), seed=3)
     loss.redraw(5)
