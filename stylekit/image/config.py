@@ -113,7 +113,7 @@ class ImageStyleConfig:
                               show=lambda v: "1 for L-BFGS, 0.02 for Adam" if v is None else f"{v:g}")
     content_weight: float = option(1.0, type=float, help="Weight of the content term.", group="Strength")
     style_weight: float = option(5.0, type=float, group="Strength",
-                                 help="Weight of the style term (multiplied by 5 for --style-loss sw, so that it "
+                                 help="Weight of the style term (multiplied by 4.4 for --style-loss sw, so that it "
                                       "keeps the content about as gram does).")
     tv_weight: float = option(0.0, type=float, help="Weight of the total-variation (smoothness) term.",
                               group="Strength")

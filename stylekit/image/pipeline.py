@@ -416,7 +416,7 @@ def _init(cfg: ImageStyleConfig, target_content: torch.Tensor) -> torch.Tensor:
 #: Each style loss's term is multiplied by this, so that one ``style_weight`` gives a comparable balance of style
 #: and content for every loss. Gram is the reference; sw's factor was chosen with ``benchmarks/bench_image.py
 #: style-losses`` (docs/benchmarks.md); the others are not calibrated yet (1).
-STYLE_LOSS_SCALE = {"gram": 1.0, "mean-std": 1.0, "w2": 1.0, "sw": 5.0, "hist": 1.0}
+STYLE_LOSS_SCALE = {"gram": 1.0, "mean-std": 1.0, "w2": 1.0, "sw": 4.4, "hist": 1.0}
 
 
 #: With L-BFGS, the sliced-Wasserstein directions are held for this many steps before the next set is drawn.

@@ -638,7 +638,7 @@ class StyleTransferLoss(nn.Module):
     content_layers, style_layers : ``{layer: weight}``, or a list of layer names (equal weights summing to 1).
         Default: ``relu4_2``, and ``relu1_1`` ... ``relu5_1`` at 0.2 each, as ``stylekit image``.
     content_weight, style_weight, tv_weight : weights of the three terms; the defaults (1, 5, 0) are those of
-        ``stylekit image``. That command multiplies the style weight of ``style_loss="sw"`` by 5
+        ``stylekit image``. That command multiplies the style weight of ``style_loss="sw"`` by 4.4
         (``stylekit.image.pipeline.STYLE_LOSS_SCALE``); this module takes the weights as given.
     tv_exponent : exponent of the TV term.
     normalize : use scale-free (relative) content and style distances, so the same weights work for any
