@@ -369,8 +369,9 @@ class SlicedWassersteinStyleLoss(_StyleLossBase):
     """Sliced Wasserstein style loss (Heitz et al., CVPR 2021): the features' full distribution, compared
     along random directions that change from one evaluation to the next.
 
-    Same parameters as :class:`GramStyleLoss`, plus ``projections`` (directions per layer; default as many as
-    the layer has channels, as in the paper) and ``seed``. Draws are deterministic: evaluation ``n`` of a loss
+    Same parameters as :class:`GramStyleLoss`, plus ``projections`` (directions per layer; default
+    ``projection_ratio`` times the layer's channels, rounded; ratio 1, as many as channels, is the paper's
+    choice) and ``seed``. Draws are deterministic: evaluation ``n`` of a loss
     with seed ``s`` uses the directions of :meth:`redraw(n) <redraw>`, so a run can be repeated and resumed.
     The pipeline sets ``auto_redraw = False`` and calls :meth:`redraw` itself with a key made of its seed,
     scale and step. Blended styles are matched as their mixture (each style's positions weighted).
@@ -403,14 +404,16 @@ class SlicedWassersteinStyleLoss(_StyleLossBase):
     max_quantiles = 4096
 
     def __init__(self, targets, *, layer_weights=None, blend=None, normalize: bool = False, masks=None,
-                 projections: int | None = None, seed: int = 0) -> None:
+                 projections: int | None = None, projection_ratio: float = 1.0, seed: int = 0) -> None:
+        if projections is None and not projection_ratio > 0:
+            raise ValueError(f"projection_ratio must be > 0, got {projection_ratio}")
         super().__init__(targets, layer_weights=layer_weights, blend=blend, normalize=normalize, masks=masks)
         self.n_projections, self.seed = projections, int(seed)
         self.auto_redraw, self.calls, self.drawn = True, 0, -1
         self._sorted: dict[tuple, tuple[torch.Tensor, torch.Tensor | None]] = {}
         for k in self.layer_weights:
             c = self.target(k, 0 if self.masked else None)["features"].shape[1]
-            self.register_buffer(f"proj_{k}", torch.zeros(c, projections or c))
+            self.register_buffer(f"proj_{k}", torch.zeros(c, projections or max(1, round(c * projection_ratio))))
         self.redraw(0)
 
     def _targets(self, features, blend):

@@ -91,12 +91,20 @@ def test_sliced_wasserstein_directions_are_held_for_lbfgs(content_png, style_jpg
     from stylekit.losses import SlicedWassersteinStyleLoss
     monkeypatch.setattr(pipeline, "SW_LBFGS_HOLD", 2)
     drawn: list[int] = []
+    shapes: set[tuple[int, int]] = set()
     redraw = SlicedWassersteinStyleLoss.redraw
-    monkeypatch.setattr(SlicedWassersteinStyleLoss, "redraw",
-                        lambda self, key: (drawn.append(int(key)), redraw(self, key))[1])
+
+    def spy(self, key):
+        drawn.append(int(key))
+        shapes.update(tuple(b.shape) for name, b in self.named_buffers() if name.startswith("proj_"))
+        return redraw(self, key)
+
+    monkeypatch.setattr(SlicedWassersteinStyleLoss, "redraw", spy)
     kw = dict(FAST, iterations=6, style_loss="sw", optimizer=optimizer)
     full = stylize_image(content_png, [style_jpg], **kw).data
     assert drawn[1:] == keys            # (drawn[0]: the loss draws set 0 when it is made)
+    # the pipeline's directions per channel (relu1_1: 64 channels)
+    assert (64, round(64 * pipeline.SW_PROJECTION_RATIO)) in shapes and pipeline.SW_PROJECTION_RATIO > 1
     n = {"calls": 0}
 
     def stop(p):
