@@ -371,21 +371,20 @@ class SlicedWassersteinStyleLoss(_StyleLossBase):
 
     Same parameters as :class:`GramStyleLoss`, plus ``projections`` (directions per layer; default
     ``projection_ratio`` times the layer's channels, rounded; ratio 1, as many as channels, is the paper's
-    choice) and ``seed``. Draws are deterministic: evaluation ``n`` of a loss
-    with seed ``s`` uses the directions of :meth:`redraw(n) <redraw>`, so a run can be repeated and resumed.
-    The pipeline sets ``auto_redraw = False`` and calls :meth:`redraw` itself with a key made of its seed,
-    scale and step. Blended styles are matched as their mixture (each style's positions weighted).
+    choice) and ``seed``. Draws are deterministic: evaluation ``n`` of a loss with seed ``s`` uses the
+    directions of :meth:`redraw(n) <redraw>`, so a run can be repeated and resumed. The pipeline sets
+    ``auto_redraw = False`` and calls :meth:`redraw` itself with a key made of its seed, scale and step.
+    Blended styles are matched as their mixture (each style's positions weighted).
 
     Notes
     -----
     Heitz et al. draw new directions at every step. Here each key selects one of ``bank`` sets of directions
     drawn from the seed, so that the style's side (its projections, sorted: as costly as the output's) is
-    computed once per set and reused, while the output still sees ``bank`` times as many directions as a
-    layer has channels over a run (``stylize_image`` with L-BFGS holds each set for
+    computed once per set and reused, while the output still sees ``bank`` sets of directions over a run (``stylize_image`` with L-BFGS holds each set for
     ``stylekit.image.pipeline.SW_LBFGS_HOLD`` steps). A style with more than ``max_quantiles`` positions is
     kept as that many quantiles per direction. Long rows of projections are ranked from a histogram rather
-    than sorted (:func:`~stylekit.losses.functional.sorted_match_loss`). The style's features are kept; a style image larger than the output costs memory
-    in proportion.
+    than sorted (:func:`~stylekit.losses.functional.sorted_match_loss`). The style's features are kept; a style
+    image larger than the output costs memory in proportion.
 
     Example
     -------

@@ -222,8 +222,7 @@ def evaluate(model: SpectralModel, stft: SpectralSTFTConfig, data_dir: str | os.
 
     Examples
     --------
-    >>> import json, tempfile
-    >>> import numpy as np
+    >>> import tempfile
     >>> from pathlib import Path
     >>> from stylekit.spectral.nsynth import write_example_set
     >>> root = write_example_set(Path(tempfile.mkdtemp()))   # a tiny NSynth-format data set: two 4 s notes per split

@@ -37,8 +37,7 @@ class NSynthNote:
 
     Examples
     --------
-    >>> import json, tempfile
-    >>> import numpy as np
+    >>> import tempfile
     >>> from pathlib import Path
     >>> from stylekit.spectral.nsynth import write_example_set
     >>> root = write_example_set(Path(tempfile.mkdtemp()))   # a tiny NSynth-format data set: two 4 s notes per split
@@ -125,8 +124,7 @@ def resolve_split(data: str | os.PathLike, split: str | None = None) -> Path:
 
     Examples
     --------
-    >>> import json, tempfile
-    >>> import numpy as np
+    >>> import tempfile
     >>> from pathlib import Path
     >>> from stylekit.spectral.nsynth import write_example_set
     >>> root = write_example_set(Path(tempfile.mkdtemp()))   # a tiny NSynth-format data set: two 4 s notes per split
@@ -167,8 +165,7 @@ def read_split(root: str | os.PathLike, split: str | None, *, check_files: bool 
 
     Examples
     --------
-    >>> import json, tempfile
-    >>> import numpy as np
+    >>> import tempfile
     >>> from pathlib import Path
     >>> from stylekit.spectral.nsynth import write_example_set
     >>> root = write_example_set(Path(tempfile.mkdtemp()))   # a tiny NSynth-format data set: two 4 s notes per split
@@ -217,8 +214,7 @@ def filter_notes(notes: Iterable[NSynthNote], *, families: Sequence[str] | None 
 
     Examples
     --------
-    >>> import json, tempfile
-    >>> import numpy as np
+    >>> import tempfile
     >>> from pathlib import Path
     >>> from stylekit.spectral.nsynth import write_example_set
     >>> root = write_example_set(Path(tempfile.mkdtemp()))   # a tiny NSynth-format data set: two 4 s notes per split
@@ -245,8 +241,7 @@ def select_notes(notes: Sequence[NSynthNote], flt) -> list[NSynthNote]:
 
     Examples
     --------
-    >>> import json, tempfile
-    >>> import numpy as np
+    >>> import tempfile
     >>> from pathlib import Path
     >>> from stylekit.spectral.nsynth import write_example_set
     >>> root = write_example_set(Path(tempfile.mkdtemp()))   # a tiny NSynth-format data set: two 4 s notes per split
@@ -275,8 +270,7 @@ def load_audio(path: str | os.PathLike, *, sample_rate: int) -> np.ndarray:
 
     Examples
     --------
-    >>> import json, tempfile
-    >>> import numpy as np
+    >>> import tempfile
     >>> from pathlib import Path
     >>> from stylekit.spectral.nsynth import write_example_set
     >>> root = write_example_set(Path(tempfile.mkdtemp()))   # a tiny NSynth-format data set: two 4 s notes per split

@@ -246,8 +246,7 @@ def encode_notes(model: SpectralModel, stft, data: str | os.PathLike, out: str |
 
     Examples
     --------
-    >>> import json, tempfile
-    >>> import numpy as np
+    >>> import tempfile
     >>> from pathlib import Path
     >>> from stylekit.spectral.nsynth import write_example_set
     >>> root = write_example_set(Path(tempfile.mkdtemp()))   # a tiny NSynth-format data set: two 4 s notes per split

@@ -47,8 +47,7 @@ def note_features(note: NSynthNote | str | os.PathLike, stft: SpectralSTFTConfig
 
     Examples
     --------
-    >>> import json, tempfile
-    >>> import numpy as np
+    >>> import tempfile
     >>> from pathlib import Path
     >>> from stylekit.spectral.nsynth import write_example_set
     >>> root = write_example_set(Path(tempfile.mkdtemp()))   # a tiny NSynth-format data set: two 4 s notes per split
@@ -79,8 +78,7 @@ def load_segments(notes: Iterable[NSynthNote], stft: SpectralSTFTConfig, *, seq_
 
     Examples
     --------
-    >>> import json, tempfile
-    >>> import numpy as np
+    >>> import tempfile
     >>> from pathlib import Path
     >>> from stylekit.spectral.nsynth import write_example_set
     >>> root = write_example_set(Path(tempfile.mkdtemp()))   # a tiny NSynth-format data set: two 4 s notes per split
@@ -278,8 +276,7 @@ def training_data(data_dir: str | os.PathLike, cfg: TrainConfig, stft: SpectralS
 
     Examples
     --------
-    >>> import json, tempfile
-    >>> import numpy as np
+    >>> import tempfile
     >>> from pathlib import Path
     >>> from stylekit.spectral.nsynth import write_example_set
     >>> root = write_example_set(Path(tempfile.mkdtemp()))   # a tiny NSynth-format data set: two 4 s notes per split
@@ -329,8 +326,7 @@ def train_to_file(data_dir: str | os.PathLike, out: str | os.PathLike, cfg: Trai
 
     Examples
     --------
-    >>> import json, tempfile
-    >>> import numpy as np
+    >>> import tempfile
     >>> from pathlib import Path
     >>> from stylekit.spectral.nsynth import write_example_set
     >>> root = write_example_set(Path(tempfile.mkdtemp()))   # a tiny NSynth-format data set: two 4 s notes per split

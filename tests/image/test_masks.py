@@ -105,33 +105,28 @@ def test_sliced_wasserstein_directions_are_held_for_lbfgs(content_png, style_jpg
     assert drawn[1:] == keys            # (drawn[0]: the loss draws set 0 when it is made)
     # the pipeline's directions per channel (relu1_1: 64 channels)
     assert (64, round(64 * pipeline.SW_PROJECTION_RATIO)) in shapes and pipeline.SW_PROJECTION_RATIO > 1
+    assert torch.equal(full, _interrupted_and_resumed(content_png, style_jpg, 3, **kw))
+
+
+def _interrupted_and_resumed(content, style, after: int, **kw) -> torch.Tensor:
+    """The result of a run interrupted (Ctrl-C) at its ``after``-th progress call, then resumed."""
     n = {"calls": 0}
 
     def stop(p):
         n["calls"] += 1
-        if n["calls"] == 3:
+        if n["calls"] == after:
             raise KeyboardInterrupt
 
     with pytest.raises(StylizeInterrupted) as e:
-        stylize_image(content_png, [style_jpg], callback=stop, **kw)
-    assert torch.equal(full, stylize_image(content_png, [style_jpg], resume=e.value.state, **kw).data)
+        stylize_image(content, [style], callback=stop, **kw)
+    return stylize_image(content, [style], resume=e.value.state, **kw).data
 
 
 def test_sliced_wasserstein_run_is_deterministic_and_resumes_exactly(content_png, style_jpg):
     kw = dict(FAST, iterations=6, style_loss="sw", scales=2, min_size=24, coarse_iterations=4)
     full = stylize_image(content_png, [style_jpg], **kw).data
     assert torch.equal(full, stylize_image(content_png, [style_jpg], **kw).data)
-    n = {"calls": 0}
-
-    def stop(p):
-        n["calls"] += 1
-        if n["calls"] == 7:
-            raise KeyboardInterrupt
-
-    with pytest.raises(StylizeInterrupted) as e:
-        stylize_image(content_png, [style_jpg], callback=stop, **kw)
-    resumed = stylize_image(content_png, [style_jpg], resume=e.value.state, **kw).data
-    assert torch.equal(full, resumed)
+    assert torch.equal(full, _interrupted_and_resumed(content_png, style_jpg, 7, **kw))
 
 
 def _run(*args):

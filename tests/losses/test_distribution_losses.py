@@ -157,6 +157,16 @@ def test_sliced_wasserstein_draws_are_deterministic_and_redrawn():
     assert torch.allclose(loss.proj_a.norm(dim=0), torch.ones(4))
 
 
+def test_sliced_wasserstein_directions_per_layer():
+    # default: one per channel (Heitz et al.); projection_ratio scales each layer's own channel count
+    assert SlicedWassersteinStyleLoss(_feats(1)).proj_b.shape == (6, 6)
+    wide = SlicedWassersteinStyleLoss(_feats(1), projection_ratio=1.5)
+    assert wide.proj_a.shape == (4, 6) and wide.proj_b.shape == (6, 9)
+    assert SlicedWassersteinStyleLoss(_feats(1), projections=5, projection_ratio=1.5).proj_b.shape == (6, 5)
+    with pytest.raises(ValueError, match="projection_ratio"):
+        SlicedWassersteinStyleLoss(_feats(1), projection_ratio=0)
+
+
 def test_guided_gram_module_needs_masks_and_unknown_losses_are_refused():
     with pytest.raises(ConfigError):
         GuidedGramStyleLoss(_feats(1), None)
