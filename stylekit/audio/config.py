@@ -25,7 +25,7 @@ __all__ = ["AudioStyleConfig", "SpectrogramConfig", "NETWORKS", "INITS", "KINDS"
 NETWORKS = ("random", "vgg19")
 INITS = ("content", "noise", "style")
 KINDS = ("mel", "linear")
-MEL_INVERSES = ("nnls", "pinv")
+MEL_INVERSES = ("nnls", "pinv", "prior")
 VARIABLES = ("linear", "mel")
 OPTIMIZERS = ("lbfgs", "adam")
 
@@ -74,8 +74,10 @@ class SpectrogramConfig:
         Added to the magnitude before the log (about -100 dB re full scale); bounds the log and its gradient.
     ref : float
         Magnitude mapped to 1 on the network scale.
-    mel_inverse : {"nnls", "pinv"}
-        Mel to linear magnitude: librosa's non-negative least squares or the clipped pseudo-inverse.
+    mel_inverse : {"prior", "pinv", "nnls"}
+        Mel to linear magnitude: multiplicative NNLS started from the style's mean spectrum (its fine
+        structure; :func:`~.transform.prior_inverse`), the clipped pseudo-inverse, or librosa's NNLS. Without
+        a style (a plain :func:`~.transform.to_audio`), ``"prior"`` is the pseudo-inverse.
     griffin_lim_iters : int
         Fast Griffin-Lim iterations in :func:`~.transform.to_audio`.
     momentum : float
@@ -101,8 +103,9 @@ class SpectrogramConfig:
                               help="Added to the magnitude before the log (full scale = 1); sets how deep the "
                                    "quietest detail reaches.")
     ref: float = option(1.0, cli=False, help="Magnitude mapped to 1 on the network scale.")
-    mel_inverse: str = option("pinv", type=click.Choice(["pinv", "nnls"]), group=_SPEC,
-                              help="Mel to linear inversion.")
+    mel_inverse: str = option("prior", type=click.Choice(["prior", "pinv", "nnls"]), group=_SPEC,
+                              help="Mel to linear inversion: 'prior' gives each band the fine structure of the "
+                                   "style's mean spectrum (its partials); 'pinv' spreads it evenly.")
     griffin_lim_iters: int = option(32, type=int, group=_SPEC, help="Fast Griffin-Lim iterations.")
     momentum: float = option(0.99, cli=False, help="Fast Griffin-Lim momentum.")
 

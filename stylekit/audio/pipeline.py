@@ -30,8 +30,8 @@ from ..losses.audio import BandStatsLoss, EnvelopeLoss, RhythmLoss, RowStatsLoss
 from . import io as aio
 from .config import AudioStyleConfig, SpectrogramConfig
 from .networks import VGG19_CONTENT_LAYERS, VGG19_ROW_LAYERS, VGG19_STYLE_LAYERS, RandomConvBank
-from .transform import (LinearToMel, MelProjection, chunk_spans, content_phase, overlap_add, row_frequencies, to_audio,
-                        to_network, to_spectrogram)
+from .transform import (LinearToMel, MelProjection, _stft_t, chunk_spans, content_phase, overlap_add,
+                        row_frequencies, to_audio, to_network, to_spectrogram)
 
 __all__ = ["AudioStyleConfig", "AudioResult", "AudioInput", "AudioStyleTargets", "stylize_audio", "style_targets",
            "read_input", "build_config", "plot_spectrograms", "check_progress"]
@@ -40,6 +40,8 @@ _SPEC_FIELDS = {f.name for f in dataclasses.fields(SpectrogramConfig)}
 _TOP_FIELDS = {f.name for f in dataclasses.fields(AudioStyleConfig)} - {"spectrogram"}
 #: Settings that only turn a finished spectrogram back into sound: the style targets do not depend on them.
 _INVERSE_ONLY = ("griffin_lim_iters", "momentum", "mel_inverse")
+#: The most style frames kept for the inversion's fine structure (evenly spaced over longer styles).
+_FINE_FRAMES = 2048
 
 
 def build_config(config: AudioStyleConfig | None = None, **options) -> AudioStyleConfig:
@@ -178,6 +180,8 @@ class AudioStyleTargets:
     start: torch.Tensor | None = field(default=None, repr=False)   # the first style, for init="style"
     sources: list = field(default_factory=list, repr=False)  # the styles at their own rates, for other rates
     by_rate: dict = field(default_factory=dict, repr=False)  # the same targets made at other working rates
+    fine: torch.Tensor | None = field(default=None, repr=False)  # style frames' linear magnitudes (K, S) ...
+    fine_keys: torch.Tensor | None = field(default=None, repr=False)  # ... and their spectral shapes (F, S)
 
 
 def run_config(config: AudioStyleConfig, rate: int) -> AudioStyleConfig:
@@ -377,10 +381,15 @@ def _make_targets(clips: list, config: AudioStyleConfig, extractor: nn.Module, c
     weights = config.style_blend or (1.0,) * len(clips)
     need = _min_frames(config)
     t = AudioStyleTargets(list(clips), _target_settings(config), [], [], [], [])
+    fine, keys = [], []
     for clip, w in zip(clips, weights):
         samples = torch.from_numpy(np.ascontiguousarray(clip.samples, dtype=np.float32)).to(device)
         for a, b in chunk_spans(len(samples), chunk=chunk, overlap=0 if len(samples) <= chunk else overlap):
-            z = _pad_frames(to_network(to_spectrogram(samples[a:b], cfg)[None, None], cfg), need)
+            z = to_network(to_spectrogram(samples[a:b], cfg)[None, None], cfg)
+            if cfg.kind == "mel":
+                keys.append(_shape_keys(z[0, 0]).cpu())
+                fine.append((_stft_t(samples[a:b], cfg).abs() / (cfg.n_fft / 2)).cpu())
+            z = _pad_frames(z, need)
             with torch.no_grad():
                 f = extractor(z)
             t.spectrograms.append(z.cpu())
@@ -388,6 +397,11 @@ def _make_targets(clips: list, config: AudioStyleConfig, extractor: nn.Module, c
             t.rhythm.append({k: f[k].cpu() for k in content_layers if f[k].dim() == 3}
                             if config.rhythm_weight else {})
             t.blend.append(float(w) * (b - a) / len(samples))
+    if fine:
+        t.fine, t.fine_keys = torch.cat(fine, -1), torch.cat(keys, -1)
+        if t.fine.shape[1] > _FINE_FRAMES:      # bounded memory and matching time for long styles
+            keep = torch.linspace(0, t.fine.shape[1] - 1, _FINE_FRAMES).round().long()
+            t.fine, t.fine_keys = t.fine[:, keep].contiguous(), t.fine_keys[:, keep].contiguous()
     if config.init == "style":     # the first style in the optimiser's variables
         first = torch.from_numpy(np.ascontiguousarray(clips[0].samples, dtype=np.float32)).to(device)
         vcfg = _var_config(config)
@@ -496,6 +510,7 @@ class _Criterion:
         self.bands = BandStatsLoss(style_z, blend=targets.blend).to(device) if self.weights["bands"] > 0 else None
         # The loudest each band gets in any style (network scale): with the content's, the ceiling of the result.
         self.style_ceiling = torch.stack([z[0, 0].amax(-1) for z in style_z]).amax(0)
+        self.fine = None if targets.fine is None else (targets.fine.to(device), targets.fine_keys.to(device))
         self.rhythm = self._rhythm(targets) if config.rhythm_weight > 0 else None
         # vgg19 only: per-row feature statistics, so the image network's style term knows the frequency axis
         self.rows = self._rows(style_z, targets.blend) if config.network == "vgg19" and self.weights["rows"] else None
@@ -669,10 +684,27 @@ def _optimise_chunks(crit: _Criterion, contents: list, starts: list, progress: _
 
 # --- back to sound --------------------------------------------------------------------------------------------
 
+def _shape_keys(z: torch.Tensor) -> torch.Tensor:
+    """Each frame's spectral shape: the network-scale log-mel (F, T) less its mean over bands, unit length."""
+    k = z - z.mean(0, keepdim=True)
+    return k / k.norm(dim=0, keepdim=True).clamp(min=1e-9)
+
+
+def _fine_prior(crit: _Criterion, z: torch.Tensor) -> torch.Tensor | None:
+    """The linear magnitude (K, T) whose fine structure the inversion gives each frame of ``z`` (network-scale
+    log-mel, (F, T)): the style frame with the most similar spectral shape, so the partials of the style's note
+    or chord that sounds most like the result's frame come back, not an average over all its notes."""
+    if crit.fine is None:
+        return None
+    fine, keys = crit.fine
+    best = torch.cat([(_shape_keys(z[:, a:a + 512]).T @ keys).argmax(1) for a in range(0, z.shape[1], 512)])
+    return fine[:, best]
+
+
 def _chunk_audio(crit: _Criterion, z: torch.Tensor, optimised: bool, content: torch.Tensor, seg: torch.Tensor,
                  n_chunks: int) -> np.ndarray:
-    """One chunk's spectrogram (network scale, optimiser's variables) as sound, by Griffin-Lim from the
-    content's phase."""
+    """One chunk's spectrogram (network scale, optimiser's variables) as sound: mel to linear with the style's
+    fine structure (``mel_inverse="prior"``), then Griffin-Lim from the content's phase."""
     config = crit.config
     cfg, linear = config.spectrogram, _linear_vars(config)
     with torch.no_grad():
@@ -682,8 +714,10 @@ def _chunk_audio(crit: _Criterion, z: torch.Tensor, optimised: bool, content: to
                 z = torch.minimum(z, _ceiling(crit.style_ceiling, content, crit.span))
         z = z.clamp(0.0, 1.0)
     n = len(seg)
-    out_spec = z[0, 0, :, :cfg.n_frames(n)] * crit.span + math.log(cfg.log_floor)
-    piece = to_audio(out_spec, _var_config(config), length=n, init_phase=content_phase(seg, cfg), seed=config.seed)
+    z = z[0, 0, :, :cfg.n_frames(n)]
+    fine = optimised and not linear and cfg.mel_inverse == "prior"
+    piece = to_audio(z * crit.span + math.log(cfg.log_floor), _var_config(config), length=n,
+                     init_phase=content_phase(seg, cfg), seed=config.seed, prior=_fine_prior(crit, z) if fine else None)
     if n_chunks > 1:
         # Each chunk is optimised on its own, and its overall level is free (the band statistics and the
         # loudness contour ignore it), so chunks would come out at different levels. Each takes its content

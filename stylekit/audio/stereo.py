@@ -123,10 +123,10 @@ def _upmix_piece(mono: np.ndarray, ch: np.ndarray, *, n_fft: int, hop_length: in
                 cross = _smooth_complex(x[k] * x[m].conj()).abs()
                 cross = (cross + _LONG_TERM * cross.mean(-1, keepdim=True)
                          + _BROADBAND * cross.mean((-1, -2), keepdim=True))
-                coh = ((cross / torch.sqrt(power[k] * power[m]) - bias) / (1 - bias)).clamp(0, 1)
+                coh = ((cross / torch.sqrt(power[k] * power[m]) - bias) / (1 - bias)).clamp(-1, 1)
                 common[k] += coh / (c - 1)
                 common[m] += coh / (c - 1)
-        turn = torch.polar(torch.ones_like(common), signs * torch.arccos(common.clamp(0, 1)) / 2)
+        turn = torch.polar(torch.ones_like(common), signs * torch.arccos(common.clamp(-1, 1)) / 2)
         out = [istft(gain[k] * rot[k] * turn[k] * y, n_fft=n_fft, hop_length=hop_length, length=n) for k in range(c)]
     return torch.stack(out, 1).numpy().astype(np.float32)
 
