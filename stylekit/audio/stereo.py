@@ -32,7 +32,9 @@ _LONG_TERM = 0.1
 _BROADBAND = 1e-3
 #: The coherence this smoothing measures between two independent noises (Hann STFT at a hop of a quarter
 #: window; 0.30 at n_fft 512 to 4096): neighbouring bins and frames overlap, so the average is over fewer
-#: independent cells than the 27 it spans. Coherence is rescaled so that this level reads as 0.
+#: independent cells than the 27 it spans. Coherence is rescaled so that this level reads as 0, and not clipped
+#: there: a cell measured below it turns its channels apart by more than 90 degrees, so that independent
+#: channels average to correlation 0 over many cells (clipped at 0, they came out correlated).
 _COHERENCE_BIAS = 0.30
 #: Bins that share one direction of the decorrelating phase turn (about 170 Hz at the default resolution).
 _SIGN_BLOCK = 16
