@@ -16,11 +16,13 @@ curve
     texture measure that no stylekit loss optimises (``contrast_move``: the per-band mean of librosa's spectral
     contrast, the peak-to-valley level within octave bands, moved toward the style's). The report gives, per
     method and setting, the mean over pairs, and for every vocoder setting stylekit's texture move at the same
-    STOI (linear interpolation on stylekit's mean curve): stylekit dominates where that is higher.
+    STOI (linear interpolation on stylekit's mean curve): stylekit dominates where that is higher; then the same
+    pair by pair (``per_pair``: at how many vocoder points inside each pair's own STOI range stylekit is ahead).
 time
     The command end to end (interpreter start, reading, optimisation, writing) on a 10 s 22.05 kHz mono clip
     and a 10 s 44.1 kHz stereo clip made from the example voice and organ, at the defaults; with ``--baseline``
-    also the settings of before (``--words 0 --full-band false``), reported as ratios.
+    also the settings of before (``--words 0 --full-band false``) and the even-band inversion
+    (``--mel-inverse pinv``), reported as ratios.
 phase
     Phase reconstruction of stylekit's optimised spectrograms: Griffin-Lim from the content's phase (the
     default) against phase-gradient heap integration (PGHI, Prusa et al. 2017, the ``pghipy`` package) alone
@@ -143,7 +145,32 @@ def summarise(rows: list[dict]) -> dict:
                         "vocoder_contrast": v["contrast"],
                         "stylekit_contrast_at_same_stoi": float(np.interp(v["stoi"], s, c)) if inside else None,
                         "stoi": v["stoi"]}
-    return {"stylekit": sk, "vocoder": vo, "at_vocoder_stoi": dominated}
+    return {"stylekit": sk, "vocoder": vo, "at_vocoder_stoi": dominated, "per_pair": per_pair(rows)}
+
+
+def per_pair(rows: list[dict]) -> dict:
+    """The same comparison pair by pair: at every vocoder point inside that pair's stylekit STOI range, is
+    stylekit's texture move (interpolated on the pair's own curve) higher? Counts, and the points where not."""
+    import numpy as np
+
+    out = {"move": [0, 0], "contrast": [0, 0], "behind": [], "outside_range": 0}
+    for c, s in sorted({(r["content"], r["style"]) for r in rows}):
+        mine = [r for r in rows if r["content"] == c and r["style"] == s]
+        st, mv, ct = (np.array(a) for a in zip(*sorted((r["stoi"], r["move"], r["contrast"])
+                                                        for r in mine if r["method"] == "stylekit")))
+        for r in (r for r in mine if r["method"] == "vocoder"):
+            if not st[0] <= r["stoi"] <= st[-1]:
+                out["outside_range"] += 1
+                continue
+            for key, curve in (("move", mv), ("contrast", ct)):
+                ours = float(np.interp(r["stoi"], st, curve))
+                out[key][1] += 1
+                out[key][0] += ours > r[key]
+                if ours <= r[key]:
+                    out["behind"].append({"pair": f"{Path(c).stem} x {Path(s).stem}", "vocoder": r["setting"],
+                                          "measure": key, "stoi": r["stoi"], "vocoder_value": r[key],
+                                          "stylekit_value": ours})
+    return out
 
 
 def plot_curve(rows: list[dict], path: str) -> None:
@@ -156,7 +183,8 @@ def plot_curve(rows: list[dict], path: str) -> None:
     for ax, key, label in ((axes[0], "move", "texture move (style_move, balanced)"),
                            (axes[1], "contrast", "texture move (spectral contrast, not optimised)")):
         sk = sorted(summ["stylekit"].items(), key=lambda kv: float(kv[0].split()[1]))
-        ax.plot([v["stoi"] for _, v in sk], [v[key] for _, v in sk], "o-", color="C0", label="stylekit, --words 0..0.9")
+        ax.plot([v["stoi"] for _, v in sk], [v[key] for _, v in sk], "o-", color="C0",
+                label=f"stylekit, --words {sk[0][0].split()[1]}..{sk[-1][0].split()[1]}")
         for k, v in sk:
             ax.annotate(k.split()[1], (v["stoi"], v[key]), textcoords="offset points", xytext=(4, 4), fontsize=7,
                         color="C0")
@@ -216,7 +244,9 @@ def cmd_time(args) -> None:
         settings = {"defaults": []}
         if args.baseline:
             settings["before (--words 0 --full-band false)"] = ["--words", "0", "--full-band", "false"]
+            settings["even bands (--mel-inverse pinv)"] = ["--mel-inverse", "pinv"]
         for name, content in cases.items():
+            medians = {}
             for label, extra in settings.items():
                 times, cpu = [], []
                 for i in range(args.repeats):
@@ -231,6 +261,10 @@ def cmd_time(args) -> None:
                                   "median": round(statistics.median(times), 1),
                                   "cpu_seconds": [round(t, 1) for t in cpu], "load": round(os.getloadavg()[0], 1)}),
                       flush=True)
+                medians[label] = statistics.median(times)
+            if len(medians) > 1:
+                print(json.dumps({"case": name, "defaults / other": {k: round(medians["defaults"] / v, 2)
+                                                                     for k, v in medians.items() if k != "defaults"}}))
 
 
 def _pghi_audio(mag, cfg, length: int, gl_iters: int, phase0=None):

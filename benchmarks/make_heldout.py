@@ -43,7 +43,7 @@ SOUNDFONT = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
 
 
 def _sox(out: Path, *args: str) -> None:
-    subprocess.run(["sox", "-n", "-r", "22050", "-c", "1", "-b", "16", str(out), *args], check=True)
+    subprocess.run(["sox", "-R", "-n", "-r", "22050", "-c", "1", "-b", "16", str(out), *args], check=True)
 
 
 def _guitar(sr: int = 22050, seconds: float = 6.0) -> np.ndarray:
@@ -113,7 +113,7 @@ def _melody(path: Path, program: int, seconds: float = 6.0) -> None:
                         + bytes(ev))
         subprocess.run(["fluidsynth", "-ni", "-q", "-r", "22050", "-T", "wav", "-F", str(wav), SOUNDFONT, str(mid)],
                        check=True, capture_output=True, stdin=subprocess.DEVNULL)
-        subprocess.run(["sox", str(wav), "-c", "1", str(path), "trim", "0", str(seconds), "gain", "-n", "-6"],
+        subprocess.run(["sox", "-R", str(wav), "-c", "1", str(path), "trim", "0", str(seconds), "gain", "-n", "-6"],
                        check=True)
 
 
@@ -126,14 +126,14 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     for name, (opts, text) in VOICES.items():
         subprocess.run(["espeak-ng", *opts, "-w", str(out / f"{name}.raw.wav"), text], check=True)
-        subprocess.run(["sox", str(out / f"{name}.raw.wav"), "-r", "22050", str(out / f"{name}.wav")], check=True)
+        subprocess.run(["sox", "-R", str(out / f"{name}.raw.wav"), "-r", "22050", str(out / f"{name}.wav")], check=True)
         (out / f"{name}.raw.wav").unlink()
     _sox(out / "brown.wav", "synth", "6", "brownnoise", "tremolo", "3", "60")
     _sox(out / "chord.wav", "synth", "6", "sawtooth", "220", "sawtooth", "277.18", "sawtooth", "329.63",
          "remix", "-", "lowpass", "2000", "gain", "-n", "-6")
     sf.write(out / "guitar.wav", _guitar(), 22050)
     _sox(out / "pluck1.wav", "synth", "0.25", "pluck", "C4", "pluck", "E4", "pluck", "G4", "remix", "-")
-    subprocess.run(["sox", str(out / "pluck1.wav"), str(out / "pluck.wav"), "repeat", "23", "gain", "-n", "-6"],
+    subprocess.run(["sox", "-R", str(out / "pluck1.wav"), str(out / "pluck.wav"), "repeat", "23", "gain", "-n", "-6"],
                    check=True)
     (out / "pluck1.wav").unlink()
     sf.write(out / "shaker.wav", _shaker(), 44100)

@@ -75,9 +75,10 @@ class SpectrogramConfig:
     ref : float
         Magnitude mapped to 1 on the network scale.
     mel_inverse : {"prior", "pinv", "nnls"}
-        Mel to linear magnitude: multiplicative NNLS started from the style's mean spectrum (its fine
-        structure; :func:`~.transform.prior_inverse`), the clipped pseudo-inverse, or librosa's NNLS. Without
-        a style (a plain :func:`~.transform.to_audio`), ``"prior"`` is the pseudo-inverse.
+        Mel to linear magnitude: multiplicative NNLS started, frame by frame, from the most similar style
+        frame (its fine structure; :func:`~.transform.prior_inverse`), the clipped pseudo-inverse, or
+        librosa's NNLS. Without a style (a plain :func:`~.transform.to_audio`), ``"prior"`` is the
+        pseudo-inverse.
     griffin_lim_iters : int
         Fast Griffin-Lim iterations in :func:`~.transform.to_audio`.
     momentum : float
@@ -105,7 +106,7 @@ class SpectrogramConfig:
     ref: float = option(1.0, cli=False, help="Magnitude mapped to 1 on the network scale.")
     mel_inverse: str = option("prior", type=click.Choice(["prior", "pinv", "nnls"]), group=_SPEC,
                               help="Mel to linear inversion: 'prior' gives each band the fine structure of the "
-                                   "style's mean spectrum (its partials); 'pinv' spreads it evenly.")
+                                   "most similar style frame (its partials); 'pinv' spreads the band evenly.")
     griffin_lim_iters: int = option(32, type=int, group=_SPEC, help="Fast Griffin-Lim iterations.")
     momentum: float = option(0.99, cli=False, help="Fast Griffin-Lim momentum.")
 

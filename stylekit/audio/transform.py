@@ -182,7 +182,8 @@ def mel_to_linear(mel, config: SpectrogramConfig, *, prior=None):
     ``"nnls"`` is :func:`librosa.feature.inverse.mel_to_stft`'s solver (``librosa.util.nnls``) applied to this
     module's row-normalised filterbank; ``"pinv"`` is the Moore-Penrose pseudo-inverse clipped at 0 (faster,
     blurrier above a few kHz); ``"prior"`` (:func:`prior_inverse`) shapes every band's energy like ``prior``
-    (n_fft // 2 + 1,), a mean linear magnitude (the style's), and falls back to ``"pinv"`` without one.
+    (a linear magnitude, (n_fft // 2 + 1,) or one per frame, (n_fft // 2 + 1, T): the style's), and is
+    ``"pinv"`` without one.
 
     Examples
     --------
@@ -210,6 +211,7 @@ def mel_to_linear(mel, config: SpectrogramConfig, *, prior=None):
     return librosa.util.nnls(w, mel).astype(np.float32)
 
 
+#: Multiplicative updates of :func:`prior_inverse`: enough to meet the mel spectrum to a few percent.
 PRIOR_ITERS = 30
 
 
@@ -218,13 +220,13 @@ def prior_inverse(mel, config: SpectrogramConfig, prior, *, iters: int = PRIOR_I
 
     A mel band fixes only the mean magnitude of its STFT bins; how that energy lies across the bins (a few sharp
     partials or a flat hump) is free, and the pseudo-inverse spreads it evenly, so a style's partials come back
-    smeared over wide high bands. Here every bin starts as ``prior`` (the style's mean linear magnitude) scaled
-    by its bands' gains, and multiplicative updates for non-negative least squares under the Kullback-Leibler
-    divergence (Lee & Seung 2001, the NMF update with the filterbank fixed) then bring the mel spectrum of the
-    result to ``mel``. The updates keep zeros at zero and change each bin in proportion to itself, so the
-    start's peaks and valleys stay wherever the bands are wider than a bin, while narrow low bands (the
-    content's harmonics) are still met bin by bin. librosa's NNLS (``"nnls"``) starts from the pseudo-inverse,
-    so it cannot be given a start; hence this solver.
+    smeared over wide high bands. Here every bin starts as ``prior`` (a style's linear magnitude: one spectrum,
+    (n_fft // 2 + 1,), or one per frame, (n_fft // 2 + 1, T)) scaled by its bands' gains, and multiplicative
+    updates for non-negative least squares under the Kullback-Leibler divergence (Lee & Seung 2001, the NMF
+    update with the filterbank fixed) then bring the mel spectrum of the result to ``mel``. The updates keep
+    zeros at zero and change each bin in proportion to itself, so the start's peaks and valleys stay wherever
+    the bands are wider than a bin, while narrow low bands (the content's harmonics) are still met bin by bin.
+    librosa's NNLS (``"nnls"``) starts from the pseudo-inverse and cannot be given a start; hence this solver.
 
     Examples
     --------
@@ -279,8 +281,8 @@ def to_audio(spec, config: SpectrogramConfig = SpectrogramConfig(), *, length: i
     seed : int, optional
         Seed of the random start.
     prior : np.ndarray or torch.Tensor, optional
-        Shape (n_fft // 2 + 1,), the mean linear magnitude whose fine structure ``mel_inverse="prior"`` gives
-        the result (:func:`prior_inverse`).
+        Shape (n_fft // 2 + 1,) or (n_fft // 2 + 1, frames): the linear magnitude whose fine structure
+        ``mel_inverse="prior"`` gives the result (:func:`prior_inverse`).
 
     Returns
     -------

@@ -123,6 +123,22 @@ def test_the_result_has_the_styles_partials_where_mel_bands_are_wide():
     assert _flatness(style) < 0.01 < _flatness(prior.data) < 0.5 * _flatness(pinv.data)
 
 
+def test_style_frames_for_the_inversion_are_bounded(monkeypatch):
+    """The style frames kept for the fine structure: every frame of a short style, evenly spaced ones of a long
+    one (bounded memory), none for a linear spectrogram (it has no mel bands to fill)."""
+    import stylekit.audio.pipeline as pipeline
+    style = (textureish(1.0), SR)
+    t = pipeline.style_targets(style, **FAST)
+    frames = t.spectrograms[0].shape[-1]
+    assert t.fine.shape == (1025, frames) and t.fine_keys.shape == (224, frames)
+    assert torch.allclose(t.fine_keys.norm(dim=0), torch.ones(frames), atol=1e-4)
+    monkeypatch.setattr(pipeline, "_FINE_FRAMES", 8)
+    short = pipeline.style_targets(style, **FAST)
+    assert short.fine.shape == (1025, 8)
+    assert torch.equal(short.fine[:, 0], t.fine[:, 0]) and torch.equal(short.fine[:, -1], t.fine[:, -1])
+    assert pipeline.style_targets(style, kind="linear", **FAST).fine is None
+
+
 def test_upmix_restores_pan_and_width():
     rng = np.random.default_rng(1)
     mono = textureish(1.0)
