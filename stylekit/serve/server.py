@@ -104,6 +104,7 @@ class Server:
         self.url = url_of(sock, config.host)
         self.folder: Path | None = None
         self._uvicorn = None
+        self._asked = False
 
     def run(self) -> None:
         import uvicorn
@@ -118,12 +119,18 @@ class Server:
                 self._uvicorn.run(sockets=[self.sock])
             finally:
                 self.sock.close()
+        # uvicorn ends on SIGINT/SIGTERM and raises the signal again once it has shut down, but under asyncio's own
+        # SIGINT handling that second signal can land while the server's task is finishing and be lost, so the
+        # run would end as if asked to. A server told to stop by anything but exit() was stopped by a signal.
+        if self._uvicorn.should_exit and not self._asked:
+            raise KeyboardInterrupt
 
     def _closing(self) -> bool:
         return self._uvicorn is not None and self._uvicorn.should_exit
 
     def exit(self) -> None:
         """Ask a running server to end (from another thread)."""
+        self._asked = True
         if self._uvicorn is not None:
             self._uvicorn.should_exit = True
 
