@@ -75,10 +75,10 @@ class SpectrogramConfig:
     ref : float
         Magnitude mapped to 1 on the network scale.
     mel_inverse : {"prior", "pinv", "nnls"}
-        Mel to linear magnitude: multiplicative NNLS started, frame by frame, from the most similar style
-        frame (its fine structure; :func:`~.transform.prior_inverse`), the clipped pseudo-inverse, or
-        librosa's NNLS. Without a style (a plain :func:`~.transform.to_audio`), ``"prior"`` is the
-        pseudo-inverse.
+        Mel to linear magnitude: non-negative multiplicative updates started, frame by frame, from the most
+        similar style frame (its fine structure; :func:`~.transform.prior_inverse`), the clipped
+        pseudo-inverse, or librosa's NNLS. Without a style (a plain :func:`~.transform.to_audio`), ``"prior"``
+        is the pseudo-inverse.
     griffin_lim_iters : int
         Fast Griffin-Lim iterations in :func:`~.transform.to_audio`.
     momentum : float

@@ -222,10 +222,11 @@ def prior_inverse(mel, config: SpectrogramConfig, prior, *, iters: int = PRIOR_I
     partials or a flat hump) is free, and the pseudo-inverse spreads it evenly, so a style's partials come back
     smeared over wide high bands. Here every bin starts as ``prior`` (a style's linear magnitude: one spectrum,
     (n_fft // 2 + 1,), or one per frame, (n_fft // 2 + 1, T)) scaled by its bands' gains, and multiplicative
-    updates for non-negative least squares under the Kullback-Leibler divergence (Lee & Seung 2001, the NMF
-    update with the filterbank fixed) then bring the mel spectrum of the result to ``mel``. The updates keep
-    zeros at zero and change each bin in proportion to itself, so the start's peaks and valleys stay wherever
-    the bands are wider than a bin, while narrow low bands (the content's harmonics) are still met bin by bin.
+    updates that lower the Kullback-Leibler divergence between the result's mel spectrum and ``mel`` over
+    non-negative spectra (Lee & Seung 2001, the NMF update with the filterbank fixed) then bring the one to the
+    other. The updates keep zeros at zero and change each bin in proportion to itself, so the start's peaks and
+    valleys stay wherever the bands are wider than a bin, while narrow low bands (the content's harmonics) are
+    still met bin by bin.
     librosa's NNLS (``"nnls"``) starts from the pseudo-inverse and cannot be given a start; hence this solver.
 
     Examples
