@@ -292,7 +292,7 @@ def cmd_phase(args) -> None:
 
     import stylekit
     from stylekit.audio.phase import griffin_lim, stft
-    from stylekit.audio.pipeline import _shape_keys, style_targets
+    from stylekit.audio.pipeline import fine_prior, style_targets
     from stylekit.audio.transform import content_phase, mel_to_linear, to_network, to_spectrogram
     print(f"# {machine()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     tools = Path(args.tools)
@@ -306,10 +306,9 @@ def cmd_phase(args) -> None:
             # the optimised magnitude, as the pipeline hands it to phase reconstruction
             spec = torch.from_numpy(to_spectrogram(r.working, cfg))
             # with the default mel_inverse="prior", each frame gets the fine structure of the most similar style
-            # frame, as in the pipeline (its private helpers, so the benchmark inverts exactly alike)
+            # frame, as in the pipeline
             targets = style_targets(style, full_band=False, steps=args.steps)
-            keys = _shape_keys(to_network(spec, cfg))
-            prior = targets.fine[:, (keys.T @ targets.fine_keys).argmax(1)]
+            prior = fine_prior((targets.fine, targets.fine_keys), to_network(spec, cfg))
             mag = (mel_to_linear(torch.clamp(torch.exp(spec) - cfg.log_floor, min=0), cfg, prior=prior)
                    * (cfg.n_fft / 2))
             mag = np.asarray(mag, dtype=np.float32)

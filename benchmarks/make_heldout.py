@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from stylekit.spectral.synth import _vlq     # MIDI variable-length numbers, as the note renderer writes them
+
 VOICES = {
     "voice1": (["-v", "en-gb", "-s", "150"],
                "The quick brown fox jumps over the lazy dog, and then it runs back home before dark."),
@@ -82,15 +84,6 @@ def _shaker(sr: int = 44100, seconds: float = 6.0) -> np.ndarray:
                 for f, t0 in ((2637.0, 0.0), (3951.0, 0.75)))
     y = hp * env[:, None] * gains + 0.2 * bells[:, None] * np.array([0.7, 1.0])
     return (0.3 * y / np.abs(y).max()).astype(np.float32)
-
-
-def _vlq(n: int) -> bytes:
-    out = [n & 0x7F]
-    n >>= 7
-    while n:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    return bytes(reversed(out))
 
 
 def _melody(path: Path, program: int, seconds: float = 6.0) -> None:

@@ -30,11 +30,11 @@ from ..losses.audio import BandStatsLoss, EnvelopeLoss, RhythmLoss, RowStatsLoss
 from . import io as aio
 from .config import AudioStyleConfig, SpectrogramConfig
 from .networks import VGG19_CONTENT_LAYERS, VGG19_ROW_LAYERS, VGG19_STYLE_LAYERS, RandomConvBank
-from .transform import (LinearToMel, MelProjection, _stft_t, chunk_spans, content_phase, overlap_add,
-                        row_frequencies, to_audio, to_network, to_spectrogram)
+from .transform import (LinearToMel, MelProjection, chunk_spans, content_phase, linear_magnitude, log_spectrogram,
+                        overlap_add, row_frequencies, to_audio, to_network, to_spectrogram)
 
 __all__ = ["AudioStyleConfig", "AudioResult", "AudioInput", "AudioStyleTargets", "stylize_audio", "style_targets",
-           "read_input", "build_config", "plot_spectrograms", "check_progress"]
+           "read_input", "build_config", "plot_spectrograms", "check_progress", "fine_prior"]
 
 _SPEC_FIELDS = {f.name for f in dataclasses.fields(SpectrogramConfig)}
 _TOP_FIELDS = {f.name for f in dataclasses.fields(AudioStyleConfig)} - {"spectrogram"}
@@ -385,10 +385,11 @@ def _make_targets(clips: list, config: AudioStyleConfig, extractor: nn.Module, c
     for clip, w in zip(clips, weights):
         samples = torch.from_numpy(np.ascontiguousarray(clip.samples, dtype=np.float32)).to(device)
         for a, b in chunk_spans(len(samples), chunk=chunk, overlap=0 if len(samples) <= chunk else overlap):
-            z = to_network(to_spectrogram(samples[a:b], cfg)[None, None], cfg)
+            mag = linear_magnitude(samples[a:b], cfg)     # one STFT for the spectrogram and the fine structure
+            z = to_network(log_spectrogram(mag, cfg)[None, None], cfg)
             if cfg.kind == "mel":
                 keys.append(_shape_keys(z[0, 0]).cpu())
-                fine.append((_stft_t(samples[a:b], cfg).abs() / (cfg.n_fft / 2)).cpu())
+                fine.append(mag.cpu())
             z = _pad_frames(z, need)
             with torch.no_grad():
                 f = extractor(z)
@@ -690,15 +691,16 @@ def _shape_keys(z: torch.Tensor) -> torch.Tensor:
     return k / k.norm(dim=0, keepdim=True).clamp(min=1e-9)
 
 
-def _fine_prior(crit: _Criterion, z: torch.Tensor) -> torch.Tensor | None:
+def fine_prior(fine: tuple | None, z: torch.Tensor) -> torch.Tensor | None:
     """The linear magnitude (K, T) whose fine structure the inversion gives each frame of ``z`` (network-scale
     log-mel, (F, T)): the style frame with the most similar spectral shape, so the partials of the style's note
-    or chord that sounds most like the result's frame come back, not an average over all its notes."""
-    if crit.fine is None:
+    or chord that sounds most like the result's frame come back, not an average over all its notes. ``fine`` is
+    (:attr:`AudioStyleTargets.fine`, :attr:`AudioStyleTargets.fine_keys`), or None (no prior)."""
+    if fine is None:
         return None
-    fine, keys = crit.fine
+    frames, keys = fine
     best = torch.cat([(_shape_keys(z[:, a:a + 512]).T @ keys).argmax(1) for a in range(0, z.shape[1], 512)])
-    return fine[:, best]
+    return frames[:, best]
 
 
 def _chunk_audio(crit: _Criterion, z: torch.Tensor, optimised: bool, content: torch.Tensor, seg: torch.Tensor,
@@ -715,9 +717,10 @@ def _chunk_audio(crit: _Criterion, z: torch.Tensor, optimised: bool, content: to
         z = z.clamp(0.0, 1.0)
     n = len(seg)
     z = z[0, 0, :, :cfg.n_frames(n)]
-    fine = optimised and not linear and cfg.mel_inverse == "prior"
+    shaped = optimised and not linear and cfg.mel_inverse == "prior"
     piece = to_audio(z * crit.span + math.log(cfg.log_floor), _var_config(config), length=n,
-                     init_phase=content_phase(seg, cfg), seed=config.seed, prior=_fine_prior(crit, z) if fine else None)
+                     init_phase=content_phase(seg, cfg), seed=config.seed,
+                     prior=fine_prior(crit.fine, z) if shaped else None)
     if n_chunks > 1:
         # Each chunk is optimised on its own, and its overall level is free (the band statistics and the
         # loudness contour ignore it), so chunks would come out at different levels. Each takes its content

@@ -32,8 +32,8 @@ from .config import SpectrogramConfig
 from .phase import griffin_lim, stft
 
 __all__ = ["SpectrogramConfig", "to_spectrogram", "to_audio", "to_network", "from_network", "content_phase",
-           "mel_to_linear", "prior_inverse", "row_frequencies", "chunk_spans", "overlap_add", "spectral_convergence",
-           "log_spectral_distance"]
+           "linear_magnitude", "log_spectrogram", "mel_to_linear", "prior_inverse", "row_frequencies", "chunk_spans",
+           "overlap_add", "spectral_convergence", "log_spectral_distance"]
 
 @lru_cache(maxsize=8)
 def _mel_basis(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None) -> np.ndarray:
@@ -146,11 +146,21 @@ def to_spectrogram(y, config: SpectrogramConfig = SpectrogramConfig()):
     >>> to_spectrogram(y, config).shape              # (n_mels, frames)
     (32, 35)
     """
-    mag = _stft_t(y, config).abs() / (config.n_fft / 2)
+    out = log_spectrogram(linear_magnitude(y, config), config)
+    return out if torch.is_tensor(y) else out.cpu().numpy().astype(np.float32)
+
+
+def linear_magnitude(y, config: SpectrogramConfig) -> torch.Tensor:
+    """``|STFT(y)| / (n_fft / 2)``, shape (n_fft // 2 + 1, frames), a tensor on ``y``'s device (CPU for an
+    array): the magnitude :func:`to_spectrogram` starts from."""
+    return _stft_t(y, config).abs() / (config.n_fft / 2)
+
+
+def log_spectrogram(mag: torch.Tensor, config: SpectrogramConfig) -> torch.Tensor:
+    """:func:`linear_magnitude`'s result as :func:`to_spectrogram`'s: log-mel or log-linear, a tensor."""
     if config.kind == "mel":
         mag = _basis_tensor(config, mag.device) @ mag
-    out = torch.log(mag + config.log_floor)
-    return out if torch.is_tensor(y) else out.cpu().numpy().astype(np.float32)
+    return torch.log(mag + config.log_floor)
 
 
 def content_phase(y, config: SpectrogramConfig = SpectrogramConfig()):
