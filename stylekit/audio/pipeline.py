@@ -695,7 +695,19 @@ def fine_prior(fine: tuple | None, z: torch.Tensor) -> torch.Tensor | None:
     """The linear magnitude (K, T) whose fine structure the inversion gives each frame of ``z`` (network-scale
     log-mel, (F, T)): the style frame with the most similar spectral shape, so the partials of the style's note
     or chord that sounds most like the result's frame come back, not an average over all its notes. ``fine`` is
-    (:attr:`AudioStyleTargets.fine`, :attr:`AudioStyleTargets.fine_keys`), or None (no prior)."""
+    (:attr:`AudioStyleTargets.fine`, :attr:`AudioStyleTargets.fine_keys`), or None (no prior).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> t = np.arange(22050) / 22050
+    >>> chord = (sum(np.sin(2 * np.pi * f * t) for f in (220, 277, 330)) / 3, 22050)
+    >>> targets = style_targets(chord)
+    >>> z = targets.spectrograms[0][0, 0, :, :5]                 # five frames of the style itself
+    >>> prior = fine_prior((targets.fine, targets.fine_keys), z)
+    >>> tuple(prior.shape), bool(torch.equal(prior[:, 2], targets.fine[:, 2]))   # a frame finds itself
+    ((1025, 5), True)
+    """
     if fine is None:
         return None
     frames, keys = fine

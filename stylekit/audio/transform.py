@@ -152,12 +152,33 @@ def to_spectrogram(y, config: SpectrogramConfig = SpectrogramConfig()):
 
 def linear_magnitude(y, config: SpectrogramConfig) -> torch.Tensor:
     """``|STFT(y)| / (n_fft / 2)``, shape (n_fft // 2 + 1, frames), a tensor on ``y``'s device (CPU for an
-    array): the magnitude :func:`to_spectrogram` starts from."""
+    array): the magnitude :func:`to_spectrogram` starts from.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from stylekit.audio.config import SpectrogramConfig
+    >>> config = SpectrogramConfig(n_fft=256, hop_length=64, n_mels=32)
+    >>> y = np.sin(2 * np.pi * 440 * np.arange(2205) / 22050).astype(np.float32)     # 0.1 s of A4
+    >>> mag = linear_magnitude(y, config)
+    >>> tuple(mag.shape), int(mag[:, 10].argmax())         # A4 lies in bin 440 / (22050 / 256) = 5.1
+    ((129, 35), 5)
+    """
     return _stft_t(y, config).abs() / (config.n_fft / 2)
 
 
 def log_spectrogram(mag: torch.Tensor, config: SpectrogramConfig) -> torch.Tensor:
-    """:func:`linear_magnitude`'s result as :func:`to_spectrogram`'s: log-mel or log-linear, a tensor."""
+    """:func:`linear_magnitude`'s result as :func:`to_spectrogram`'s: log-mel or log-linear, a tensor.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from stylekit.audio.config import SpectrogramConfig
+    >>> config = SpectrogramConfig(n_fft=256, hop_length=64, n_mels=32)
+    >>> y = np.sin(2 * np.pi * 440 * np.arange(2205) / 22050).astype(np.float32)
+    >>> np.allclose(log_spectrogram(linear_magnitude(y, config), config).numpy(), to_spectrogram(y, config))
+    True
+    """
     if config.kind == "mel":
         mag = _basis_tensor(config, mag.device) @ mag
     return torch.log(mag + config.log_floor)
